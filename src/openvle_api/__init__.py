@@ -1,0 +1,1 @@
+"""OpenVLE Proxmox service: api package."""

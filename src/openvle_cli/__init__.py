@@ -1,0 +1,1 @@
+"""The `openvle` command line: api, worker, demo, migrate, sync, doctor, token."""

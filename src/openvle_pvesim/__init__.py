@@ -1,0 +1,1 @@
+"""A Proxmox VE API simulator: a real HTTP(S) server for tests, benchmarks and the demo."""

@@ -1,0 +1,1 @@
+"""OpenVLE Proxmox service: worker package."""
