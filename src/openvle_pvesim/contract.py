@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import Principal
@@ -60,6 +60,21 @@ class Request:
     params: dict[str, Any]
     principal: Principal
     cluster: Cluster
+
+
+class DomainFaults(Protocol):
+    """Faults the model asks about (implemented by `faults.FaultInjector`).
+
+    `take(kind, target)` returns None when no fault fires, else the message to use
+    ("" means the model's default message for that fault). Kinds and targets:
+    - "task_fail", target = task type ("qmclone", "qmstart", ...): the task ends in error;
+    - "lock_timeout", target = task type: the task fails with a `can't lock file` timeout;
+    - "nextid_collision", target = "": /cluster/nextid hands out an id another clone takes;
+    - "agent_not_running", target = str(vmid): the guest agent does not answer.
+    Counts and probabilities are the injector's business; it is deterministic under a seed.
+    """
+
+    def take(self, kind: str, target: str) -> str | None: ...
 
 
 Handler = Callable[[Request], Awaitable[Any]]
