@@ -1,0 +1,1 @@
+"""The SQL database: models, engine/session factory, migrations, pagination helpers."""

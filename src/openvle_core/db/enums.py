@@ -1,0 +1,74 @@
+"""Status values stored in the database (strings, so new values need no migration)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class VmStatus(StrEnum):
+    """A VM's status as the API shows it (see ARCHITECTURE.md)."""
+
+    CLONING = "cloning"
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    MIGRATING = "migrating"
+    DELETING = "deleting"
+    ERROR = "error"
+    MISSING = "missing"
+
+
+TRANSITIONAL_VM_STATUSES = frozenset(
+    {VmStatus.CLONING, VmStatus.STARTING, VmStatus.STOPPING, VmStatus.MIGRATING, VmStatus.DELETING}
+)
+
+
+class TemplateStatus(StrEnum):
+    """A template's lifecycle."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    ERROR = "error"
+    MISSING = "missing"
+
+
+class EventStatus(StrEnum):
+    """An event's lifecycle."""
+
+    SCHEDULED = "scheduled"
+    DEPLOYING = "deploying"
+    DEPLOYED = "deployed"
+    ARCHIVING = "archiving"
+    ARCHIVED = "archived"
+    FAILED = "failed"
+
+
+class OperationState(StrEnum):
+    """An operation's state; queued and running are 'in flight'."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+IN_FLIGHT_STATES = frozenset({OperationState.QUEUED, OperationState.RUNNING})
+
+
+class TokenScope(StrEnum):
+    """API token scopes, each including the ones before it."""
+
+    READ = "read"
+    OPERATE = "operate"
+    ADMIN = "admin"
+
+
+class ChangeSource(StrEnum):
+    """Who made a change recorded in the changelog."""
+
+    SYNC = "sync"
+    OPERATION = "operation"
+    API = "api"
