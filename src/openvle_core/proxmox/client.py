@@ -1,0 +1,196 @@
+"""`ProxmoxClient`: the typed, pool-scoped, version-aware async client for Proxmox VE.
+
+One instance per process, built on an injected `httpx.AsyncClient` (see
+`transport.build_http_client`). Cluster-, pool-, HA- and task-level calls live here;
+VM-level calls in `vms.VmOperations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Literal
+
+import httpx
+
+from openvle_core.proxmox import pools, privileges
+from openvle_core.proxmox.errors import ProxmoxPermissionDenied
+from openvle_core.proxmox.models import (
+    ClusterResource,
+    HaResource,
+    NodeInfo,
+    NodeStatus,
+    Permissions,
+    Pool,
+    PrivilegeReport,
+    TaskStatus,
+    VersionInfo,
+)
+from openvle_core.proxmox.observe import ProxmoxObserver
+from openvle_core.proxmox.retry import RetryPolicy
+from openvle_core.proxmox.tasks import PollSchedule, log_tail, task_log, task_status
+from openvle_core.proxmox.transport import ApiCaller
+from openvle_core.proxmox.vms import VmOperations
+from openvle_core.settings import ProxmoxSettings
+
+ResourceType = Literal["vm", "storage", "node", "sdn"]
+HA_RESOURCES = "/cluster/ha/resources"
+
+
+class ProxmoxClient(VmOperations):
+    """Typed calls to one Proxmox VE cluster with the token and pool from `settings`."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: ProxmoxSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        observer: ProxmoxObserver | None = None,
+        poll: PollSchedule | None = None,
+    ) -> None:
+        self.settings = settings
+        retry = retry or RetryPolicy(
+            attempts=settings.retry_attempts, total_time=settings.retry_total_time
+        )
+        self._api = ApiCaller(http, settings, retry=retry, observer=observer)
+        self._guard = pools.PoolGuard(settings.vms_pool, self._read_pool)
+        self._poll = poll or PollSchedule()
+        self._ignored_networks = tuple(settings.agent_ignored_networks)
+        self._version: VersionInfo | None = None
+        self._version_lock = asyncio.Lock()
+
+    @property
+    def pool_members(self) -> dict[int, str | None]:
+        """The cached membership of our pool: vmid -> node as last seen."""
+        return self._guard.members
+
+    async def version(self) -> VersionInfo:
+        """GET /version, read once per client and cached."""
+        async with self._version_lock:
+            if self._version is None:
+                self._version = VersionInfo.model_validate(await self._api.get("/version"))
+            return self._version
+
+    async def release(self) -> tuple[int, int]:
+        """The PVE release as (major, minor), from the cached /version."""
+        return (await self.version()).major_minor
+
+    async def cluster_resources(self, type: ResourceType | None = None) -> list[ClusterResource]:
+        """GET /cluster/resources (optionally filtered); refreshes the pool membership."""
+        data = await self._api.get("/cluster/resources", {"type": type})
+        resources = [ClusterResource.model_validate(item) for item in data]
+        if type in {None, "vm"}:
+            self._guard.replace_from_resources(resources)
+        return resources
+
+    async def pool_vms(self) -> list[ClusterResource]:
+        """Cluster-resource entries of the guests in our pool, and only those."""
+        resources = await self.cluster_resources("vm")
+        if not any(r.pool is not None for r in resources):
+            await self._guard.refresh()
+        members = self._guard.members
+        return [r for r in resources if r.vmid is not None and r.vmid in members]
+
+    async def next_vmid(self) -> int:
+        """GET /cluster/nextid (a hint, not a reservation: clones can still collide)."""
+        return int(await self._api.get("/cluster/nextid"))
+
+    async def nodes(self) -> list[NodeInfo]:
+        """GET /nodes."""
+        return [NodeInfo.model_validate(item) for item in await self._api.get("/nodes")]
+
+    async def node_status(self, node: str) -> NodeStatus:
+        """GET /nodes/{node}/status."""
+        return NodeStatus.model_validate(await self._api.get("/nodes/{node}/status", node=node))
+
+    async def get_pool(self) -> Pool:
+        """Our pool with its members; refreshes the membership cache."""
+        pool = await self._read_pool()
+        self._guard.replace_from_members(pool.members)
+        return pool
+
+    async def add_to_pool(self, vmids: Iterable[int], *, allow_move: bool = False) -> None:
+        """Put VMs into our pool (`allow_move` takes them from another pool)."""
+        vmids = list(vmids)
+        await pools.update_pool(
+            self._api, self._guard.poolid, await self.release(), vms=vmids, allow_move=allow_move
+        )
+        for vmid in vmids:
+            self._guard.add(vmid, None)
+
+    async def remove_from_pool(self, vmids: Iterable[int]) -> None:
+        """Take pool VMs out of our pool (after this the guard refuses them)."""
+        vmids = list(vmids)
+        for vmid in vmids:
+            await self._guard.check(vmid)
+        await pools.update_pool(
+            self._api, self._guard.poolid, await self.release(), vms=vmids, remove=True
+        )
+        for vmid in vmids:
+            self._guard.forget(vmid)
+
+    async def _read_pool(self) -> Pool:
+        return await pools.read_pool(self._api, self._guard.poolid, await self.release())
+
+    async def ha_resources(self) -> list[HaResource]:
+        """HA resources of type vm (all of them: HA config is cluster-wide)."""
+        data = await self._api.get(HA_RESOURCES, {"type": "vm"})
+        return [HaResource.model_validate(item) for item in data]
+
+    async def ha_add(
+        self,
+        vmid: int,
+        *,
+        state: Literal["started", "stopped", "enabled", "disabled", "ignored"] = "started",
+        max_restart: int | None = None,
+        max_relocate: int | None = None,
+        comment: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        """Make a pool VM HA-managed. `group` exists only before PVE 9 (rules replace it)."""
+        await self._guard.check(vmid)
+        if group is not None and await self.release() >= (9, 0):
+            raise ValueError("PVE 9 has no HA groups (they were migrated to rules)")
+        params = {
+            "sid": f"vm:{vmid}",
+            "state": state,
+            "max_restart": max_restart,
+            "max_relocate": max_relocate,
+            "comment": comment,
+            "group": group,
+        }
+        await self._api.write("POST", HA_RESOURCES, params)
+
+    async def ha_remove(self, vmid: int) -> None:
+        """Stop HA-managing a pool VM (the VM itself is left as it is)."""
+        await self._guard.check(vmid)
+        await self._api.write("DELETE", HA_RESOURCES + "/{sid}", sid=f"vm:{vmid}")
+
+    async def task_status(self, upid: str) -> TaskStatus:
+        """The status of any task by UPID."""
+        return await task_status(self._api, upid)
+
+    async def task_log(self, upid: str, *, start: int = 0, limit: int = 50) -> list[str]:
+        """Lines of a task's log."""
+        return await task_log(self._api, upid, start=start, limit=limit)
+
+    async def task_log_tail(self, upid: str, lines: int = 20) -> list[str]:
+        """The last lines of a task's log."""
+        return await log_tail(self._api, upid, lines)
+
+    async def check_privileges(self) -> PrivilegeReport:
+        """Per feature, which privileges the token lacks on which path (for this version)."""
+        version = await self.version()
+        try:
+            storages = [m.storage for m in (await self.get_pool()).members if m.storage]
+        except ProxmoxPermissionDenied:
+            storages = []
+        data = await self._api.get("/access/permissions")
+        held = Permissions.model_validate(data).root
+        needs = privileges.requirements(version.major_minor, self._guard.poolid, storages)
+        return PrivilegeReport(
+            release=version.release,
+            pool=self._guard.poolid,
+            missing=privileges.missing(held, needs),
+        )

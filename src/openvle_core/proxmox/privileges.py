@@ -1,0 +1,82 @@
+"""What the token must hold, per feature and PVE version, and what it is missing.
+
+Privilege names differ by version: the guest agent needs `VM.Monitor` on PVE 8 and
+`VM.GuestAgent.Audit` (or `.Unrestricted`) on PVE 9, where VM.Monitor no longer exists.
+Requirements follow the schema's `permissions` of the calls each feature makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from openvle_core.proxmox.models import MissingPrivilege
+
+Requirement = tuple[str, tuple[str, ...]]
+"""(ACL path, privileges of which any one suffices)."""
+
+FEATURES = ("core", "cloudinit", "ha", "migration", "guest_agent")
+AGENT_PRIVS_SINCE_9 = ("VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted")
+AGENT_PRIVS_BEFORE_9 = ("VM.Monitor",)
+_CORE_VM_PRIVS = (
+    "VM.Audit",
+    "VM.Clone",
+    "VM.Allocate",
+    "VM.PowerMgmt",
+    "VM.Config.Options",
+    "VM.Config.HWType",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "Pool.Audit",
+)
+
+
+def agent_privileges(release: tuple[int, int]) -> tuple[str, ...]:
+    """The privileges that allow reading from the guest agent on this version."""
+    return AGENT_PRIVS_SINCE_9 if release >= (9, 0) else AGENT_PRIVS_BEFORE_9
+
+
+def requirements(
+    release: tuple[int, int], pool: str, storages: Iterable[str]
+) -> dict[str, list[Requirement]]:
+    """Per feature, the (path, any-of privileges) pairs the calls need.
+
+    VM privileges are checked on `/pool/<pool>` (what a pool-scoped ACL grants); clone
+    disks need Datastore.AllocateSpace on each storage of the pool (or `/storage`).
+    """
+    pool_path = f"/pool/{pool}"
+    storage_paths = [f"/storage/{sid}" for sid in storages] or ["/storage"]
+    core: list[Requirement] = [(pool_path, (priv,)) for priv in _CORE_VM_PRIVS]
+    core += [(path, ("Datastore.AllocateSpace",)) for path in storage_paths]
+    return {
+        "core": core,
+        "cloudinit": [(pool_path, ("VM.Config.Cloudinit", "VM.Config.Network"))],
+        "ha": [("/", ("Sys.Audit",)), ("/", ("Sys.Console",))],
+        "migration": [(pool_path, ("VM.Migrate",))],
+        "guest_agent": [(pool_path, agent_privileges(release))],
+    }
+
+
+def effective(permissions: Mapping[str, Mapping[str, bool]], path: str) -> set[str]:
+    """Privileges held on `path`: its own entry, else the nearest ancestor's propagated ones."""
+    if path in permissions:
+        return set(permissions[path])
+    parent = path
+    while parent not in {"", "/"}:
+        parent = parent.rsplit("/", 1)[0] or "/"
+        if parent in permissions:
+            return {priv for priv, propagate in permissions[parent].items() if propagate}
+    return set()
+
+
+def missing(
+    permissions: Mapping[str, Mapping[str, bool]], needs: dict[str, list[Requirement]]
+) -> dict[str, list[MissingPrivilege]]:
+    """Per feature, the requirements none of whose privileges the token holds."""
+    report: dict[str, list[MissingPrivilege]] = {}
+    for feature, reqs in needs.items():
+        report[feature] = [
+            MissingPrivilege(path=path, privileges=privs)
+            for path, privs in reqs
+            if not effective(permissions, path) & set(privs)
+        ]
+    return report

@@ -1,0 +1,207 @@
+"""The client's one I/O seam: build the httpx client, send, unwrap the envelope, translate.
+
+`ApiCaller` is the only code that touches httpx. It formats a schema path template,
+encodes parameters the way PVE expects (0/1 booleans, comma lists, form bodies), sends
+with the token header, retries through `retry.call_with_retry`, and turns every httpx
+error or PVE error response into the error tree of `errors.py`, chained with `from exc`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from openvle_core.proxmox.errors import (
+    ProxmoxBadResponse,
+    ProxmoxError,
+    ProxmoxTlsError,
+    ProxmoxUnavailable,
+    translate_response,
+)
+from openvle_core.proxmox.observe import NullObserver, ProxmoxObserver
+from openvle_core.proxmox.retry import RetryPolicy, call_with_retry
+from openvle_core.settings import ProxmoxSettings
+
+Params = Mapping[str, object]
+# A connection that is never established carries no request: safe to retry any method.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def build_http_client(
+    settings: ProxmoxSettings, *, max_connections: int = 20, keepalive: int = 10
+) -> httpx.AsyncClient:
+    """The process-wide AsyncClient for Proxmox: TLS per PVE_VERIFY_SSL, explicit timeouts."""
+    return httpx.AsyncClient(
+        verify=tls_verify(settings.verify_ssl),
+        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive),
+    )
+
+
+def tls_verify(verify: bool | Path) -> ssl.SSLContext | bool:
+    """PVE_VERIFY_SSL as httpx wants it: False, or a context (system CAs or the bundle)."""
+    if verify is False:
+        return False
+    if verify is True:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=str(verify))
+
+
+def encode_params(params: Params | None) -> dict[str, str]:
+    """PVE's encoding: booleans 0/1, sequences comma-joined, None left out."""
+    encoded: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            encoded[key] = "1" if value else "0"
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            encoded[key] = ",".join(str(item) for item in value)
+        else:
+            encoded[key] = str(value)
+    return encoded
+
+
+class ApiCaller:
+    """Sends API calls for one token; returns the decoded envelope (`{"data": ...}`)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: ProxmoxSettings,
+        *,
+        retry: RetryPolicy,
+        observer: ProxmoxObserver | None = None,
+    ) -> None:
+        self._http = http
+        self._base = settings.base_url
+        secret = settings.token_value.get_secret_value()
+        self._headers = {"Authorization": f"PVEAPIToken={settings.token_id}={secret}"}
+        self._retry = retry
+        self._observer: ProxmoxObserver = observer or NullObserver()
+
+    async def get(self, template: str, params: Params | None = None, **path: object) -> Any:
+        """GET and return `data` (retried on transient errors)."""
+        return (await self.call("GET", template, params, **path))["data"]
+
+    async def write(
+        self, method: str, template: str, params: Params | None = None, **path: object
+    ) -> Any:
+        """POST/PUT/DELETE and return `data` (retried only when nothing can have happened)."""
+        return (await self.call(method, template, params, **path))["data"]
+
+    async def call(
+        self, method: str, template: str, params: Params | None = None, **path: object
+    ) -> dict[str, Any]:
+        """Send with retries; return the whole envelope (for `total` beside `data`)."""
+        url = self._base + template.format_map(
+            {key: quote(str(value), safe="") for key, value in path.items()}
+        )
+        encoded = encode_params(params)
+
+        def note_retry(exc: ProxmoxUnavailable) -> None:
+            self._observer.retrying(method, template, type(exc).__name__)
+
+        async def attempt() -> dict[str, Any]:
+            return await self._send(method, template, url, encoded)
+
+        return await call_with_retry(
+            attempt, policy=self._retry, idempotent=method == "GET", on_retry=note_retry
+        )
+
+    async def _send(
+        self, method: str, template: str, url: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """One attempt; the choke point where failures become `ProxmoxError`s."""
+        started = time.perf_counter()
+        status: int | None = None
+        error: ProxmoxError | None = None
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                params=params if method in {"GET", "DELETE"} else None,
+                data=params if method in {"POST", "PUT"} else None,
+                headers=self._headers,
+            )
+            status = response.status_code
+            return _envelope(response, method=method, path=template)
+        except ProxmoxError as exc:
+            error = exc
+            raise
+        except httpx.HTTPError as exc:
+            error = _translate_transport(exc, method=method, path=template)
+            raise error from exc
+        finally:
+            seconds = time.perf_counter() - started
+            kind = type(error).__name__ if error is not None else None
+            self._observer.request_done(method, template, status, seconds, kind)
+
+
+def _envelope(response: httpx.Response, *, method: str, path: str) -> dict[str, Any]:
+    """Decode a 2xx envelope, or raise the translated PVE error for any other status."""
+    body = _json_or_none(response.content)
+    if response.is_success:
+        if not isinstance(body, dict) or "data" not in body:
+            snippet = response.content[:80].decode("utf-8", "replace")
+            raise ProxmoxBadResponse(
+                f"{method} {path}: not a JSON envelope: {snippet!r}",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
+        return body
+    message = response.reason_phrase
+    errors: dict[str, str] | None = None
+    if isinstance(body, dict):
+        message = str(body.get("message") or message)
+        raw_errors = body.get("errors")
+        if isinstance(raw_errors, dict):
+            errors = {str(key): str(value) for key, value in raw_errors.items()}
+    raise translate_response(response.status_code, message, errors, method=method, path=path)
+
+
+def _json_or_none(content: bytes) -> Any:
+    """The decoded body, or None when it is empty or not JSON."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _translate_transport(exc: httpx.HTTPError, *, method: str, path: str) -> ProxmoxError:
+    """Map an httpx exception: TLS failures are permanent, network failures transient."""
+    where = f"{method} {path}"
+    if isinstance(exc, httpx.ConnectError) and _is_tls_failure(exc):
+        return ProxmoxTlsError(
+            f"{where}: TLS verification failed ({exc}); set PVE_VERIFY_SSL to the CA bundle",
+            method=method,
+            path=path,
+        )
+    if isinstance(exc, _NOT_SENT):
+        error = ProxmoxUnavailable(f"{where}: cannot connect: {exc!r}", method=method, path=path)
+        error.retry_safe = True
+        return error
+    if isinstance(exc, _MAYBE_SENT):
+        return ProxmoxUnavailable(f"{where}: {exc!r}", method=method, path=path)
+    return ProxmoxError(f"{where}: {exc!r}", method=method, path=path)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """True if a certificate verification error is anywhere in the exception chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

@@ -1,0 +1,308 @@
+"""VM-level calls: config, create, clone, template, power, migrate, delete, guest agent.
+
+Every method first passes the pool guard (`OutsidePool` before any request). Calls that
+start a task wait for it and return its final `TaskStatus` or the VM's `VmStatus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv4Network
+
+from openvle_core.proxmox import agent
+from openvle_core.proxmox.errors import MigrationBlocked, ProxmoxError, ProxmoxTaskTimeout
+from openvle_core.proxmox.models import (
+    AgentInterface,
+    AgentInterfaces,
+    Ipv4Lookup,
+    MigratePreconditions,
+    TaskStatus,
+    VmConfig,
+    VmStatus,
+)
+from openvle_core.proxmox.pools import PoolGuard
+from openvle_core.proxmox.tasks import PollSchedule, Upid, wait_task
+from openvle_core.proxmox.transport import ApiCaller
+
+VM = "/nodes/{node}/qemu/{vmid}"
+CONFIG = VM + "/config"
+STATUS = VM + "/status/current"
+POWER = VM + "/status/{action}"
+AGENT = VM + "/agent/{command}"
+TASK_TIMEOUT = 600.0
+POWER_TIMEOUT = 180.0
+StatePredicate = Callable[[VmStatus], bool]
+
+
+def _is_running(status: VmStatus) -> bool:
+    return status.status == "running" and status.qmpstatus in {None, "running"}
+
+
+def _is_stopped(status: VmStatus) -> bool:
+    return status.status == "stopped"
+
+
+def _is_paused(status: VmStatus) -> bool:
+    return status.qmpstatus in {"paused", "suspended"}
+
+
+class VmOperations:
+    """The VM-level half of `ProxmoxClient` (state is set up by its constructor)."""
+
+    _api: ApiCaller
+    _guard: PoolGuard
+    _poll: PollSchedule
+    _ignored_networks: tuple[IPv4Network, ...]
+
+    async def wait_task(
+        self,
+        upid: str,
+        timeout: float = TASK_TIMEOUT,  # noqa: ASYNC109 - a polling budget, see below
+    ) -> TaskStatus:
+        """Wait for a task: its final status, or `ProxmoxTaskFailed` / `ProxmoxTaskTimeout`.
+
+        `timeout` is a polling budget that ends in `ProxmoxTaskTimeout`, not a cancellation.
+        """
+        return await wait_task(self._api, upid, timeout, schedule=self._poll)
+
+    async def vm_status(self, node: str, vmid: int) -> VmStatus:
+        """The live state (status/current), including HA management."""
+        await self._guard.check(vmid)
+        return VmStatus.model_validate(await self._api.get(STATUS, node=node, vmid=vmid))
+
+    async def vm_config(self, node: str, vmid: int) -> VmConfig:
+        """The current config with its `digest` (for a safe later update)."""
+        await self._guard.check(vmid)
+        return VmConfig.model_validate(await self._api.get(CONFIG, node=node, vmid=vmid))
+
+    async def update_vm_config(
+        self,
+        node: str,
+        vmid: int,
+        options: Mapping[str, object],
+        *,
+        digest: str | None = None,
+        delete: Iterable[str] = (),
+    ) -> None:
+        """Set options synchronously (PUT); a stale `digest` raises `ProxmoxConflict`."""
+        await self._guard.check(vmid)
+        params = {**options, "digest": digest, "delete": list(delete) or None}
+        await self._api.write("PUT", CONFIG, params, node=node, vmid=vmid)
+
+    async def create_vm(
+        self,
+        node: str,
+        vmid: int,
+        options: Mapping[str, object],
+        *,
+        task_timeout: float = TASK_TIMEOUT,
+    ) -> TaskStatus:
+        """Create a VM in our pool (`pool=` is always sent) and wait for the task."""
+        params = {**options, "vmid": vmid, "pool": self._guard.poolid}
+        upid = await self._api.write("POST", "/nodes/{node}/qemu", params, node=node)
+        status = await self.wait_task(upid, task_timeout)
+        self._guard.add(vmid, node)
+        return status
+
+    async def clone_vm(
+        self,
+        node: str,
+        vmid: int,
+        newid: int,
+        *,
+        name: str | None = None,
+        full: bool = False,
+        target: str | None = None,
+        storage: str | None = None,
+        description: str | None = None,
+        task_timeout: float = TASK_TIMEOUT,
+    ) -> TaskStatus:
+        """Clone a pool VM/template into our pool as `newid` and wait for the task."""
+        await self._guard.check(vmid)
+        params = {
+            "newid": newid,
+            "pool": self._guard.poolid,
+            "name": name,
+            "full": full,
+            "target": target,
+            "storage": storage,
+            "description": description,
+        }
+        upid = await self._api.write("POST", VM + "/clone", params, node=node, vmid=vmid)
+        status = await self.wait_task(upid, task_timeout)
+        self._guard.add(newid, target or node)
+        return status
+
+    async def convert_to_template(
+        self, node: str, vmid: int, *, task_timeout: float = TASK_TIMEOUT
+    ) -> TaskStatus:
+        """Turn a stopped pool VM into a template."""
+        await self._guard.check(vmid)
+        upid = await self._api.write("POST", VM + "/template", node=node, vmid=vmid)
+        return await self.wait_task(upid, task_timeout)
+
+    async def delete_vm(
+        self, node: str, vmid: int, *, purge: bool = True, task_timeout: float = TASK_TIMEOUT
+    ) -> TaskStatus:
+        """Destroy a pool VM; `purge` also drops it from HA, backup jobs and the pool."""
+        await self._guard.check(vmid)
+        upid = await self._api.write("DELETE", VM, {"purge": purge}, node=node, vmid=vmid)
+        status = await self.wait_task(upid, task_timeout)
+        self._guard.forget(vmid)
+        return status
+
+    async def start_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Start and return the VM once it runs (HA-managed: after the LRM started it)."""
+        return await self._power(node, vmid, "start", {}, task_timeout, _is_running)
+
+    async def stop_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Hard stop; returns once the VM is stopped."""
+        return await self._power(node, vmid, "stop", {}, task_timeout, _is_stopped)
+
+    async def shutdown_vm(
+        self,
+        node: str,
+        vmid: int,
+        *,
+        force_stop: bool = False,
+        guest_timeout: int | None = None,
+        task_timeout: float = POWER_TIMEOUT,
+    ) -> VmStatus:
+        """Graceful shutdown (agent or ACPI); `force_stop` stops it after `guest_timeout`."""
+        params = {"forceStop": force_stop, "timeout": guest_timeout}
+        return await self._power(node, vmid, "shutdown", params, task_timeout, _is_stopped)
+
+    async def reboot_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Reboot (shutdown, then start) and return the running VM."""
+        return await self._power(node, vmid, "reboot", {}, task_timeout, _is_running)
+
+    async def reset_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Hard reset of a running VM."""
+        return await self._power(node, vmid, "reset", {}, task_timeout, _is_running)
+
+    async def suspend_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Pause the VM in memory (not to disk)."""
+        return await self._power(node, vmid, "suspend", {}, task_timeout, _is_paused)
+
+    async def resume_vm(
+        self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """Resume a paused VM."""
+        return await self._power(node, vmid, "resume", {}, task_timeout, _is_running)
+
+    async def _power(
+        self,
+        node: str,
+        vmid: int,
+        action: str,
+        params: Mapping[str, object],
+        task_timeout: float,
+        reached: StatePredicate,
+    ) -> VmStatus:
+        """POST the action, wait for its task, then for the state (HA tasks end early)."""
+        await self._guard.check(vmid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + task_timeout
+        upid = await self._api.write("POST", POWER, params, node=node, vmid=vmid, action=action)
+        await self.wait_task(upid, task_timeout)
+        status = await self.vm_status(node, vmid)
+        if not (Upid.parse(upid).is_ha or status.ha.managed):
+            return status
+        delay = self._poll.first
+        while not reached(status):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ProxmoxTaskTimeout(upid, task_timeout)
+            await asyncio.sleep(min(delay, remaining))
+            delay = self._poll.next_delay(delay)
+            status = await self.vm_status(node, vmid)
+        return status
+
+    async def migrate_vm(
+        self,
+        node: str,
+        vmid: int,
+        target: str,
+        *,
+        online: bool = False,
+        with_local_disks: bool = False,
+        task_timeout: float = TASK_TIMEOUT,
+    ) -> TaskStatus:
+        """Check the preconditions, migrate, wait; `MigrationBlocked` if PVE would refuse."""
+        await self._guard.check(vmid)
+        data = await self._api.get(VM + "/migrate", {"target": target}, node=node, vmid=vmid)
+        _check_migration(MigratePreconditions.model_validate(data), vmid, target, online=online)
+        params = {"target": target, "online": online, "with-local-disks": with_local_disks}
+        upid = await self._api.write("POST", VM + "/migrate", params, node=node, vmid=vmid)
+        status = await self.wait_task(upid, task_timeout)
+        self._guard.add(vmid, target)
+        return status
+
+    async def agent_ping(self, node: str, vmid: int) -> None:
+        """Ping the guest agent; raises if it is not configured or not running."""
+        await self._guard.check(vmid)
+        await self._api.write("POST", AGENT, node=node, vmid=vmid, command="ping")
+
+    async def agent_shutdown(self, node: str, vmid: int) -> None:
+        """Ask the guest agent to shut the guest down (no task is created)."""
+        await self._guard.check(vmid)
+        await self._api.write("POST", AGENT, node=node, vmid=vmid, command="shutdown")
+
+    async def agent_interfaces(self, node: str, vmid: int) -> list[AgentInterface]:
+        """The guest's network interfaces as the agent reports them."""
+        await self._guard.check(vmid)
+        data = await self._api.get(AGENT, node=node, vmid=vmid, command="network-get-interfaces")
+        return AgentInterfaces.model_validate(data).result
+
+    async def get_ipv4(self, node: str, vmid: int) -> Ipv4Lookup:
+        """The VM's IPv4 on net0, or None with the reason (no agent, agent down, ...)."""
+        config = await self.vm_config(node, vmid)
+        if not config.agent_enabled:
+            return Ipv4Lookup(reason=agent.NO_AGENT)
+        mac = config.net0_mac
+        if mac is None:
+            return Ipv4Lookup(reason=agent.NO_NET0)
+        try:
+            interfaces = await self.agent_interfaces(node, vmid)
+        except ProxmoxError as exc:
+            reason = _agent_absence(exc)
+            if reason is None:
+                raise
+            return Ipv4Lookup(reason=reason)
+        return agent.pick_ipv4(interfaces, mac, self._ignored_networks)
+
+
+def _agent_absence(exc: ProxmoxError) -> str | None:
+    """The reason if `exc` says the agent cannot answer (as opposed to a real failure)."""
+    if exc.status != 500:
+        return None
+    if "guest agent is not running" in exc.message:
+        return agent.AGENT_DOWN
+    if "No QEMU guest agent configured" in exc.message:
+        return agent.NO_AGENT
+    if "not running" in exc.message:
+        return agent.VM_DOWN
+    return None
+
+
+def _check_migration(pre: MigratePreconditions, vmid: int, target: str, *, online: bool) -> None:
+    """Raise `MigrationBlocked` for what PVE would refuse, before sending the POST."""
+    if pre.running and not online:
+        raise MigrationBlocked(f"VM {vmid} is running: migrate with online=True")
+    if target in pre.not_allowed_nodes:
+        raise MigrationBlocked(
+            f"VM {vmid} cannot move to {target}: {pre.not_allowed_nodes[target]}"
+        )
+    if pre.local_resources:
+        raise MigrationBlocked(f"VM {vmid} uses local resources {pre.local_resources}")
