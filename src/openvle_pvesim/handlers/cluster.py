@@ -1,0 +1,75 @@
+"""/version and the /cluster endpoints (resources, nextid, status, tasks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openvle_pvesim.cluster import PVE_VERSIONS
+from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.handlers.common import task_user
+
+
+@route("GET", "/version")
+async def version(req: Request) -> dict[str, Any]:
+    full, release, repoid = PVE_VERSIONS[req.cluster.version]
+    return {"version": full, "release": release, "repoid": repoid}
+
+
+@route("GET", "/cluster/resources")
+async def resources(req: Request) -> list[dict[str, Any]]:
+    kind = req.params.get("type")
+    return req.cluster.resources(req.principal, None if kind is None else str(kind))
+
+
+@route("GET", "/cluster/nextid")
+async def nextid(req: Request) -> str:
+    """The lowest free id as a string; reserves nothing (and may be contested by a fault)."""
+    cluster = req.cluster
+    wanted = req.params.get("vmid")
+    if wanted is not None:
+        if int(wanted) in cluster.vms:
+            raise param_error(vmid=f"VM {wanted} already exists")
+        return str(wanted)
+    vmid = cluster.nextid()
+    if vmid >= 1_000_000:
+        raise PVEError(500, "unable to get any free VMID in range [100, 999999]")
+    if cluster.faults.take("nextid_collision", "") is not None:
+        cluster.contested_ids.add(vmid)
+    return str(vmid)
+
+
+@route("GET", "/cluster/status")
+async def status(req: Request) -> list[dict[str, Any]]:
+    cluster = req.cluster
+    nodes = list(cluster.nodes.values())
+    out: list[dict[str, Any]] = [
+        {"id": "cluster", "type": "cluster", "name": "openvle-sim", "nodes": len(nodes),
+         "quorate": 1, "version": len(nodes) + 2}
+    ]  # fmt: skip
+    for n in nodes:
+        out.append(
+            {"id": f"node/{n.name}", "type": "node", "name": n.name, "nodeid": n.nodeid,
+             "ip": n.ip, "online": 1 if n.online else 0, "local": 1 if n.nodeid == 1 else 0,
+             "level": ""}
+        )  # fmt: skip
+    return out
+
+
+@route("GET", "/cluster/tasks")
+async def cluster_tasks(req: Request) -> list[dict[str, Any]]:
+    """Recent tasks cluster-wide that the caller may see, newest first."""
+    visible = [t for t in req.cluster.tasks.tasks.values() if may_see_task(req, t.user, t.node)]
+    visible.sort(key=lambda t: t.starttime, reverse=True)
+    return [t.list_item() for t in visible[:1000]]
+
+
+def may_see_task(req: Request, user: str, node: str) -> bool:
+    """Own tasks always; a token sees only its own; users see their tokens' tasks."""
+    me = task_user(req.principal)
+    if user == me:
+        return True
+    if req.principal.tokenid:
+        return False
+    if user.split("!", 1)[0] == me:
+        return True
+    return req.principal.has(f"/nodes/{node}", "Sys.Audit")
