@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -64,7 +65,7 @@ async def _mariadb_admin(sql: str) -> None:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def mariadb_database_factory() -> AsyncIterator[object]:
+async def mariadb_database_factory() -> AsyncIterator[Any]:
     """Creates uniquely named MariaDB databases and drops all of them at the end."""
     created: list[str] = []
     try:
@@ -88,10 +89,9 @@ async def mariadb_database_factory() -> AsyncIterator[object]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def mariadb_url(mariadb_database_factory: object) -> str:
+async def mariadb_url(mariadb_database_factory: Any) -> str:
     """A fresh, empty MariaDB database for this test run (dropped at the end)."""
-    create = mariadb_database_factory
-    return await create("run")  # type: ignore[operator, no-any-return]
+    return str(await mariadb_database_factory("run"))
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -163,7 +163,9 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest_asyncio.fixture(scope="session", params=["sqlite", "mariadb"])
 async def db_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    mariadb_database_factory: Any,
 ) -> AsyncIterator[AsyncEngine]:
     """A migrated engine per backend: SQLite in a temp file, MariaDB in the run's database."""
     from openvle_core.db.migrate import upgrade_to_head
@@ -172,7 +174,7 @@ async def db_engine(
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'openvle.sqlite3'}"
     else:
-        url = await request.getfixturevalue("mariadb_database_factory")("repo")
+        url = await mariadb_database_factory("repo")
     await upgrade_to_head(url)
     engine = create_engine(url)
     yield engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -61,11 +62,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_last: tuple[int, int] = (0, 0)
+_id_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A UUIDv7 string: random, yet ordered by creation time, so `ORDER BY id` is stable
-    and chronological (good for cursor pagination and index locality)."""
+    """A UUIDv7 string: random, yet ordered by creation time (and monotonic within this
+    process), so `ORDER BY id` is stable and chronological for cursor pagination."""
+    global _last
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64
-    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
+    with _id_lock:
+        last_ms, last_seq = _last
+        if millis > last_ms:
+            seq = int.from_bytes(os.urandom(10), "big") >> 7  # 73 bits: room to count up
+        else:
+            millis, seq = last_ms, last_seq + 1
+        _last = (millis, seq)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (seq >> 62) << 64
+    value |= 0b10 << 62 | (seq & ((1 << 62) - 1))
     return str(uuid.UUID(int=value))

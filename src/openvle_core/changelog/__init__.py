@@ -1,0 +1,1 @@
+"""changelog: see repository.py (all SQL) and errors.py."""

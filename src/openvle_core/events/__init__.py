@@ -1,0 +1,1 @@
+"""events: see repository.py (all SQL) and errors.py."""

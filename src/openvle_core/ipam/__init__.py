@@ -1,0 +1,1 @@
+"""IP address management: allocations (repository.py); the allocator builds on it."""

@@ -1,0 +1,1 @@
+"""nodes: see repository.py (all SQL) and errors.py."""

@@ -1,0 +1,1 @@
+"""operations: see repository.py (all SQL) and errors.py."""

@@ -1,0 +1,1 @@
+"""templates: see repository.py (all SQL) and errors.py."""

@@ -1,0 +1,1 @@
+"""VMs: repository (all SQL), errors; services and the engine build on them."""

@@ -1,0 +1,17 @@
+"""VM domain errors (no HTTP; the API maps them)."""
+
+from __future__ import annotations
+
+from openvle_core.errors import ConflictError, NotFoundError
+
+
+class VmNotFound(NotFoundError):
+    """No VM with that id (or it is outside our pool)."""
+
+    code = "vm_not_found"
+
+
+class VmidTaken(ConflictError):
+    """Another VM row already uses that vmid."""
+
+    code = "vmid_taken"
