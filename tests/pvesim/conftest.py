@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -57,7 +58,7 @@ def auth_header(sim: Simulator, token: str) -> dict[str, str]:
 def pve(sim: Simulator, token: str | None = CI_TOKEN, **options: Any) -> httpx.AsyncClient:
     """A client for `sim` authenticated as `token` (None: no credentials)."""
     headers = {**(auth_header(sim, token) if token else {}), **options.pop("headers", {})}
-    verify: Any = str(sim.ca_file) if sim.ca_file else True
+    verify: Any = ssl.create_default_context(cafile=sim.ca_file) if sim.ca_file else True
     return httpx.AsyncClient(
         base_url=sim.url, headers=headers, verify=verify, timeout=10.0, **options
     )

@@ -1,0 +1,76 @@
+"""The `python -m openvle_pvesim` command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import ssl
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openvle_pvesim", "--port", "0", "--time-scale", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        pytest.fail(f"no start-up line; stderr: {process.communicate()[1]}")
+    return process, json.loads(line)
+
+
+@pytest.mark.parametrize("version", ["9.1", "8.4"])
+def test_cli_prints_one_json_line_serves_and_exits_on_sigterm(version: str) -> None:
+    process, info = _start("--pve-version", version, "--tls", "--token", "ops@pve!tk=s3cret")
+    try:
+        assert info["version"] == version
+        assert isinstance(info["tokens"], dict)
+        assert info["tokens"]["ops@pve!tk"] == "s3cret"
+        url, ca_file = str(info["url"]), str(info["ca_file"])
+        assert url.startswith("https://127.0.0.1:")
+        assert url.endswith("/api2/json")
+        headers = {"Authorization": "PVEAPIToken=ops@pve!tk=s3cret"}
+        response = httpx.get(
+            url + "/version",
+            headers=headers,
+            verify=ssl.create_default_context(cafile=ca_file),
+            timeout=10,
+        )
+        assert response.status_code == 200
+        assert response.json()["data"]["release"] == version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(timeout=20)
+    assert returncode == 0
+
+
+def test_cli_plain_http_and_sigint() -> None:
+    process, info = _start()
+    try:
+        assert info["ca_file"] is None
+        assert str(info["url"]).startswith("http://")
+        assert httpx.get(str(info["url"]) + "/version", timeout=10).status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=20)
+    assert returncode == 0
+
+
+def test_cli_rejects_a_malformed_token() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "openvle_pvesim", "--token", "no-secret"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "USER@REALM!ID=SECRET" in result.stderr
