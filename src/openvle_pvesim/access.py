@@ -238,8 +238,9 @@ class AccessControl:
         Cached per (principal, path, pool of the VM) because /cluster/resources asks once
         per VM; every mutation of users, tokens, roles or ACLs clears the cache.
         """
-        path = normalize_path(path)
-        vm = _VM_PATH_RE.match(path)
+        if "//" in path or not path.startswith("/") or (path.endswith("/") and path != "/"):
+            path = normalize_path(path)
+        vm = _VM_PATH_RE.match(path) if path.startswith("/vms/") else None
         key = (userid, tokenid, path, self.pool_of(int(vm[1])) if vm else None)
         cached = self._cache.get(key)
         if cached is None:
