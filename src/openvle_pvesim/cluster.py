@@ -79,18 +79,21 @@ class Pool:
 
 @dataclass
 class HAService:
-    """An HA resource (`vm:ID`) as in resources.cfg plus the CRM's service state."""
+    """An HA resource (`vm:ID`): its raw resources.cfg entry plus the CRM's service state."""
 
     vmid: int
-    state: str = "started"
-    max_restart: int = 1
-    max_relocate: int = 1
-    comment: str | None = None
-    failback: bool = True
-    group: str | None = None
+    conf: dict[str, Any] = field(default_factory=lambda: {"state": "started"})
     crm_state: str = "stopped"
     busy: bool = False
     migrate_to: str | None = None
+
+    @property
+    def state(self) -> str:
+        return str(self.conf.get("state", "started"))
+
+    @property
+    def sid(self) -> str:
+        return f"vm:{self.vmid}"
 
 
 @dataclass

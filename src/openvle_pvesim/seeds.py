@@ -165,7 +165,7 @@ def load_spec(cluster: Cluster, spec: dict[str, Any]) -> None:
             cluster.set_pool(vm.vmid, v["pool"])
     for h in spec.get("ha", []):
         vmid = int(h["vmid"])
-        cluster.ha[vmid] = HAService(vmid, h.get("state", "started"))
+        cluster.ha[vmid] = HAService(vmid, {"state": h.get("state", "started")})
         cluster.ha[vmid].crm_state = "started" if cluster.vms[vmid].running else "stopped"
 
 

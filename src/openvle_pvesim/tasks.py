@@ -147,7 +147,7 @@ class TaskManager:
         self.tasks: dict[str, Task] = {}
         self.gate = asyncio.Event()
         self.gate.set()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._pid = rng.randrange(0x1000, 0x40000)
         self._pstart = rng.randrange(0x100000, 0x1000000)
 
@@ -168,8 +168,8 @@ class TaskManager:
             await self._run(task, worker)
         else:
             runner = asyncio.get_running_loop().create_task(self._run(task, worker))
-            self._running.add(runner)
-            runner.add_done_callback(self._running.discard)
+            self._running[task.upid] = runner
+            runner.add_done_callback(lambda _: self._running.pop(task.upid, None))
         return task.upid
 
     async def _run(self, task: Task, worker: Worker) -> None:
@@ -179,7 +179,6 @@ class TaskManager:
             self.finish(task, " ".join(str(exc).split("\n")).strip())
         except asyncio.CancelledError:
             self.finish(task, "interrupted by signal")
-            raise
         else:
             self.finish(task, None)
 
@@ -211,12 +210,19 @@ class TaskManager:
         await task.done.wait()
         return task
 
+    def stop(self, upid: str) -> None:
+        """DELETE /nodes/{node}/tasks/{upid}: interrupt a running worker."""
+        runner = self._running.get(upid)
+        if runner is not None:
+            runner.cancel()
+
     async def drain(self) -> None:
         """Wait until every running worker has finished."""
         while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
     async def cancel_all(self) -> None:
-        for runner in list(self._running):
+        runners = list(self._running.values())
+        for runner in runners:
             runner.cancel()
-        await asyncio.gather(*list(self._running), return_exceptions=True)
+        await asyncio.gather(*runners, return_exceptions=True)

@@ -1,5 +1,20 @@
 """The model's endpoint handlers; importing this package registers every route."""
 
-from openvle_pvesim.handlers import cluster, nodes
+from openvle_pvesim.handlers import (
+    agent,
+    clone,
+    cluster,
+    config,
+    ha,
+    migrate,
+    nodes,
+    pools,
+    power,
+    qemu,
+    tasks,
+)
 
-__all__ = ["cluster", "nodes"]
+__all__ = [
+    "agent", "clone", "cluster", "config", "ha", "migrate", "nodes", "pools", "power",
+    "qemu", "tasks",
+]  # fmt: skip
