@@ -416,7 +416,6 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
 
 def _describe(group: type[BaseSettings], exc: ValidationError) -> list[tuple[str, str]]:
     """Name each failed field by its environment variable; never echo the input."""
-    prefix = str(group.model_config.get("env_prefix", ""))
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_input=False, include_url=False):
         message = err["msg"].removeprefix("Value error, ")
@@ -426,8 +425,29 @@ def _describe(group: type[BaseSettings], exc: ValidationError) -> list[tuple[str
             )
             continue
         field = str(err["loc"][0])
-        info = group.model_fields.get(field)
-        alias = info.validation_alias if info is not None else field
-        name = alias if isinstance(alias, str) else prefix + field
-        out.append((name.upper(), message))
+        name = env_name(group, field) if field in group.model_fields else field.upper()
+        out.append((name, message))
     return out
+
+
+def env_name(group: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets `field` of `group`."""
+    info = group.model_fields[field]
+    alias = info.validation_alias
+    prefix = str(group.model_config.get("env_prefix", ""))
+    return (alias if isinstance(alias, str) else prefix + field).upper()
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting: for docs and `openvle doctor`."""
+    rows: list[tuple[str, str, str]] = []
+    for group in _GROUPS.values():
+        for field, info in group.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            shown = "(unset)" if default is None or default == SecretStr("") else str(default)
+            if isinstance(default, SecretStr) and default.get_secret_value():
+                shown = default.get_secret_value()
+            elif isinstance(default, list | tuple):
+                shown = ", ".join(map(str, default)) or "(empty)"
+            rows.append((env_name(group, field), shown, info.description or ""))
+    return rows
