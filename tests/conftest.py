@@ -71,7 +71,7 @@ async def mariadb_database_factory() -> AsyncIterator[Any]:
     try:
         await _mariadb_admin("SELECT 1")
     except Exception as exc:  # any connect failure means "no MariaDB here"
-        error: str | None = f"{type(exc).__name__}: {exc}"
+        error: str | None = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     else:
         error = None
 
@@ -106,7 +106,7 @@ async def redis_url() -> AsyncIterator[str]:
             claimed = await client.set("openvle:test:claim", token, nx=True, ex=6 * 3600)
         except Exception as exc:  # connect failure: no Redis here
             await client.aclose()
-            require_service("redis", f"{type(exc).__name__}: {exc}")
+            require_service("redis", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         if claimed and await client.dbsize() == 1:
             try:
                 yield f"redis://{REDIS_HOST}/{index}"
