@@ -31,8 +31,8 @@ from openvle_pvesim.vmconfig import (
 )
 from openvle_pvesim.vmops import fault_check
 
-STARTUP_SECONDS = 1.0  # fork, early checks, volume activation: before the flocks
-LINKED_SECONDS = 0.8
+STARTUP_SECONDS = 1.5  # fork, early checks, volume activation: before the flocks
+LINKED_SECONDS = 0.5
 ALLOC_SECONDS = 3.0
 STORAGE_LOCK_WAIT = 10.0
 CLONE_LOCK_WAIT = 1.0
