@@ -2,8 +2,13 @@
 
 Starts the simulator (PVE 9.1, HTTPS with its own CA, instant tasks) in a separate
 process so the server does not share this process's GIL, then sends REQUESTS GETs of a
-pool VM's status/current with CONCURRENCY in flight, three ways, in one run. Prints
-progress lines, then one JSON line: client_rps, httpx_rps, proxmoxer_rps and the ratios.
+pool VM's status/current with CONCURRENCY in flight, three ways, in one run. The three
+contenders alternate for ROUNDS rounds (after one warm-up round each) and the median is
+reported, so neither the order nor a noisy moment favours one of them. Besides requests
+per second (bounded by the simulator, which saturates one core), the client process's
+CPU time per request is reported: that is the cost the client itself adds.
+Prints progress lines, then one JSON line: client_rps, httpx_rps, proxmoxer_rps, the
+ratios, and *_cpu_us_per_req.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +32,7 @@ from openvle_core.settings import ProxmoxSettings
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
 CONCURRENCY = 10
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TOKEN_ID = "openvle@pve!ci"
 NODE, VMID = "pve1", 9000  # a template of the demo seed, in the OpenVLE-VMs pool
 
@@ -58,20 +65,32 @@ def settings_for(info: dict[str, Any]) -> ProxmoxSettings:
     )
 
 
-async def run_concurrently(one: Callable[[], Awaitable[object]]) -> float:
-    """REQUESTS calls of `one` by CONCURRENCY workers; returns requests per second."""
+Figures = tuple[float, float]
+"""(requests per second, client CPU microseconds per request)."""
+
+
+def figures(started: float, cpu_started: float) -> Figures:
+    """Throughput and this process's CPU per request since the two start marks."""
+    count = REQUESTS // CONCURRENCY * CONCURRENCY
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    return count / wall, cpu / count * 1e6
+
+
+async def run_concurrently(one: Callable[[], Awaitable[object]]) -> Figures:
+    """REQUESTS calls of `one` by CONCURRENCY workers."""
     per_worker = REQUESTS // CONCURRENCY
 
     async def worker() -> None:
         for _ in range(per_worker):
             await one()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return per_worker * CONCURRENCY / (time.perf_counter() - started)
+    return figures(started, cpu_started)
 
 
-async def bench_client(settings: ProxmoxSettings) -> float:
+async def bench_client(settings: ProxmoxSettings) -> Figures:
     """Through ProxmoxClient.vm_status (pool guard, typed model, retries, metrics hooks)."""
     async with build_http_client(settings) as http:
         client = ProxmoxClient(http, settings)
@@ -83,7 +102,7 @@ async def bench_client(settings: ProxmoxSettings) -> float:
         return await run_concurrently(one)
 
 
-async def bench_httpx(settings: ProxmoxSettings) -> float:
+async def bench_httpx(settings: ProxmoxSettings) -> Figures:
     """Bare httpx with the same AsyncClient settings, decoding the JSON body."""
     url = f"{settings.base_url}/nodes/{NODE}/qemu/{VMID}/status/current"
     secret = settings.token_value.get_secret_value()
@@ -99,7 +118,7 @@ async def bench_httpx(settings: ProxmoxSettings) -> float:
         return await run_concurrently(one)
 
 
-def bench_proxmoxer(settings: ProxmoxSettings) -> float:
+def bench_proxmoxer(settings: ProxmoxSettings) -> Figures:
     """proxmoxer (requests) with one API object per thread, CONCURRENCY threads."""
     host, _, port = settings.hostname.rpartition(":")
     per_worker = REQUESTS // CONCURRENCY
@@ -117,34 +136,51 @@ def bench_proxmoxer(settings: ProxmoxSettings) -> float:
         for _ in range(per_worker):
             api.nodes(NODE).qemu(VMID).status.current.get()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         for future in [pool.submit(worker) for _ in range(CONCURRENCY)]:
             future.result()
-    return per_worker * CONCURRENCY / (time.perf_counter() - started)
+    return figures(started, cpu_started)
+
+
+def measure(settings: ProxmoxSettings) -> dict[str, list[Figures]]:
+    """One warm-up round each, then ROUNDS alternating rounds of the three contenders."""
+    contenders: dict[str, Callable[[], Figures]] = {
+        "client": lambda: asyncio.run(bench_client(settings)),
+        "httpx": lambda: asyncio.run(bench_httpx(settings)),
+        "proxmoxer": lambda: bench_proxmoxer(settings),
+    }
+    results: dict[str, list[Figures]] = {name: [] for name in contenders}
+    for round_no in range(ROUNDS + 1):
+        for name, run in contenders.items():
+            rps, cpu_us = run()
+            print(f"round {round_no} {name:9} {rps:8.1f} req/s {cpu_us:7.1f} us CPU/req")
+            if round_no > 0:
+                results[name].append((rps, cpu_us))
+    return results
 
 
 def main() -> None:
     proc, info = start_simulator()
     try:
-        settings = settings_for(info)
-        client_rps = asyncio.run(bench_client(settings))
-        print(f"client:    {client_rps:8.1f} req/s", flush=True)
-        httpx_rps = asyncio.run(bench_httpx(settings))
-        print(f"httpx:     {httpx_rps:8.1f} req/s", flush=True)
-        proxmoxer_rps = bench_proxmoxer(settings)
-        print(f"proxmoxer: {proxmoxer_rps:8.1f} req/s", flush=True)
+        results = measure(settings_for(info))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    rps = {name: statistics.median(r for r, _ in runs) for name, runs in results.items()}
+    cpu = {name: statistics.median(c for _, c in runs) for name, runs in results.items()}
     result = {
         "requests": REQUESTS,
         "concurrency": CONCURRENCY,
-        "client_rps": round(client_rps, 1),
-        "httpx_rps": round(httpx_rps, 1),
-        "proxmoxer_rps": round(proxmoxer_rps, 1),
-        "client_vs_httpx": round(client_rps / httpx_rps, 3),
-        "client_vs_proxmoxer": round(client_rps / proxmoxer_rps, 3),
+        "rounds": ROUNDS,
+        "client_rps": round(rps["client"], 1),
+        "httpx_rps": round(rps["httpx"], 1),
+        "proxmoxer_rps": round(rps["proxmoxer"], 1),
+        "client_vs_httpx": round(rps["client"] / rps["httpx"], 3),
+        "client_vs_proxmoxer": round(rps["client"] / rps["proxmoxer"], 3),
+        "client_cpu_us_per_req": round(cpu["client"], 1),
+        "httpx_cpu_us_per_req": round(cpu["httpx"], 1),
+        "proxmoxer_cpu_us_per_req": round(cpu["proxmoxer"], 1),
     }
     print(json.dumps(result))
 

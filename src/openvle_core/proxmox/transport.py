@@ -9,6 +9,7 @@ error or PVE error response into the error tree of `errors.py`, chained with `fr
 from __future__ import annotations
 
 import json
+import random
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,7 @@ class ApiCaller:
         self._headers = {"Authorization": f"PVEAPIToken={settings.token_id}={secret}"}
         self._retry = retry
         self._observer: ProxmoxObserver = observer or NullObserver()
+        self._rng = random.Random()  # backoff jitter; one per caller, not one per call
 
     async def get(self, template: str, params: Params | None = None, **path: object) -> Any:
         """GET and return `data` (retried on transient errors)."""
@@ -114,7 +116,11 @@ class ApiCaller:
             return await self._send(method, template, url, encoded)
 
         return await call_with_retry(
-            attempt, policy=self._retry, idempotent=method == "GET", on_retry=note_retry
+            attempt,
+            policy=self._retry,
+            idempotent=method == "GET",
+            on_retry=note_retry,
+            rng=self._rng,
         )
 
     async def _send(
@@ -128,8 +134,8 @@ class ApiCaller:
             response = await self._http.request(
                 method,
                 url,
-                params=params if method in {"GET", "DELETE"} else None,
-                data=params if method in {"POST", "PUT"} else None,
+                params=params if params and method in {"GET", "DELETE"} else None,
+                data=params if params and method in {"POST", "PUT"} else None,
                 headers=self._headers,
             )
             status = response.status_code
