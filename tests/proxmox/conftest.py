@@ -13,9 +13,15 @@ from proxmox.simclient import Harness, open_harness, settings_for
 
 @pytest.fixture(params=["9.1", "8.4"])
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
-    """A demo-seed simulator over HTTPS with instant tasks, per PVE version."""
-    async with run_simulator(version=request.param, time_scale=0.0) as simulator:
+    """A demo-seed simulator over HTTPS with instant tasks, per PVE version.
+
+    Every response is checked against the official schema of that version.
+    """
+    async with run_simulator(
+        version=request.param, time_scale=0.0, check_responses=True
+    ) as simulator:
         yield simulator
+        assert simulator.violations == []
 
 
 @pytest.fixture
