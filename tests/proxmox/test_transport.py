@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import respx
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from openvle_core.proxmox import (
     CallStats,
@@ -179,3 +179,16 @@ async def test_conflict_from_errors_dict(
     with pytest.raises(ProxmoxConflict) as info:
         await make_client(http, settings).next_vmid()
     assert info.value.errors == {"vmid": "VM 105 already exists"}
+
+
+async def test_schema_mismatch_is_bad_response(
+    mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings
+) -> None:
+    mock.get(BASE + "/cluster/resources").respond(json={"data": [{"id": "qemu/100"}]})
+    mock.get(BASE + "/cluster/nextid").respond(json={"data": "abc"})
+    client = make_client(http, settings)
+    with pytest.raises(ProxmoxBadResponse, match="ClusterResource") as info:
+        await client.cluster_resources()
+    assert isinstance(info.value.__cause__, ValidationError)
+    with pytest.raises(ProxmoxBadResponse, match="not a vmid"):
+        await client.next_vmid()

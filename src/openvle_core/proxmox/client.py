@@ -14,7 +14,7 @@ from typing import Literal
 import httpx
 
 from openvle_core.proxmox import pools, privileges
-from openvle_core.proxmox.errors import ProxmoxPermissionDenied
+from openvle_core.proxmox.errors import ProxmoxBadResponse, ProxmoxPermissionDenied
 from openvle_core.proxmox.models import (
     ClusterResource,
     HaResource,
@@ -25,6 +25,8 @@ from openvle_core.proxmox.models import (
     PrivilegeReport,
     TaskStatus,
     VersionInfo,
+    parse,
+    parse_list,
 )
 from openvle_core.proxmox.observe import ProxmoxObserver
 from openvle_core.proxmox.retry import RetryPolicy
@@ -69,7 +71,7 @@ class ProxmoxClient(VmOperations):
         """GET /version, read once per client and cached."""
         async with self._version_lock:
             if self._version is None:
-                self._version = VersionInfo.model_validate(await self._api.get("/version"))
+                self._version = parse(VersionInfo, await self._api.get("/version"))
             return self._version
 
     async def release(self) -> tuple[int, int]:
@@ -79,7 +81,7 @@ class ProxmoxClient(VmOperations):
     async def cluster_resources(self, type: ResourceType | None = None) -> list[ClusterResource]:
         """GET /cluster/resources (optionally filtered); refreshes the pool membership."""
         data = await self._api.get("/cluster/resources", {"type": type})
-        resources = [ClusterResource.model_validate(item) for item in data]
+        resources = parse_list(ClusterResource, data)
         if type in {None, "vm"}:
             self._guard.replace_from_resources(resources)
         return resources
@@ -94,15 +96,18 @@ class ProxmoxClient(VmOperations):
 
     async def next_vmid(self) -> int:
         """GET /cluster/nextid (a hint, not a reservation: clones can still collide)."""
-        return int(await self._api.get("/cluster/nextid"))
+        data = await self._api.get("/cluster/nextid")
+        if not str(data).isdigit():  # PVE sends the integer as a JSON string
+            raise ProxmoxBadResponse(f"GET /cluster/nextid: not a vmid: {data!r}")
+        return int(data)
 
     async def nodes(self) -> list[NodeInfo]:
         """GET /nodes."""
-        return [NodeInfo.model_validate(item) for item in await self._api.get("/nodes")]
+        return parse_list(NodeInfo, await self._api.get("/nodes"))
 
     async def node_status(self, node: str) -> NodeStatus:
         """GET /nodes/{node}/status."""
-        return NodeStatus.model_validate(await self._api.get("/nodes/{node}/status", node=node))
+        return parse(NodeStatus, await self._api.get("/nodes/{node}/status", node=node))
 
     async def get_pool(self) -> Pool:
         """Our pool with its members; refreshes the membership cache."""
@@ -136,7 +141,7 @@ class ProxmoxClient(VmOperations):
     async def ha_resources(self) -> list[HaResource]:
         """HA resources of type vm (all of them: HA config is cluster-wide)."""
         data = await self._api.get(HA_RESOURCES, {"type": "vm"})
-        return [HaResource.model_validate(item) for item in data]
+        return parse_list(HaResource, data)
 
     async def ha_add(
         self,
@@ -187,7 +192,7 @@ class ProxmoxClient(VmOperations):
         except ProxmoxPermissionDenied:
             storages = []
         data = await self._api.get("/access/permissions")
-        held = Permissions.model_validate(data).root
+        held = parse(Permissions, data).root
         needs = privileges.requirements(version.major_minor, self._guard.poolid, storages)
         return PrivilegeReport(
             release=version.release,

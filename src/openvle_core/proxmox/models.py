@@ -8,11 +8,35 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+
+from openvle_core.proxmox.errors import ProxmoxBadResponse
 
 _MAC_RE = re.compile(r"(?:^|,)(?:[A-Za-z0-9]+=)?([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})(?:,|$)")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate a response into `model`; a mismatch is `ProxmoxBadResponse`, not pydantic's."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise ProxmoxBadResponse(
+            f"unexpected {model.__name__} from Proxmox: {where}: {first['msg']}"
+        ) from exc
+
+
+def parse_list(model: type[M], data: Any) -> list[M]:
+    """Validate a list response item by item (see `parse`)."""
+    if not isinstance(data, list):
+        raise ProxmoxBadResponse(f"expected a list of {model.__name__}, got {type(data).__name__}")
+    return [parse(model, item) for item in data]
 
 
 class PveModel(BaseModel):

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
 from openvle_core.proxmox.errors import OutsidePool, ProxmoxNotFound
-from openvle_core.proxmox.models import ClusterResource, Pool, PoolMember
+from openvle_core.proxmox.models import ClusterResource, Pool, PoolMember, parse
 from openvle_core.proxmox.transport import ApiCaller
 
 POOLS_QUERY_SINCE = (8, 1)
@@ -26,9 +26,9 @@ async def read_pool(api: ApiCaller, poolid: str, release: tuple[int, int]) -> Po
         items = await api.get("/pools", {"poolid": poolid})
         if not items:
             raise ProxmoxNotFound(f"pool '{poolid}' does not exist", method="GET", path="/pools")
-        return Pool.model_validate(items[0])
+        return parse(Pool, items[0])
     data = await api.get("/pools/{poolid}", poolid=poolid)
-    return Pool.model_validate({"poolid": poolid, **data})
+    return parse(Pool, {"poolid": poolid, **data})
 
 
 async def update_pool(

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from openvle_core.proxmox.errors import ProxmoxTaskFailed, ProxmoxTaskTimeout
-from openvle_core.proxmox.models import TaskLogLine, TaskStatus
+from openvle_core.proxmox.models import TaskLogLine, TaskStatus, parse
 from openvle_core.proxmox.transport import ApiCaller
 
 _UPID_RE = re.compile(
@@ -73,14 +73,14 @@ class PollSchedule:
 async def task_status(api: ApiCaller, upid: str) -> TaskStatus:
     """GET the task status (on the node named in the UPID)."""
     node = Upid.parse(upid).node
-    return TaskStatus.model_validate(await api.get(STATUS_PATH, node=node, upid=upid))
+    return parse(TaskStatus, await api.get(STATUS_PATH, node=node, upid=upid))
 
 
 async def task_log(api: ApiCaller, upid: str, *, start: int = 0, limit: int = 50) -> list[str]:
     """The task log lines from `start` (0-based), at most `limit`."""
     node = Upid.parse(upid).node
     data = await api.get(LOG_PATH, {"start": start, "limit": limit}, node=node, upid=upid)
-    return [TaskLogLine.model_validate(line).t for line in data]
+    return [parse(TaskLogLine, line).t for line in data]
 
 
 async def log_tail(api: ApiCaller, upid: str, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -89,7 +89,7 @@ async def log_tail(api: ApiCaller, upid: str, lines: int = LOG_TAIL_LINES) -> li
     head = await api.call("GET", LOG_PATH, {"start": 0, "limit": lines}, node=node, upid=upid)
     total = int(head.get("total") or len(head["data"]))
     if total <= lines:
-        return [TaskLogLine.model_validate(line).t for line in head["data"]]
+        return [parse(TaskLogLine, line).t for line in head["data"]]
     return await task_log(api, upid, start=total - lines, limit=lines)
 
 

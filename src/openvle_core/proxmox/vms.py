@@ -20,6 +20,7 @@ from openvle_core.proxmox.models import (
     TaskStatus,
     VmConfig,
     VmStatus,
+    parse,
 )
 from openvle_core.proxmox.pools import PoolGuard
 from openvle_core.proxmox.tasks import PollSchedule, Upid, wait_task
@@ -69,12 +70,12 @@ class VmOperations:
     async def vm_status(self, node: str, vmid: int) -> VmStatus:
         """The live state (status/current), including HA management."""
         await self._guard.check(vmid)
-        return VmStatus.model_validate(await self._api.get(STATUS, node=node, vmid=vmid))
+        return parse(VmStatus, await self._api.get(STATUS, node=node, vmid=vmid))
 
     async def vm_config(self, node: str, vmid: int) -> VmConfig:
         """The current config with its `digest` (for a safe later update)."""
         await self._guard.check(vmid)
-        return VmConfig.model_validate(await self._api.get(CONFIG, node=node, vmid=vmid))
+        return parse(VmConfig, await self._api.get(CONFIG, node=node, vmid=vmid))
 
     async def update_vm_config(
         self,
@@ -242,7 +243,7 @@ class VmOperations:
         """Check the preconditions, migrate, wait; `MigrationBlocked` if PVE would refuse."""
         await self._guard.check(vmid)
         data = await self._api.get(VM + "/migrate", {"target": target}, node=node, vmid=vmid)
-        _check_migration(MigratePreconditions.model_validate(data), vmid, target, online=online)
+        _check_migration(parse(MigratePreconditions, data), vmid, target, online=online)
         params = {"target": target, "online": online, "with-local-disks": with_local_disks}
         upid = await self._api.write("POST", VM + "/migrate", params, node=node, vmid=vmid)
         status = await self.wait_task(upid, task_timeout)
@@ -263,7 +264,7 @@ class VmOperations:
         """The guest's network interfaces as the agent reports them."""
         await self._guard.check(vmid)
         data = await self._api.get(AGENT, node=node, vmid=vmid, command="network-get-interfaces")
-        return AgentInterfaces.model_validate(data).result
+        return parse(AgentInterfaces, data).result
 
     async def get_ipv4(self, node: str, vmid: int) -> Ipv4Lookup:
         """The VM's IPv4 on net0, or None with the reason (no agent, agent down, ...)."""
