@@ -70,7 +70,7 @@ async def test_vm_filters_and_pagination(db_session: AsyncSession) -> None:
 
 async def test_bulk_update_touches_only_given_rows(db_session: AsyncSession) -> None:
     repo = VmRepository(db_session)
-    ids = [(await repo.add(Vm(name=f"b{i}", vmid=400 + i))).id for i in range(4)]
+    ids = [vm.id for vm in await repo.add_many([Vm(name=f"b{i}", vmid=400 + i) for i in range(4)])]
     changed = await repo.bulk_update(
         [
             {"id": ids[0], "status": VmStatus.RUNNING.value, "ipv4": "10.0.0.5"},
@@ -97,6 +97,14 @@ async def test_event_slug_is_unique_and_templates_keep_order(db_session: AsyncSe
         await _event(db_session, "exam1", [t1.id])
     # the failed insert did not poison the transaction
     assert (await events.get_by_slug("exam1")) is not None
+    other = await _event(db_session, "exam2", [t1.id])
+    other_id = other.id
+    with pytest.raises(SlugTaken):
+        await events.update(other, slug="exam1")
+    assert (await events.require(other_id)).slug == "exam2"
+    renamed = await events.update(await events.require(event.id), name="Exam one", slug="exam9")
+    assert (renamed.name, renamed.slug) == ("Exam one", "exam9")
+    assert await events.get_by_slug("exam1") is None
 
 
 async def test_events_due_for_deploy_and_archive(db_session: AsyncSession) -> None:

@@ -48,6 +48,22 @@ class EventRepository:
         await self.set_templates(event.id, template_ids)
         return event
 
+    async def update(self, event: Event, **fields: object) -> Event:
+        """Change fields of a loaded event; SlugTaken if the new slug is in use."""
+        unknown = set(fields) - set(Event.__table__.columns.keys())
+        if unknown:
+            raise AttributeError(f"events have no column(s) {sorted(unknown)}")
+
+        async def apply() -> None:
+            # inside the savepoint, so a clash rolls the object back too
+            for name, value in fields.items():
+                setattr(event, name, value)
+            await self.session.flush()
+
+        if not await run_unless_conflict(self.session, apply):
+            raise SlugTaken(f"an event with slug {fields.get('slug')!r} already exists")
+        return event
+
     async def set_templates(self, event_id: str, template_ids: Sequence[str]) -> None:
         """Replace the event's templates, keeping the given order."""
         await self.session.execute(delete(EventTemplate).where(EventTemplate.event_id == event_id))

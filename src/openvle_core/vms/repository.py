@@ -54,6 +54,12 @@ class VmRepository:
         await self.session.flush()
         return vm
 
+    async def add_many(self, vms: Sequence[Vm]) -> Sequence[Vm]:
+        """Stage many new VMs at once (a deploy, adoption by the sync)."""
+        self.session.add_all(vms)
+        await self.session.flush()
+        return vms
+
     async def list(
         self,
         *,
