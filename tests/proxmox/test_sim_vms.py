@@ -112,6 +112,16 @@ async def test_ha_managed_start_waits_for_the_lrm(h: Harness) -> None:
     assert f"vm:{vmid}" not in {r.sid for r in await h.client.ha_resources()}
 
 
+async def test_ha_state_never_reached_is_a_timeout(h: Harness) -> None:
+    vmid = await clone(h)
+    await h.client.ha_add(vmid, state="stopped")
+    h.sim.cluster.autotick = False  # the CRM/LRM never acts
+    with pytest.raises(ProxmoxTaskTimeout, match="did not reach") as info:
+        await h.client.start_vm(TEMPLATE_NODE, vmid, task_timeout=0.2)
+    assert info.value.upid.split(":")[5] == "hastart"
+    assert (await h.client.vm_status(TEMPLATE_NODE, vmid)).status == "stopped"
+
+
 async def test_wrong_node_is_not_found(h: Harness) -> None:
     await h.client.cluster_resources("vm")
     with pytest.raises(ProxmoxNotFound, match="does not exist"):

@@ -183,12 +183,12 @@ class ProxmoxTaskFailed(ProxmoxError):
 
 
 class ProxmoxTaskTimeout(ProxmoxError):
-    """The task was still running when the wait's timeout expired (it may still finish)."""
+    """The task (or the state it leads to) was not reached within the wait's timeout."""
 
     code = "proxmox_task_timeout"
 
-    def __init__(self, upid: str, timeout: float) -> None:
-        super().__init__(f"task {upid} still running after {timeout:g}s")
+    def __init__(self, upid: str, timeout: float, detail: str | None = None) -> None:
+        super().__init__(detail or f"task {upid} still running after {timeout:g}s")
         self.upid = upid
         self.timeout = timeout
 

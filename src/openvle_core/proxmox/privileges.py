@@ -41,12 +41,17 @@ def requirements(
     """Per feature, the (path, any-of privileges) pairs the calls need.
 
     VM privileges are checked on `/pool/<pool>` (what a pool-scoped ACL grants); clone
-    disks need Datastore.AllocateSpace on each storage of the pool (or `/storage`).
+    disks need Datastore.AllocateSpace on each storage of the pool (or `/storage`), NICs
+    SDN.Use on the local zone, and placement Sys.Audit on `/nodes`.
     """
     pool_path = f"/pool/{pool}"
     storage_paths = [f"/storage/{sid}" for sid in storages] or ["/storage"]
     core: list[Requirement] = [(pool_path, (priv,)) for priv in _CORE_VM_PRIVS]
     core += [(path, ("Datastore.AllocateSpace",)) for path in storage_paths]
+    core += [
+        ("/sdn/zones/localnetwork", ("SDN.Use",)),  # clones attach NICs to local bridges
+        ("/nodes", ("Sys.Audit",)),  # node status for placement
+    ]
     return {
         "core": core,
         "cloudinit": [(pool_path, ("VM.Config.Cloudinit", "VM.Config.Network"))],

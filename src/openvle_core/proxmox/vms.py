@@ -224,7 +224,8 @@ class VmOperations:
         while not reached(status):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise ProxmoxTaskTimeout(upid, task_timeout)
+                detail = f"VM {vmid} did not reach the {action} state within {task_timeout:g}s"
+                raise ProxmoxTaskTimeout(upid, task_timeout, detail)
             await asyncio.sleep(min(delay, remaining))
             delay = self._poll.next_delay(delay)
             status = await self.vm_status(node, vmid)
