@@ -1,7 +1,7 @@
 """Engine and session factories: the same code for MariaDB (asyncmy) and SQLite (aiosqlite).
 
 SQLite needs two fixes to behave like a real database: the driver's own transaction
-handling is switched off so SQLAlchemy's BEGIN/SAVEPOINT work, and foreign keys plus a
+handling is switched off so SQLAlchemy's BEGIN IMMEDIATE/SAVEPOINT work, and foreign keys plus a
 busy timeout are turned on for every connection.
 """
 
@@ -64,7 +64,10 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock up front (waiting up to the busy timeout). A
+        # deferred transaction that reads, then writes after another writer committed,
+        # fails at once with "database is locked"; so keep SQLite transactions short.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
