@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from sqlalchemy import delete, select
+from pydantic import SecretStr
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openvle_core.db.models import Vm
-from openvle_core.db.session import session_factory, transaction
+from openvle_core.db.session import engine_from_settings, session_factory, transaction
+from openvle_core.settings import DatabaseSettings
 
 
 async def test_concurrent_read_then_write_transactions(db_engine: AsyncEngine) -> None:
@@ -34,3 +37,14 @@ async def test_concurrent_read_then_write_transactions(db_engine: AsyncEngine) -
     finally:
         async with transaction(factory) as session:
             await session.execute(delete(Vm).where(Vm.vmid.in_(list(vmids))))
+
+
+async def test_engine_from_settings_uses_database_url(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'from-settings.sqlite3'}"
+    engine = engine_from_settings(DatabaseSettings(url=SecretStr(url)))
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+        assert (tmp_path / "from-settings.sqlite3").exists()
+    finally:
+        await engine.dispose()

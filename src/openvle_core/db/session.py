@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from openvle_core.settings import DatabaseSettings
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -47,6 +49,13 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 10) ->
         pool_pre_ping=True,
         pool_recycle=3600,
         isolation_level="READ COMMITTED",
+    )
+
+
+def engine_from_settings(settings: DatabaseSettings) -> AsyncEngine:
+    """The process's engine, from `DATABASE_URL`, `DATABASE_ECHO`, `DATABASE_POOL_SIZE`."""
+    return create_engine(
+        settings.url.get_secret_value(), echo=settings.echo, pool_size=settings.pool_size
     )
 
 
