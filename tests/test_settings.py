@@ -131,3 +131,12 @@ def test_readme_lists_every_setting() -> None:
     missing = [name for name, _, _ in describe_settings() if f"`{name}`" not in section]
     assert missing == []
     assert len(describe_settings()) >= 40
+
+
+def test_unparsable_list_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PVE_AGENT_IGNORED_NETWORKS", "not json")
+    monkeypatch.setenv("API_PORT", "99999")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    names = [name for name, _ in caught.value.problems]
+    assert names == ["PVE_AGENT_IGNORED_NETWORKS", "API_PORT"]

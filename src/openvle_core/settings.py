@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from openvle_core.errors import OpenVLEError
 
@@ -409,6 +409,8 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
             built[name] = group(_env_file=env_file)
         except ValidationError as exc:
             problems.extend(_describe(group, exc))
+        except SettingsError as exc:  # a value that is not even parseable (bad JSON list)
+            problems.append(_describe_unparsable(group, exc))
     if problems:
         raise ConfigError(problems)
     return Settings.model_validate(built)
@@ -428,6 +430,14 @@ def _describe(group: type[BaseSettings], exc: ValidationError) -> list[tuple[str
         name = env_name(group, field) if field in group.model_fields else field.upper()
         out.append((name, message))
     return out
+
+
+def _describe_unparsable(group: type[BaseSettings], exc: SettingsError) -> tuple[str, str]:
+    """Name the field pydantic-settings could not even decode (it says `field "x"`)."""
+    text = str(exc)
+    field = text.split('field "', 1)[1].split('"', 1)[0] if 'field "' in text else ""
+    name = env_name(group, field) if field in group.model_fields else group.__name__
+    return name, 'cannot be parsed: give a JSON list, e.g. ["10.0.0.0/8"]'
 
 
 def env_name(group: type[BaseSettings], field: str) -> str:
