@@ -35,7 +35,7 @@ class SimulatorServer:
         self.app = app
         self.ssl_context = ssl_context
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
@@ -49,7 +49,9 @@ class SimulatorServer:
         """Stop listening and drop open connections (hung ones included)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
+        for task, writer in list(self._connections.items()):
+            # abort, not close: a TLS close would wait (up to 30 s) for the idle client
+            writer.transport.abort()
             task.cancel()
         for task in list(self._connections):
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -60,7 +62,7 @@ class SimulatorServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             await self._connection(reader, writer)
         except (ConnectionError, ssl.SSLError, h11.ProtocolError, asyncio.IncompleteReadError):
@@ -70,10 +72,10 @@ class SimulatorServer:
             # connection_made callback from reporting the cancellation as an error.
             pass
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
