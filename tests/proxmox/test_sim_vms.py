@@ -193,6 +193,24 @@ async def test_migrate_checks_preconditions(h: Harness) -> None:
     assert (await h.client.vm_status("pve2", vmid)).status == "running"
 
 
+async def test_ha_migrate_waits_until_the_vm_arrives(h: Harness) -> None:
+    vmid = await clone(h)
+    await h.client.ha_add(vmid, state="stopped")
+    h.sim.cluster.autotick = False  # the hamigrate task ends; the CRM has not moved it
+    move = asyncio.create_task(h.client.migrate_vm(TEMPLATE_NODE, vmid, "pve3"))
+    await asyncio.sleep(0.1)
+    assert not move.done()
+    assert h.sim.cluster.vms[vmid].node == TEMPLATE_NODE
+    for _ in range(5):
+        await h.sim.cluster.ha_round()
+        if h.sim.cluster.vms[vmid].node == "pve3":
+            break
+    status = await move
+    assert status.type == "hamigrate"
+    assert h.client.pool_members[vmid] == "pve3"
+    h.sim.cluster.autotick = True
+
+
 async def test_get_ipv4_and_its_reasons(h: Harness) -> None:
     vmid = await clone(h)
     stopped = await h.client.get_ipv4(TEMPLATE_NODE, vmid)

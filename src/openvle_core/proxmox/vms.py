@@ -7,11 +7,16 @@ start a task wait for it and return its final `TaskStatus` or the VM's `VmStatus
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from ipaddress import IPv4Network
 
 from openvle_core.proxmox import agent
-from openvle_core.proxmox.errors import MigrationBlocked, ProxmoxError, ProxmoxTaskTimeout
+from openvle_core.proxmox.errors import (
+    MigrationBlocked,
+    ProxmoxError,
+    ProxmoxNotFound,
+    ProxmoxTaskTimeout,
+)
 from openvle_core.proxmox.models import (
     AgentInterface,
     AgentInterfaces,
@@ -213,23 +218,34 @@ class VmOperations:
     ) -> VmStatus:
         """POST the action, wait for its task, then for the state (HA tasks end early)."""
         await self._guard.check(vmid)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + task_timeout
+        deadline = asyncio.get_running_loop().time() + task_timeout
         upid = await self._api.write("POST", POWER, params, node=node, vmid=vmid, action=action)
         await self.wait_task(upid, task_timeout)
         status = await self.vm_status(node, vmid)
-        if not (Upid.parse(upid).is_ha or status.ha.managed):
+        if reached(status) or not (Upid.parse(upid).is_ha or status.ha.managed):
             return status
+
+        async def probe() -> bool:
+            nonlocal status
+            status = await self.vm_status(node, vmid)
+            return reached(status)
+
+        late = f"VM {vmid} did not reach the {action} state within {task_timeout:g}s"
+        await self._poll_until(probe, deadline, ProxmoxTaskTimeout(upid, task_timeout, late))
+        return status
+
+    async def _poll_until(
+        self, probe: Callable[[], Awaitable[bool]], deadline: float, late: ProxmoxTaskTimeout
+    ) -> None:
+        """Call `probe` with growing pauses until it is true; raise `late` at `deadline`."""
+        loop = asyncio.get_running_loop()
         delay = self._poll.first
-        while not reached(status):
+        while not await probe():
             remaining = deadline - loop.time()
             if remaining <= 0:
-                detail = f"VM {vmid} did not reach the {action} state within {task_timeout:g}s"
-                raise ProxmoxTaskTimeout(upid, task_timeout, detail)
+                raise late
             await asyncio.sleep(min(delay, remaining))
             delay = self._poll.next_delay(delay)
-            status = await self.vm_status(node, vmid)
-        return status
 
     async def migrate_vm(
         self,
@@ -241,15 +257,37 @@ class VmOperations:
         with_local_disks: bool = False,
         task_timeout: float = TASK_TIMEOUT,
     ) -> TaskStatus:
-        """Check the preconditions, migrate, wait; `MigrationBlocked` if PVE would refuse."""
+        """Check the preconditions, migrate, wait until the VM runs from `target`.
+
+        `MigrationBlocked` is raised before the POST if PVE would refuse. For HA-managed
+        VMs the `hamigrate` task only queues the request, so we also wait for the VM to
+        show up on `target` without the `migrate` lock.
+        """
         await self._guard.check(vmid)
+        deadline = asyncio.get_running_loop().time() + task_timeout
         data = await self._api.get(VM + "/migrate", {"target": target}, node=node, vmid=vmid)
         _check_migration(parse(MigratePreconditions, data), vmid, target, online=online)
         params = {"target": target, "online": online, "with-local-disks": with_local_disks}
         upid = await self._api.write("POST", VM + "/migrate", params, node=node, vmid=vmid)
         status = await self.wait_task(upid, task_timeout)
+        if Upid.parse(upid).is_ha:
+            await self._wait_until_on(target, vmid, upid, deadline, task_timeout)
         self._guard.add(vmid, target)
         return status
+
+    async def _wait_until_on(
+        self, target: str, vmid: int, upid: str, deadline: float, task_timeout: float
+    ) -> None:
+        """Poll status/current on `target` until the VM is there and no longer locked."""
+
+        async def arrived() -> bool:
+            try:
+                return (await self.vm_status(target, vmid)).lock != "migrate"
+            except ProxmoxNotFound:
+                return False  # still on the source node
+
+        late = f"VM {vmid} did not arrive on {target} within {task_timeout:g}s"
+        await self._poll_until(arrived, deadline, ProxmoxTaskTimeout(upid, task_timeout, late))
 
     async def agent_ping(self, node: str, vmid: int) -> None:
         """Ping the guest agent; raises if it is not configured or not running."""
