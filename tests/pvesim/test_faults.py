@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -113,3 +114,27 @@ async def test_http_faults_are_deterministic_under_a_seed(
             outcomes.append([(await client.get("/version")).status_code for _ in range(20)])
     assert outcomes[0] == outcomes[1]
     assert {200, 502} == set(outcomes[0])
+
+
+async def _task_status(client: httpx.AsyncClient, upid: str) -> dict[str, Any]:
+    node = upid.split(":")[1]
+    for _ in range(200):
+        status: dict[str, Any] = (await client.get(f"/nodes/{node}/tasks/{upid}/status")).json()[
+            "data"
+        ]
+        if status["status"] == "stopped":
+            return status
+        await asyncio.sleep(0.01)
+    pytest.fail(f"task {upid} never stopped")
+
+
+async def test_lock_timeout_fails_the_task(sim: Simulator, admin: httpx.AsyncClient) -> None:
+    sim.faults.add("lock_timeout", "qmcl*", n=1)
+    first = await admin.post("/nodes/pve1/qemu/9000/clone", data={"newid": "150"})
+    assert first.status_code == 200  # the failure shows only in the task
+    status = await _task_status(admin, first.json()["data"])
+    assert status["exitstatus"].startswith("can't lock file '/var/lock/qemu-server/lock-")
+    assert status["exitstatus"].endswith("' - got timeout")
+    second = await admin.post("/nodes/pve1/qemu/9000/clone", data={"newid": "151"})
+    assert (await _task_status(admin, second.json()["data"]))["exitstatus"] == "OK"
+    assert sim.faults.fired["lock_timeout"] == 1
