@@ -1,0 +1,101 @@
+"""Prometheus metrics of the service, defined once in a registry of our own.
+
+Core code records into these; `openvle_api` serves `REGISTRY` at /metrics and the worker
+can serve it too. Labels stay bounded: Proxmox endpoints are schema path templates,
+operation kinds and error kinds are class or enum names, never ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+PROXMOX_REQUESTS = Counter(
+    "openvle_proxmox_requests",
+    "Proxmox API requests (attempts), by method, endpoint template and HTTP status.",
+    ["method", "endpoint", "status"],
+    registry=REGISTRY,
+)
+PROXMOX_LATENCY = Histogram(
+    "openvle_proxmox_request_seconds",
+    "Latency of Proxmox API requests.",
+    ["method", "endpoint"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PROXMOX_ERRORS = Counter(
+    "openvle_proxmox_errors",
+    "Proxmox API errors by kind (error class name).",
+    ["kind"],
+    registry=REGISTRY,
+)
+PROXMOX_RETRIES = Counter(
+    "openvle_proxmox_retries",
+    "Retries of transient Proxmox failures.",
+    ["method", "endpoint"],
+    registry=REGISTRY,
+)
+OPERATIONS = Counter(
+    "openvle_operations",
+    "Operations that finished, by kind and final state.",
+    ["kind", "state"],
+    registry=REGISTRY,
+)
+OPERATION_SECONDS = Histogram(
+    "openvle_operation_seconds",
+    "Duration of finished operations by kind.",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+OPERATION_RETRIES = Counter(
+    "openvle_operation_retries",
+    "Transient failures retried inside operations, by kind and error kind.",
+    ["kind", "error"],
+    registry=REGISTRY,
+)
+SYNC_SECONDS = Histogram(
+    "openvle_sync_seconds",
+    "Duration of cluster syncs.",
+    registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SYNC_RUNS = Counter(
+    "openvle_sync_runs",
+    "Cluster syncs by outcome (ok, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SYNC_RESOURCES = Gauge(
+    "openvle_sync_resources",
+    "Cluster resources seen by the last sync.",
+    registry=REGISTRY,
+)
+SYNC_CHANGES = Counter(
+    "openvle_sync_changes",
+    "Changes written by syncs (changelog entries).",
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "openvle_queue_depth",
+    "Operations waiting in the queue.",
+    registry=REGISTRY,
+)
+
+
+class PrometheusObserver:
+    """A `ProxmoxObserver` (openvle_core.proxmox.observe) feeding the metrics above."""
+
+    def request_done(
+        self, method: str, endpoint: str, status: int | None, seconds: float, error: str | None
+    ) -> None:
+        """Count the attempt, its latency and its error kind."""
+        PROXMOX_REQUESTS.labels(method, endpoint, str(status or 0)).inc()
+        PROXMOX_LATENCY.labels(method, endpoint).observe(seconds)
+        if error is not None:
+            PROXMOX_ERRORS.labels(error).inc()
+
+    def retrying(self, method: str, endpoint: str, error: str) -> None:
+        """Count the retry."""
+        PROXMOX_RETRIES.labels(method, endpoint).inc()
