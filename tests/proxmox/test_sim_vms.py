@@ -252,3 +252,31 @@ async def test_delete_forgets_the_vm(h: Harness) -> None:
     assert vmid not in h.sim.cluster.vms
     with pytest.raises(OutsidePool):
         await h.client.vm_status(TEMPLATE_NODE, vmid)
+
+
+async def test_live_migration_with_local_disks_needs_the_flag(h: Harness) -> None:
+    newid = await h.client.next_vmid()
+    await h.client.clone_vm("pve2", 9002, newid)  # kali template on local-lvm
+    await h.client.start_vm("pve2", newid)
+    with pytest.raises(MigrationBlocked, match="local disks"):
+        await h.client.migrate_vm("pve2", newid, "pve1", online=True)
+    assert h.sent.count("POST", f"/nodes/pve2/qemu/{newid}/migrate") == 0
+
+
+async def test_vm_locked_by_a_running_migration_is_conflict() -> None:
+    async with run_simulator(version="9.1", time_scale=0.25) as sim:
+        stack: list[httpx.AsyncClient] = []
+        h = await open_harness(sim, settings_for(sim), stack)
+        try:
+            vmid = await clone(h)
+            move = asyncio.create_task(h.client.migrate_vm(TEMPLATE_NODE, vmid, "pve2"))
+            for _ in range(200):  # until the migration task holds its config lock
+                if sim.cluster.vms[vmid].config.get("lock") == "migrate":
+                    break
+                await asyncio.sleep(0.01)
+            with pytest.raises(ProxmoxConflict) as info:
+                await h.client.update_vm_config(TEMPLATE_NODE, vmid, {"description": "x"})
+            assert info.value.lock == "migrate"
+            assert (await move).exitstatus == "OK"
+        finally:
+            await stack[0].aclose()

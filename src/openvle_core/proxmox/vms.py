@@ -266,7 +266,8 @@ class VmOperations:
         await self._guard.check(vmid)
         deadline = asyncio.get_running_loop().time() + task_timeout
         data = await self._api.get(VM + "/migrate", {"target": target}, node=node, vmid=vmid)
-        _check_migration(parse(MigratePreconditions, data), vmid, target, online=online)
+        pre = parse(MigratePreconditions, data)
+        _check_migration(pre, vmid, target, online=online, local_disks=with_local_disks)
         params = {"target": target, "online": online, "with-local-disks": with_local_disks}
         upid = await self._api.write("POST", VM + "/migrate", params, node=node, vmid=vmid)
         status = await self.wait_task(upid, task_timeout)
@@ -336,13 +337,19 @@ def _agent_absence(exc: ProxmoxError) -> str | None:
     return None
 
 
-def _check_migration(pre: MigratePreconditions, vmid: int, target: str, *, online: bool) -> None:
+def _check_migration(
+    pre: MigratePreconditions, vmid: int, target: str, *, online: bool, local_disks: bool
+) -> None:
     """Raise `MigrationBlocked` for what PVE would refuse, before sending the POST."""
     if pre.running and not online:
         raise MigrationBlocked(f"VM {vmid} is running: migrate with online=True")
     if target in pre.not_allowed_nodes:
-        raise MigrationBlocked(
-            f"VM {vmid} cannot move to {target}: {pre.not_allowed_nodes[target]}"
-        )
+        reason = pre.not_allowed_nodes[target]
+        raise MigrationBlocked(f"VM {vmid} cannot move to {target}: {reason}")
     if pre.local_resources:
         raise MigrationBlocked(f"VM {vmid} uses local resources {pre.local_resources}")
+    attached = [d.volid for d in pre.local_disks if not d.cdrom and not d.is_unused]
+    if pre.running and attached and not local_disks:
+        raise MigrationBlocked(
+            f"VM {vmid} has local disks {attached}: live migration needs with_local_disks=True"
+        )
