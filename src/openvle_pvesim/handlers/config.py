@@ -55,13 +55,17 @@ def option_privs(key: str) -> tuple[list[str], bool]:
     raise PVEError(403, f"only root can set '{key}' config")
 
 
-def check_perms(req: Request, keys: list[str]) -> None:
+def check_perms(req: Request, keys: list[str], pool: str | None = None) -> None:
+    """Per-option privileges on /vms/{vmid}, or on /pool/{pool} when creating into one."""
     path = f"/vms/{req.params['vmid']}"
+    principal = req.principal
     for key in keys:
-        if req.principal.userid == "root@pam" and not req.principal.tokenid:
+        if principal.userid == "root@pam" and not principal.tokenid:
             return
         privs, any_ = option_privs(key)
-        req.principal.check(path, privs, any_=any_)
+        in_pool = pool is not None and any(principal.has(f"/pool/{pool}", p) for p in privs)
+        if not in_pool:
+            principal.check(path, privs, any_=any_)
         if NET_RE.match(key):
             bridge, tag = net_bridge(str(req.params.get(key, "")))
             zone = f"/sdn/zones/localnetwork/{bridge}" + (f"/{tag}" if tag else "")

@@ -107,7 +107,11 @@ async def create_vm(req: Request) -> str:
     changes, _ = split_changes(req)
     for key in ("pool", "start", "unique", "storage", "bwlimit", "force", "live-restore"):
         changes.pop(key, None)
-    check_perms(req, list(changes))
+    check_perms(req, list(changes), None if pool is None else str(pool))
+    for key, value in changes.items():
+        if DISK_RE.match(key) and ":" in str(value):
+            sid = str(value).split(":", 1)[0]
+            req.principal.check(f"/storage/{sid}", ["Datastore.AllocateSpace"])
     config = allocate_disks(cluster, vmid, changes)
     for key, value in list(config.items()):
         if re.match(r"^net\d+$", key) and net_mac(str(value)) is None:
