@@ -189,11 +189,23 @@ def _fault_reply(fault: HttpFault) -> Reply:
     return Reply(fault.status, fault.reason)
 
 
+def _form(text: str) -> dict[str, Any]:
+    """URL-encoded pairs; a repeated key becomes a list (joined later for `*-list`)."""
+    params: dict[str, Any] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if name in params:
+            previous = params[name]
+            params[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            params[name] = value
+    return params
+
+
 def _merge_params(
     method: str, query: str, headers: dict[str, str], body: bytes, path_params: dict[str, str]
 ) -> dict[str, Any]:
     """Query (all methods) plus form or JSON body (POST/PUT), then the URI parameters."""
-    params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    params: dict[str, Any] = _form(query)
     if body and method in {"POST", "PUT"}:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
@@ -205,7 +217,7 @@ def _merge_params(
                 raise PVEError(400, "JSON body must be an object")
             params.update(decoded)
         else:
-            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            params.update(_form(body.decode("utf-8", "replace")))
     conflicts = {
         name: "duplicate parameter (already defined in URI) with conflicting values!"
         for name, value in path_params.items()

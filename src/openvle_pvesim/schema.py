@@ -141,7 +141,8 @@ def _check_type(path: str, kind: str | None, value: Any, errors: dict[str, str])
     elif kind == "object":
         ok = isinstance(value, dict)
     elif isinstance(value, list | dict):
-        _add_error(errors, path, f"type check ('{kind}') failed - got {type(value).__name__}")
+        perl_ref = "ARRAY" if isinstance(value, list) else "HASH"
+        _add_error(errors, path, f"type check ('{kind}') failed - got {perl_ref}")
         return False
     elif kind == "boolean":
         ok = value in {"1", "0"}
@@ -223,12 +224,23 @@ def _coerce(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def _join_list(method: Method, name: str, value: Any) -> Any:
+    """RESTHandler's legacy normalisation: an array for a `*-list` string is joined."""
+    if not isinstance(value, list):
+        return value
+    schema = method.prop(name) or {}
+    fmt = schema.get("format")
+    if schema.get("type") == "string" and isinstance(fmt, str) and fmt.endswith("-list"):
+        return ",".join(str(_scalar(item)) for item in value)
+    return value
+
+
 def validate_params(method: Method, raw: dict[str, Any]) -> dict[str, Any]:
     """Check `raw` (strings, or JSON values) against the method; return coerced params.
 
     Raises the 400 `Parameter verification failed.` PVEError with per-parameter errors.
     """
-    values = {name: _scalar(value) for name, value in raw.items()}
+    values = {name: _scalar(_join_list(method, name, value)) for name, value in raw.items()}
     errors: dict[str, str] = {}
     for name, declared in method.properties.items():
         check_prop(values.get(name), declared, name, errors)

@@ -138,6 +138,8 @@ def test_merge_params_takes_query_form_and_json() -> None:
     form = _merge_params("POST", "a=1", {"content-type": "application/x-www-form-urlencoded"},
                          b"b=2&c=", {"node": "pve1"})  # fmt: skip
     assert form == {"a": "1", "b": "2", "c": "", "node": "pve1"}
+    repeated = _merge_params("PUT", "", {}, b"delete=tags&delete=name", {})
+    assert repeated == {"delete": ["tags", "name"]}
     body = json.dumps({"full": True, "newid": 101}).encode()
     as_json = _merge_params("PUT", "", {"content-type": "application/json"}, body, {})
     assert as_json == {"full": True, "newid": 101}

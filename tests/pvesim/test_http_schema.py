@@ -106,3 +106,13 @@ def test_response_checks() -> None:
     assert any("status" in line and "enum" in line for line in bad)
     assert any(line.startswith("GET /nodes/{node}/tasks/{upid}/status.pid") for line in bad)
     assert validate_response("9.1", "DELETE", "/nodes/{node}/qemu/{vmid}", None) != []
+
+
+def test_arrays_for_list_formats_are_joined_and_other_arrays_refused() -> None:
+    spec = load_schema("9.1").method("PUT", CONFIG)
+    assert spec is not None
+    params = validate_params(spec, {"node": "pve1", "vmid": "100", "delete": ["tags", "name"]})
+    assert params["delete"] == "tags,name"
+    assert errors_of("9.1", "PUT", CONFIG, {"node": "pve1", "vmid": "100", "name": ["a"]}) == {
+        "name": "type check ('string') failed - got ARRAY"
+    }
