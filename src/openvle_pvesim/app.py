@@ -23,7 +23,7 @@ from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response
 
 if TYPE_CHECKING:
-    from openvle_pvesim.access import AccessControl
+    from openvle_pvesim.access import AccessControl, Principal
     from openvle_pvesim.cluster import Cluster
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,16 @@ def error_reply(status: int, message: str, errors: dict[str, str] | None = None)
 def pve_error_reply(exc: PVEError) -> Reply:
     message = exc.message if exc.message.endswith("\n") else exc.message + "\n"
     return error_reply(exc.status, message, exc.errors)
+
+
+@dataclass(frozen=True)
+class _Params:
+    """The raw parameter sources of one request."""
+
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    path: dict[str, str]
 
 
 @dataclass
@@ -152,11 +162,15 @@ class SimulatorApp:
             return fault if fault.kind != "status" else _fault_reply(fault)
         if found is None:
             return error_reply(501, f"Method '{method} {rel}' not implemented")
-        template, path_params = found
-        spec = self.schema.method(method, template)
+        spec = self.schema.method(method, found[0])
         assert spec is not None  # the router only holds templates of this schema
+        params = _Params(query, headers, body, found[1])
+        return await self._call(spec, rel, params, principal)
+
+    async def _call(self, spec: Method, rel: str, raw: _Params, principal: Principal) -> Reply:
+        """Validate (400), check permissions (403), run the handler, format the reply."""
         try:
-            params = _merge_params(method, query, headers, body, path_params)
+            params = _merge_params(spec.method, raw.query, raw.headers, raw.body, raw.path)
             if not spec.allowtoken:
                 raise PVEError(
                     403,
@@ -165,12 +179,12 @@ class SimulatorApp:
                 )
             coerced = validate_params(spec, params)
             check_method(spec.permissions, principal, coerced)
-            request = Request(method, rel, template, coerced, principal, self.cluster)
-            result = await ROUTES[(method, template)](request)
+            request = Request(spec.method, rel, spec.template, coerced, principal, self.cluster)
+            result = await ROUTES[(spec.method, spec.template)](request)
         except PVEError as exc:
             return pve_error_reply(exc)
         except Exception as exc:  # a plain `die` in a PVE handler is a 500 too
-            log.exception("handler %s %s failed", method, template)
+            log.exception("handler %s %s failed", spec.method, spec.template)
             return error_reply(500, f"{exc}\n")
         return self._success(spec, result)
 
