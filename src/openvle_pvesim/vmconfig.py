@@ -128,10 +128,9 @@ def check_smbios1(value: str) -> None:
 
 
 def smbios_with_uuid(value: str | None, new_uuid: str) -> str:
-    """Set or replace the uuid of an smbios1 string."""
-    props = parse_props(value or "")
-    props["uuid"] = new_uuid
-    return ",".join(f"{k}={v}" for k, v in props.items())
+    """Set or replace the uuid of an smbios1 string (uuid first, as PVE writes it)."""
+    props = {k: v for k, v in parse_props(value or "").items() if k != "uuid"}
+    return ",".join(f"{k}={v}" for k, v in {"uuid": new_uuid, **props}.items())
 
 
 def check_name(name: str) -> None:

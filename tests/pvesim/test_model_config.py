@@ -125,3 +125,24 @@ async def test_create_vm_and_collision(ci: httpx.AsyncClient, admin: httpx.Async
     assert "lock" not in config
     again = await admin.post("/nodes/pve2/qemu", data={**data, "pool": POOL})
     assert error(again) == "unable to create VM 510 - VM 510 already exists on node 'pve1'"
+
+
+async def test_smbios1_update_without_uuid_keeps_the_uuid(ci: httpx.AsyncClient) -> None:
+    vmid = await new_vm(ci, 507)
+    before = (await ok(await ci.get(CONFIG.format(vmid=vmid))))["smbios1"]
+    await ok(
+        await ci.put(CONFIG.format(vmid=vmid), data={"smbios1": f"serial={b64('x-1')},base64=1"})
+    )
+    after = (await ok(await ci.get(CONFIG.format(vmid=vmid))))["smbios1"]
+    assert after.split(",")[0] == before.split(",")[0]
+    assert after.startswith("uuid=")
+
+
+async def test_create_ha_managed_on_9x(ci: httpx.AsyncClient, sim: Simulator) -> None:
+    if sim.version == "8.4":
+        data = {"vmid": 511, "pool": POOL, "ha-managed": 1}
+        assert error(await ci.post("/nodes/pve1/qemu", data=data), 400)
+        return
+    data = {"vmid": 511, "pool": POOL, "memory": "1024", "ha-managed": 1}
+    assert (await run(ci, await ci.post("/nodes/pve1/qemu", data=data)))["exitstatus"] == "OK"
+    assert sim.cluster.ha[511].state == "stopped"

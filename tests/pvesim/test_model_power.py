@@ -244,3 +244,14 @@ async def test_task_fail_fault_on_start(make_sim: MakeSim) -> None:
         failed = await run(ci, await power(ci, vmid, "start"))
         assert failed["exitstatus"] == "start failed: QEMU exited with code 1"
         assert (await run(ci, await power(ci, vmid, "start")))["exitstatus"] == "OK"
+
+
+async def test_lock_timeout_fault(make_sim: MakeSim) -> None:
+    async with make_sim(faults="lock_timeout=qmstop:n=1") as sim, pve(sim) as ci:
+        vmid = await new_vm(ci, 313)
+        await run(ci, await power(ci, vmid, "start"))
+        failed = await run(ci, await power(ci, vmid, "stop"))
+        assert failed["exitstatus"] == (
+            f"can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+        )
+        assert (await current(ci, vmid))["status"] == "running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster
@@ -17,6 +18,8 @@ from openvle_pvesim.vmconfig import (
     net_bridge,
     net_mac,
     normalise,
+    parse_props,
+    smbios_with_uuid,
     with_new_mac,
 )
 
@@ -108,6 +111,9 @@ def apply_changes(cluster: Cluster, vm: VM, changes: dict[str, Any], deletes: li
         stored = normalise(key, value)
         if NET_RE.match(key) and net_mac(str(stored)) is None:
             stored = with_new_mac(str(stored), cluster.new_mac())
+        if key == "smbios1" and "uuid=" not in str(stored):
+            old = parse_props(str(vm.config.get("smbios1", ""))).get("uuid")
+            stored = smbios_with_uuid(str(stored), old or str(uuid.uuid4()))
         vm.config[key] = stored
 
 

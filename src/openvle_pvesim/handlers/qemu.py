@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from openvle_pvesim.cluster import VM, Cluster
+from openvle_pvesim.cluster import VM, Cluster, HAService
 from openvle_pvesim.contract import PVEError, Request, route
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.handlers.config import check_perms, split_changes
@@ -105,6 +105,7 @@ async def create_vm(req: Request) -> str:
     if pool is not None and pool not in cluster.pools:
         raise PVEError(403, f"Permission check failed (pool '{pool}' does not exist)")
     changes, _ = split_changes(req)
+    ha_managed = bool(changes.pop("ha-managed", False))
     for key in ("pool", "start", "unique", "storage", "bwlimit", "force", "live-restore"):
         changes.pop(key, None)
     check_perms(req, list(changes), None if pool is None else str(pool))
@@ -133,7 +134,9 @@ async def create_vm(req: Request) -> str:
         vm.config.pop("lock", None)
         if pool is not None:
             cluster.set_pool(vmid, str(pool))
-        if start:
+        if ha_managed:
+            cluster.ha[vmid] = HAService(vmid, {"state": "started" if start else "stopped"})
+        if start and not ha_managed:
             await start_body(cluster, vm)(ctx)
 
     return await cluster.tasks.spawn(node, "qmcreate", str(vmid), task_user(req.principal), worker)
