@@ -295,11 +295,14 @@ class Principal:
             if priv not in held:
                 raise permission_denied(f"{path}, {priv}")
 
-    def permissions(self, path: str | None = None) -> dict[str, dict[str, int]]:
-        """What GET /access/permissions returns for this principal."""
+    def permissions(
+        self, path: str | None = None, members: Iterable[int] = ()
+    ) -> dict[str, dict[str, int]]:
+        """What GET /access/permissions returns; `members` are the VMs in pools."""
         if path is not None:
             return {path: dict(self.access.privileges_of(self.userid, self.tokenid, path))}
         paths = set(DEFAULT_PATHS) | set(self.access.acl_paths())
+        paths |= {f"/vms/{vmid}" for vmid in members}
         if self.access.pool_members is not None:
             paths |= {f"/vms/{vmid}" for vmid in self.access.pool_members()}
         result: dict[str, dict[str, int]] = {}

@@ -21,4 +21,7 @@ async def get_permissions(request: Request) -> dict[str, dict[str, int]]:
             caller.check("/access", ["Sys.Audit"])
         subject = caller.access.principal(userid, str(target) if token else None)
     path = request.params.get("path")
-    return subject.permissions(str(path) if path is not None else None)
+    if path is not None:
+        return subject.permissions(str(path))
+    cluster = request.cluster
+    return subject.permissions(members=[v for v in cluster.vms if cluster.pool_of(v)])

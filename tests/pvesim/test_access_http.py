@@ -96,6 +96,7 @@ async def test_permissions_of_the_ci_token(sim: Simulator, ci: httpx.AsyncClient
     assert template["data"]["/vms/9000"][agent] == 0
     everything = (await ci.get("/access/permissions")).json()["data"]
     assert "/pool/OpenVLE-VMs" in everything
+    assert everything["/vms/9001"]["VM.Clone"] == 0  # pool members are listed
     assert "/vms/200" not in everything
 
 
