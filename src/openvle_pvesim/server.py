@@ -1,7 +1,7 @@
 """HTTP/1.1 over asyncio streams with h11, so the reason phrase can carry PVE's message.
 
-Keep-alive, optional TLS, gzip (level 1) when the client accepts it and the body exceeds
-1024 bytes, PVE's headers (`Server: pve-api-daemon/3.0`, no-cache). Connection-level
+Keep-alive, optional TLS, gzip or deflate (level 1) when the client accepts it and the
+body exceeds 1024 bytes, PVE's headers (`Server: pve-api-daemon/3.0`, no-cache). Connection-level
 faults: `hang` keeps the connection open without answering until the client gives up,
 `reset` aborts it with an RST and no reply.
 """
@@ -15,6 +15,7 @@ import logging
 import socket
 import ssl
 import struct
+import zlib
 from email.utils import formatdate
 
 import h11
@@ -91,7 +92,7 @@ class SimulatorServer:
             if isinstance(reply, HttpFault):
                 await _play_fault(reply, reader, writer)
                 return
-            await _send(conn, writer, reply, "gzip" in headers.get("accept-encoding", ""))
+            await _send(conn, writer, reply, _encoding(headers.get("accept-encoding", "")))
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
@@ -123,7 +124,13 @@ async def _read_body(conn: h11.Connection, reader: asyncio.StreamReader) -> byte
             return b"".join(chunks)
 
 
-def _headers(body: bytes, gzipped: bool) -> list[tuple[str, str]]:
+def _encoding(accept: str) -> str | None:
+    """gzip if the client takes it, else deflate, else none (as pve-http-server)."""
+    offered = {item.split(";")[0].strip().lower() for item in accept.split(",")}
+    return next((enc for enc in ("gzip", "deflate") if enc in offered), None)
+
+
+def _headers(body: bytes, encoding: str | None) -> list[tuple[str, str]]:
     now = formatdate(usegmt=True)
     headers = [
         ("Cache-Control", "max-age=0"),
@@ -135,8 +142,8 @@ def _headers(body: bytes, gzipped: bool) -> list[tuple[str, str]]:
     ]
     if body:
         headers.append(("Content-Type", "application/json;charset=UTF-8"))
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
+    if encoding:
+        headers.append(("Content-Encoding", encoding))
     return headers
 
 
@@ -147,14 +154,18 @@ def reason_bytes(reason: str) -> bytes:
 
 
 async def _send(
-    conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, accepts_gzip: bool
+    conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, accepted: str | None
 ) -> None:
     body = reply.body
-    gzipped = accepts_gzip and len(body) > GZIP_MIN
-    if gzipped:
+    encoding = accepted if len(body) > GZIP_MIN else None
+    if encoding == "gzip":
         body = gzip.compress(body, compresslevel=1, mtime=0)
+    elif encoding == "deflate":
+        body = zlib.compress(body, 1)
     response = h11.Response(
-        status_code=reply.status, reason=reason_bytes(reply.reason), headers=_headers(body, gzipped)
+        status_code=reply.status,
+        reason=reason_bytes(reply.reason),
+        headers=_headers(body, encoding),
     )
     writer.write(conn.send(response) or b"")
     if body:

@@ -172,6 +172,10 @@ async def test_large_bodies_are_gzipped_when_accepted(ci: httpx.AsyncClient) -> 
     assert "content-encoding" not in small.headers
     plain = await ci.get("/cluster/resources", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+    deflated = await ci.get("/cluster/resources", headers={"Accept-Encoding": "deflate"})
+    assert deflated.headers["content-encoding"] == "deflate"
+    ids = [item["id"] for item in deflated.json()["data"]]
+    assert ids == [item["id"] for item in plain.json()["data"]]
 
 
 async def test_keep_alive_serves_several_requests_on_one_connection(sim: Simulator) -> None:
