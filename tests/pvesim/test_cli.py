@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,3 +75,22 @@ def test_cli_rejects_a_malformed_token() -> None:
     )
     assert result.returncode == 2
     assert "USER@REALM!ID=SECRET" in result.stderr
+
+
+def test_cli_seed_file_vms_and_version(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"nodes": [{"name": "lab1"}], "pools": [{"poolid": "OpenVLE-VMs"}]}))
+    process, info = _start("--seed", str(seed), "--vms", "5", "--pve-version", "8.4")
+    try:
+        tokens = info["tokens"]
+        assert isinstance(tokens, dict)
+        headers = {"Authorization": f"PVEAPIToken=root@pam!admin={tokens['root@pam!admin']}"}
+        nodes = httpx.get(str(info["url"]) + "/nodes", headers=headers, timeout=10).json()
+        vms = httpx.get(
+            str(info["url"]) + "/cluster/resources", params={"type": "vm"}, headers=headers
+        ).json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert [node["node"] for node in nodes["data"]] == ["lab1"]
+    assert len(vms["data"]) == 5
