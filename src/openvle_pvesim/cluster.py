@@ -20,7 +20,7 @@ from openvle_pvesim.access import AccessControl
 from openvle_pvesim.contract import DomainFaults, PVEError
 from openvle_pvesim.resources import node_entries, other_entries
 from openvle_pvesim.tasks import FLock, TaskManager
-from openvle_pvesim.vmconfig import disk_keys, parse_size, storage_of
+from openvle_pvesim.vmconfig import disk_keys, parse_size, storage_of, volid, volume_keys
 from openvle_pvesim.vmops import ha_apply
 
 if TYPE_CHECKING:
@@ -231,6 +231,21 @@ class Cluster:
                 node_mem[vm.node] += int(vm.entry["mem"])
         for name, n in self.nodes.items():
             n.mem = min(node_mem[name], int(n.maxmem * 0.95))
+        self._storage_usage()
+
+    def _storage_usage(self) -> None:
+        """Bytes used per storage (per node for local ones); linked clones count 10 %."""
+        for storage in self.storages.values():
+            storage.used = {}
+        for vm in self.vms.values():
+            for key in volume_keys(vm.config):
+                value = str(vm.config[key])
+                target = self.storages.get(storage_of(value))
+                if target is None:
+                    continue
+                size = parse_size(value) // (10 if "/" in volid(value) else 1)
+                where = "" if target.shared else vm.node
+                target.used[where] = target.used.get(where, 0) + size
 
     def _vm_entry(self, vm: VM, now: float) -> dict[str, Any]:
         running = vm.running

@@ -178,7 +178,7 @@ class TaskManager:
         except TaskError as exc:
             self.finish(task, " ".join(str(exc).split("\n")).strip())
         except asyncio.CancelledError:
-            self.finish(task, "interrupted by signal")
+            self.finish(task, "received interrupt")
         else:
             self.finish(task, None)
 

@@ -209,9 +209,10 @@ def migrate_body(cluster: Cluster, vm: VM, target: str, online: bool, local_disk
     async def body(ctx: TaskContext) -> None:
         check_unlocked(vm)
         local = [k for k in disk_keys(vm.config) if not cluster.is_shared(str(vm.config[k]))]
-        if local and not local_disks:
-            volume = volid(str(vm.config[local[0]]))
-            raise TaskError(f"can't migrate local disk '{volume}': use --with-local-disks")
+        if local and vm.running and not local_disks:
+            raise TaskError(
+                "can't live migrate attached local disks without with-local-disks option"
+            )
         if vm.running and not online:
             raise TaskError("can't migrate running VM without --online")
         vm.config["lock"] = "migrate"

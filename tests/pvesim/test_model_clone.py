@@ -174,7 +174,7 @@ async def test_concurrent_full_clones_to_one_id_time_out_on_the_flock(make_sim: 
 
 
 async def test_many_full_clones_on_local_lvm_hit_the_storage_lock(make_sim: MakeSim) -> None:
-    async with make_sim(time_scale=0.01) as sim, pve(sim) as ci:
+    async with make_sim(time_scale=0.004) as sim, pve(sim) as ci:
         sim.cluster.tasks.gate.clear()
         responses = [await clone(ci, 140 + i, vmid=9002, node="pve2", full=1) for i in range(8)]
         upids = [await ok(r) for r in responses]

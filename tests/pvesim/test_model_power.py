@@ -255,3 +255,24 @@ async def test_lock_timeout_fault(make_sim: MakeSim) -> None:
             f"can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
         )
         assert (await current(ci, vmid))["status"] == "running"
+
+
+async def test_migrate_with_local_disks(admin: httpx.AsyncClient, sim: Simulator) -> None:
+    offline = await admin.post("/nodes/pve2/qemu/9002/migrate", data={"target": "pve3"})
+    status = await run(admin, offline)
+    assert status["exitstatus"] == "OK"
+    assert "copying local disk 'local-lvm:base-9002-disk-0' (scsi0)" in await task_log(
+        admin, status["upid"]
+    )
+    vmid = await new_vm(admin, 314, vmid=9002, node="pve3")
+    running = await run(admin, await admin.post(f"/nodes/pve3/qemu/{vmid}/status/start"))
+    assert running["exitstatus"] == "OK"
+    online = {"target": "pve1", "online": 1}
+    refused = await run(admin, await admin.post(f"/nodes/pve3/qemu/{vmid}/migrate", data=online))
+    assert refused["exitstatus"] == (
+        "can't live migrate attached local disks without with-local-disks option"
+    )
+    both = {**online, "with-local-disks": 1}
+    moved = await run(admin, await admin.post(f"/nodes/pve3/qemu/{vmid}/migrate", data=both))
+    assert moved["exitstatus"] == "OK"
+    assert sim.cluster.vms[vmid].node == "pve1"

@@ -7,9 +7,9 @@ import random
 
 import httpx
 import pytest
-from modelkit import error, ok, run
+from modelkit import error, ok, run, wait_task
 
-from conftest import ADMIN_TOKEN, pve
+from conftest import ADMIN_TOKEN, MakeSim, pve
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import Cluster, NoFaults
 from openvle_pvesim.contract import Request
@@ -133,3 +133,21 @@ async def test_a_token_sees_only_its_own_tasks(sim: Simulator, ci: httpx.AsyncCl
         # Reading one task by UPID needs ownership or Sys.Audit on the node (ci has it).
         peek = await ci.get(f"/nodes/pve1/tasks/{mine['upid']}/status")
         assert (await ok(peek))["user"] == "root@pam"
+
+
+async def test_stopping_a_task_interrupts_it(make_sim: MakeSim) -> None:
+    async with make_sim(time_scale=1.0) as sim, pve(sim, ADMIN_TOKEN) as admin:
+        upid = await ok(await admin.post("/nodes/pve1/qemu/200/status/shutdown"))
+        assert await ok(await admin.delete(f"/nodes/pve1/tasks/{upid}")) is None
+        status = await wait_task(admin, upid)
+        assert status["exitstatus"] == "received interrupt"
+        assert sim.cluster.vms[200].running
+
+
+async def test_storage_usage_follows_the_disks() -> None:
+    cluster = make()
+    ceph = cluster.storages["ceph"].used[""]
+    local = cluster.storages["local-lvm"].used
+    assert set(local) == {"pve2"}
+    assert local["pve2"] == 80 * 1024**3
+    assert ceph >= (32 + 40 + 3 * 20) * 1024**3
