@@ -134,3 +134,15 @@ def test_a_vm_being_cloned_is_locked(version: str) -> None:
         assert caught.value.status_code == 500
         assert caught.value.content == "VM is locked (clone)"
         assert sim.violations == []
+
+
+def test_thread_runner_calls_into_the_simulator_loop() -> None:
+    runner = start_in_thread(version="9.1")
+    with runner as sim:
+        assert runner.call(lambda: 9000 in sim.cluster.vms) is True
+        sim.faults.add("status", "/version", status=596, n=1)
+        api = connect(sim, token="root@pam!admin")
+        with pytest.raises(ResourceException) as caught:
+            api.version.get()
+        assert caught.value.status_code == 596
+    assert not runner._thread.is_alive()
