@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openvle_core.errors import ConflictError, NotFoundError
+from openvle_core.errors import ConflictError, NotFoundError, OpenVLEError
 
 
 class EventNotFound(NotFoundError):
@@ -15,3 +15,19 @@ class SlugTaken(ConflictError):
     """Another event already uses that slug."""
 
     code = "slug_taken"
+
+
+class InvalidEvent(OpenVLEError):
+    """A field of an event is not acceptable (unknown template, ends before it starts)."""
+
+    code = "invalid_event"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EventBusy(ConflictError):
+    """The event's state forbids the change (deployed events keep their VMs' shape)."""
+
+    code = "event_busy"
