@@ -125,6 +125,28 @@ class VmOperations:
         task_timeout: float = TASK_TIMEOUT,
     ) -> TaskStatus:
         """Clone a pool VM/template into our pool as `newid` and wait for the task."""
+        upid = await self.start_clone(
+            node, vmid, newid, name=name, full=full, target=target, storage=storage,
+            description=description,
+        )  # fmt: skip
+        status = await self.wait_task(upid, task_timeout)
+        self._guard.add(newid, target or node)
+        return status
+
+    async def start_clone(
+        self,
+        node: str,
+        vmid: int,
+        newid: int,
+        *,
+        name: str | None = None,
+        full: bool = False,
+        target: str | None = None,
+        storage: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Start a clone into our pool and return its UPID without waiting (crash-safe
+        callers record the UPID first, then `wait_task`)."""
         await self._guard.check(vmid)
         params = {
             "newid": newid,
@@ -135,10 +157,8 @@ class VmOperations:
             "storage": storage,
             "description": description,
         }
-        upid = await self._api.write("POST", VM + "/clone", params, node=node, vmid=vmid)
-        status = await self.wait_task(upid, task_timeout)
-        self._guard.add(newid, target or node)
-        return status
+        upid: str = await self._api.write("POST", VM + "/clone", params, node=node, vmid=vmid)
+        return upid
 
     async def convert_to_template(
         self, node: str, vmid: int, *, task_timeout: float = TASK_TIMEOUT
@@ -152,11 +172,16 @@ class VmOperations:
         self, node: str, vmid: int, *, purge: bool = True, task_timeout: float = TASK_TIMEOUT
     ) -> TaskStatus:
         """Destroy a pool VM; `purge` also drops it from HA, backup jobs and the pool."""
-        await self._guard.check(vmid)
-        upid = await self._api.write("DELETE", VM, {"purge": purge}, node=node, vmid=vmid)
+        upid = await self.start_delete(node, vmid, purge=purge)
         status = await self.wait_task(upid, task_timeout)
         self._guard.forget(vmid)
         return status
+
+    async def start_delete(self, node: str, vmid: int, *, purge: bool = True) -> str:
+        """Start destroying a pool VM and return the UPID without waiting."""
+        await self._guard.check(vmid)
+        upid: str = await self._api.write("DELETE", VM, {"purge": purge}, node=node, vmid=vmid)
+        return upid
 
     async def start_vm(
         self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
