@@ -86,6 +86,7 @@ class HAService:
     crm_state: str = "stopped"
     busy: bool = False
     migrate_to: str | None = None
+    failures: int = 0
 
     @property
     def state(self) -> str:

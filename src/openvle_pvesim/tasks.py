@@ -9,6 +9,7 @@ runs to completion before the UPID is returned. `TaskError` ends a task with its
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import time
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+log = logging.getLogger(__name__)
 UPID_RE = re.compile(
     r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
     r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$"
@@ -179,6 +181,9 @@ class TaskManager:
             self.finish(task, " ".join(str(exc).split("\n")).strip())
         except asyncio.CancelledError:
             self.finish(task, "received interrupt")
+        except Exception as exc:  # a simulator bug: fail the task visibly, keep the trace
+            log.exception("task %s crashed", task.upid)
+            self.finish(task, f"internal simulator error: {exc}")
         else:
             self.finish(task, None)
 

@@ -159,7 +159,7 @@ async def ha_apply(cluster: Cluster) -> None:
     """One CRM/LRM round: start, stop or migrate HA services whose state differs."""
     for vmid, svc in list(cluster.ha.items()):
         vm = cluster.vms.get(vmid)
-        if vm is None or svc.busy or svc.state == "ignored":
+        if vm is None or svc.busy or svc.state == "ignored" or svc.crm_state == "error":
             continue
         want_running = svc.state in ("started", "enabled")
         if svc.migrate_to and svc.migrate_to != vm.node:
@@ -192,9 +192,15 @@ async def ha_run(cluster: Cluster, svc: HAService, vm: VM, action: str) -> None:
     upid = await spawn_power(cluster, vm, kind, "root@pam", body)
 
     def settle() -> None:
+        """Record the outcome; after more than max_restart failures the service is `error`."""
         svc.busy = False
         svc.migrate_to = None
-        svc.crm_state = ha_settled_state(svc.state, vm.running)
+        task = cluster.tasks.tasks[upid]
+        svc.failures = 0 if task.exitstatus == "OK" else svc.failures + 1
+        if svc.failures > int(svc.conf.get("max_restart", 1)):
+            svc.crm_state = "error"
+        else:
+            svc.crm_state = ha_settled_state(svc.state, vm.running)
 
     cluster.tasks.watch(upid, settle)
 

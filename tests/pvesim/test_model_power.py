@@ -276,3 +276,23 @@ async def test_migrate_with_local_disks(admin: httpx.AsyncClient, sim: Simulator
     moved = await run(admin, await admin.post(f"/nodes/pve3/qemu/{vmid}/migrate", data=both))
     assert moved["exitstatus"] == "OK"
     assert sim.cluster.vms[vmid].node == "pve1"
+
+
+async def test_ha_service_enters_error_after_failed_restarts(
+    make_sim: MakeSim,
+) -> None:
+    async with make_sim(faults="task_fail=qmstart:n=2") as sim, pve(sim) as ci:
+        sim.cluster.autotick = False
+        vmid = await new_vm(ci, 315)
+        await ok(await ci.post("/cluster/ha/resources", data={"sid": f"vm:{vmid}"}))
+        for _ in range(3):
+            await sim.cluster.ha_round()
+            await sim.cluster.tasks.drain()
+        assert (await current(ci, vmid))["ha"] == {"managed": 1, "state": "error"}
+        put = await ci.put(f"/cluster/ha/resources/vm:{vmid}", data={"state": "started"})
+        assert error(put) == f"service 'vm:{vmid}' in error state, must be disabled and fixed first"
+        await ok(await ci.put(f"/cluster/ha/resources/vm:{vmid}", data={"state": "disabled"}))
+        await ok(await ci.put(f"/cluster/ha/resources/vm:{vmid}", data={"state": "started"}))
+        await sim.cluster.ha_round()
+        await sim.cluster.tasks.drain()
+        assert (await current(ci, vmid))["status"] == "running"

@@ -73,6 +73,8 @@ def check_request(req: Request, source: VM) -> ClonePlan:
     if not full and params.get("format"):
         raise PVEError(500, "parameter 'format' not allowed for linked clones")
     check_lock(source)
+    if params.get("snapname"):
+        raise PVEError(500, f"snapshot '{params['snapname']}' does not exist")
     if "name" in params:
         check_name(str(params["name"]))
     plan = ClonePlan(source, int(params["newid"]), target, full, storage and str(storage),
@@ -95,7 +97,7 @@ def check_volumes(cluster: Cluster, plan: ClonePlan) -> None:
                 500, f"Linked clone feature is not supported for '{volid(value)}' ({key})"
             )
         sid = plan.storage or storage_of(value)
-        if plan.node != src.node and not cluster.storages[sid].shared:
+        if plan.node != src.node and not cluster.is_shared(f"{sid}:x"):
             raise PVEError(500, f"can't clone VM to node '{plan.node}' (VM uses local storage)")
 
 
@@ -151,7 +153,8 @@ async def clone_volume(
 
 async def allocate(cluster: Cluster, ctx: TaskContext, sid: str, node: str) -> None:
     """Non-shared storages serialise allocations on a node-local lock (10 s wait)."""
-    if cluster.storages[sid].shared:
+    storage = cluster.storages.get(sid)
+    if storage is None or storage.shared:
         return
     lock = cluster.storage_lock(sid, node)
     try:
@@ -166,7 +169,8 @@ async def allocate(cluster: Cluster, ctx: TaskContext, sid: str, node: str) -> N
 
 async def copy_volume(cluster: Cluster, ctx: TaskContext, sid: str, size: int) -> None:
     """qemu-img convert: `transferred X of Y (p%)` lines, time by size and throughput."""
-    rate = THROUGHPUT.get(cluster.storages[sid].plugintype, 0.25 * 1024**3)
+    storage = cluster.storages.get(sid)
+    rate = THROUGHPUT.get(storage.plugintype if storage else "", 0.25 * 1024**3)
     steps = 10
     for step in range(1, steps + 1):
         await ctx.sleep(size / rate / steps)

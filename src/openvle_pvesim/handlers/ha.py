@@ -97,6 +97,8 @@ async def update_resource(req: Request) -> None:
     for key in [k for k in re.split(r"[,;\s]+", str(req.params.get("delete", ""))) if k]:
         svc.conf.pop(key, None)
     svc.conf.update(settings(req.params))
+    if svc.crm_state == "error" and svc.state == "disabled":
+        svc.crm_state, svc.failures = "disabled", 0
 
 
 @route("DELETE", "/cluster/ha/resources/{sid}")
