@@ -87,6 +87,7 @@ class HAService:
     busy: bool = False
     migrate_to: str | None = None
     failures: int = 0
+    stop_timeout: int = 60
 
     @property
     def state(self) -> str:

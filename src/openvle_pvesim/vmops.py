@@ -183,8 +183,11 @@ async def ha_run(cluster: Cluster, svc: HAService, vm: VM, action: str) -> None:
     svc.busy = True
     if action == "start":
         svc.crm_state, kind, body = "request_start", "qmstart", start_body(cluster, vm)
+    elif action == "stop" and svc.stop_timeout == 0:
+        svc.crm_state, kind, body = "request_stop", "qmstop", stop_body(cluster, vm)
     elif action == "stop":
-        svc.crm_state, kind, body = "request_stop", "qmshutdown", shutdown_body(cluster, vm)
+        body = shutdown_body(cluster, vm, svc.stop_timeout, force=True)
+        svc.crm_state, kind = "request_stop", "qmshutdown"
     else:
         target = svc.migrate_to or vm.node
         svc.crm_state, kind = "migrate", "qmigrate"

@@ -139,10 +139,13 @@ async def test_ha_start_and_stop_go_through_ha_rounds(
     assert [t.user for t in lrm] == ["root@pam"]
     stop = await run(ci, await power(ci, vmid, "shutdown"))
     assert stop["type"] == "hastop"
+    assert (await task_log(ci, stop["upid"]))[0] == f"Requesting HA stop for VM {vmid}"
     assert (await current(ci, vmid))["status"] == "running"
     await sim.cluster.ha_round()
     await sim.cluster.tasks.drain()
     assert (await current(ci, vmid))["status"] == "stopped"
+    kinds = [t.type for t in sim.cluster.tasks.tasks.values() if t.user == "root@pam"]
+    assert kinds == ["qmstart", "qmshutdown"]  # shutdown asks the CRM for a graceful stop
     entries = await ok(await ci.get("/cluster/resources", params={"type": "vm"}))
     assert next(e for e in entries if e["vmid"] == vmid)["hastate"] == "stopped"
 

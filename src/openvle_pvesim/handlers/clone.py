@@ -29,7 +29,7 @@ from openvle_pvesim.vmconfig import (
     volume_keys,
     with_new_mac,
 )
-from openvle_pvesim.vmops import fault_check
+from openvle_pvesim.vmops import check_unlocked, fault_check
 
 STARTUP_SECONDS = 1.5  # fork, early checks, volume activation: before the flocks
 LINKED_SECONDS = 0.5
@@ -157,10 +157,7 @@ async def allocate(cluster: Cluster, ctx: TaskContext, sid: str, node: str) -> N
     if storage is None or storage.shared:
         return
     lock = cluster.storage_lock(sid, node)
-    try:
-        await lock.acquire(cluster.scaled(STORAGE_LOCK_WAIT))
-    except TaskError as exc:
-        raise TaskError(f"clone failed: {exc}") from None
+    await lock.acquire(cluster.scaled(STORAGE_LOCK_WAIT))
     try:
         await ctx.sleep(ALLOC_SECONDS)
     finally:
@@ -179,8 +176,9 @@ async def copy_volume(cluster: Cluster, ctx: TaskContext, sid: str, size: int) -
 
 
 async def run_clone(cluster: Cluster, ctx: TaskContext, plan: ClonePlan) -> None:
-    """The worker body once both flocks are held."""
+    """The worker body once both flocks are held: re-check, then clone or clean up."""
     newid = plan.newid
+    check_unlocked(plan.source)
     if newid in cluster.contested_ids:
         cluster.contested_ids.discard(newid)
         take_by_other_client(cluster, plan)
@@ -191,14 +189,17 @@ async def run_clone(cluster: Cluster, ctx: TaskContext, plan: ClonePlan) -> None
     try:
         for n, key in enumerate(volume_keys(plan.source.config)):
             vm.config[key] = await clone_volume(cluster, ctx, plan, key, n)
+        vm.config.pop("lock", None)
+        if plan.pool is not None:
+            if plan.pool not in cluster.pools:
+                raise TaskError(f"can't add VM {newid} to pool '{plan.pool}'")
+            cluster.set_pool(newid, plan.pool)
+    except TaskError as exc:
+        cluster.vms.pop(newid, None)
+        raise TaskError(f"clone failed: {exc}") from None
     except BaseException:
         cluster.vms.pop(newid, None)
         raise
-    vm.config.pop("lock", None)
-    if plan.pool is not None:
-        if plan.pool not in cluster.pools:
-            raise TaskError(f"can't add VM {newid} to pool '{plan.pool}'")
-        cluster.set_pool(newid, plan.pool)
 
 
 def take_by_other_client(cluster: Cluster, plan: ClonePlan) -> None:

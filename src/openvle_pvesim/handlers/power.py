@@ -24,14 +24,18 @@ from openvle_pvesim.vmops import (
 HA_TASK_SECONDS = 1.0
 
 
-async def ha_request(req: Request, vm: VM, kind: str, state: str) -> str:
-    """`hastart`/`hastop`: set the service's requested state, nothing else."""
+async def ha_request(req: Request, vm: VM, kind: str, state: str, stop_after: int = 0) -> str:
+    """`hastart`/`hastop`: set the service's requested state (and stop timeout), nothing else.
+
+    `qm stop` asks the CRM for a hard stop (timeout 0), `qm shutdown` for a graceful one.
+    """
     cluster = req.cluster
     svc = cluster.ha[vm.vmid]
 
     async def worker(ctx: TaskContext) -> None:
         await ctx.sleep(HA_TASK_SECONDS)
         svc.conf["state"] = state
+        svc.stop_timeout = stop_after
         ctx.log(f"Requesting HA {'start' if state == 'started' else 'stop'} for VM {vm.vmid}")
 
     return await cluster.tasks.spawn(vm.node, kind, str(vm.vmid), task_user(req.principal), worker)
@@ -79,9 +83,9 @@ async def shutdown(req: Request) -> str:
     force = bool(req.params.get("forceStop"))
     if vm.paused and not force:
         raise PVEError(500, "VM is paused - cannot shutdown")
-    if req.cluster.ha_managed(vm.vmid):
-        return await ha_request(req, vm, "hastop", "stopped")
     timeout = int(req.params.get("timeout", 60))
+    if req.cluster.ha_managed(vm.vmid):
+        return await ha_request(req, vm, "hastop", "stopped", timeout)
     return await power(req, vm, "qmshutdown", shutdown_body(req.cluster, vm, timeout, force))
 
 
