@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -171,26 +172,32 @@ def load_spec(cluster: Cluster, spec: dict[str, Any]) -> None:
 
 def start_now(cluster: Cluster, vm: VM) -> None:
     """Mark a VM as running since a while (seeded VMs): the agent has its DHCP lease."""
-    import time
-
     vm.running = True
     vm.started_at = time.time() - cluster.rng.randrange(600, 86400)
     vm.dhcp_ip = f"10.20.{(vm.vmid >> 8) & 0xFF}.{vm.vmid & 0xFF or 1}"
 
 
 def add_extra_vms(cluster: Cluster, count: int) -> None:
-    """`--vms N`: linked clones of the ceph templates, spread over nodes, some running."""
+    """`--vms N`: clones of the ceph templates spread over nodes; a quarter running.
+
+    Nine in ten are linked clones, one in ten a full clone; one in seven has a static
+    cloud-init address instead of DHCP.
+    """
     nodes = list(cluster.nodes)
     bases = [t for t in TEMPLATES if t[3] == "ceph" and t[0] in cluster.vms] or [TEMPLATES[0]]
     cluster.pools.setdefault(OPENVLE_POOL, Pool(OPENVLE_POOL))
+    first = max([10000, *(vmid + 1 for vmid in cluster.vms)])
     for i in range(count):
-        vmid = 10000 + i
+        vmid = first + i
         base = bases[i % len(bases)]
         config = template_config(cluster, base)
         config.pop("template")
         config["name"] = f"vle-{base[1].split('-')[0]}-{i:05d}"
-        config["scsi0"] = f"ceph:base-{base[0]}-disk-0/vm-{vmid}-disk-0,iothread=1,size={base[6]}G"
+        volume = f"vm-{vmid}-disk-0" if i % 10 == 9 else f"base-{base[0]}-disk-0/vm-{vmid}-disk-0"
+        config["scsi0"] = f"ceph:{volume},iothread=1,size={base[6]}G"
         config["ide2"] = f"ceph:vm-{vmid}-cloudinit,media=cdrom"
+        if i % 7 == 3:
+            config["ipconfig0"] = f"ip=10.40.{i // 250 % 250}.{i % 250 + 2}/16,gw=10.40.0.1"
         vm = VM(vmid, nodes[i % len(nodes)], config)
         cluster.vms[vmid] = vm
         cluster.set_pool(vmid, OPENVLE_POOL)
