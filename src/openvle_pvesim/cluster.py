@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -329,7 +330,7 @@ class Cluster:
     async def _tick_async(self) -> None:
         self.tick()
 
-    async def _every(self, interval: float, step: Any) -> None:
+    async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
         """Run `step` every scaled `interval`, but never spend over ~20 % of the CPU on it."""
         period = max(self.scaled(interval), 0.05)
         cost = 0.0
