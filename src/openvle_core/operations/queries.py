@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
@@ -27,3 +28,11 @@ async def list_operations(
     return await OperationRepository(session).list(
         state=state, kind=kind, target=target, limit=limit, cursor=cursor
     )
+
+
+async def count_by_kind_and_state(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """How many operations there are per (kind, state): metrics read this at scrape time."""
+    stmt = select(Operation.kind, Operation.state, func.count()).group_by(
+        Operation.kind, Operation.state
+    )
+    return {(kind, state): int(n) for kind, state, n in (await session.execute(stmt)).all()}

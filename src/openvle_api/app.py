@@ -1,0 +1,78 @@
+"""The FastAPI application: `create_app(settings, runtime=None)`.
+
+The lifespan opens the process's `Runtime` (DB engine, Proxmox client, snapshot store,
+job queue; with no REDIS_URL the queue runs operations in this process) unless one is
+passed in, and closes it at shutdown. Server-Sent Event streams end at shutdown too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+
+from openvle_api.auth import DEFAULT_TTL, Authenticator
+from openvle_api.docs import install_docs
+from openvle_api.errors import install_error_handlers
+from openvle_api.metrics import HttpMetricsMiddleware
+from openvle_api.openapi import build_openapi, route_id
+from openvle_api.routers import (
+    changelog,
+    events,
+    health,
+    metrics,
+    nodes,
+    operations,
+    system,
+    templates,
+    vms,
+)
+from openvle_core import __version__
+from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.settings import Settings
+
+API_PREFIX = "/api/v1"
+OPENAPI_URL = "/openapi.json"
+
+
+def create_app(
+    settings: Settings, runtime: Runtime | None = None, *, auth_cache_ttl: float = DEFAULT_TTL
+) -> FastAPI:
+    """The API app; with `runtime` given, the caller owns it (tests, the demo)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if runtime is None:
+                app.state.runtime = await stack.enter_async_context(open_runtime(settings))
+            try:
+                yield
+            finally:
+                app.state.shutdown.set()
+
+    app = FastAPI(
+        title=f"{settings.project_name} Proxmox service",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=route_id,
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.shutdown = asyncio.Event()
+    app.state.authenticator = Authenticator(ttl=auth_cache_ttl)
+    install_error_handlers(app)
+    app.add_middleware(HttpMetricsMiddleware)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (nodes, templates, vms, events, operations, changelog, system):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's hook
+    install_docs(app, OPENAPI_URL, app.title)
+    return app

@@ -1,0 +1,80 @@
+"""Bearer-token authentication with a short positive cache.
+
+Looking a token up costs a query, and recording its use a write; both are cheap but
+not free on every request, so an accepted token is remembered for `ttl` seconds
+(revocation in another process takes effect within that time) and its use is written
+at most once per `touch_every` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.enums import TokenScope
+from openvle_core.db.types import utcnow
+from openvle_core.tokens import service as tokens
+from openvle_core.tokens.repository import hash_token
+
+DEFAULT_TTL = 5.0
+TOUCH_EVERY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's id, name and scope."""
+
+    token_id: str
+    name: str
+    scope: TokenScope
+
+
+@dataclass(slots=True)
+class _Entry:
+    principal: Principal
+    expires_at: datetime | None
+    cached_at: float
+    touched_at: float
+
+
+class Authenticator:
+    """Resolves a plain bearer token to a Principal (None when it is not valid)."""
+
+    def __init__(self, ttl: float = DEFAULT_TTL, touch_every: float = TOUCH_EVERY) -> None:
+        self.ttl = ttl
+        self.touch_every = touch_every
+        self._cache: dict[str, _Entry] = {}
+
+    async def resolve(self, session: AsyncSession, plain: str) -> Principal | None:
+        """The principal for `plain`, from the cache or the database."""
+        key = hash_token(plain)
+        now = time.monotonic()
+        entry = self._cache.get(key)
+        if entry is not None and now - entry.cached_at < self.ttl and _unexpired(entry):
+            await self._touch(session, entry, now)
+            return entry.principal
+        row = await tokens.authenticate(session, plain)
+        if row is None:
+            self._cache.pop(key, None)
+            return None
+        principal = Principal(row.id, row.name, TokenScope(row.scope))
+        fresh = _Entry(principal, row.expires_at, now, entry.touched_at if entry else -1e18)
+        self._cache[key] = fresh
+        await self._touch(session, fresh, now)
+        return principal
+
+    async def _touch(self, session: AsyncSession, entry: _Entry, now: float) -> None:
+        if now - entry.touched_at >= self.touch_every:
+            entry.touched_at = now
+            await tokens.record_use(session, entry.principal.token_id)
+
+    def forget_all(self) -> None:
+        """Drop every cached token (after a revocation in this process)."""
+        self._cache.clear()
+
+
+def _unexpired(entry: _Entry) -> bool:
+    return entry.expires_at is None or entry.expires_at > utcnow()

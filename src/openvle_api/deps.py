@@ -1,0 +1,125 @@
+"""Request dependencies as `Annotated` aliases, so routers stay declarative.
+
+`Uow` is the unit of work: the request's session, committed after the handler returned
+(before the response is sent) or rolled back on error; operation ids queued on it with
+`enqueue_after_commit` are handed to the job queue only after the commit succeeded.
+`ReadAuth`, `OperateAuth` and `AdminAuth` require a bearer token of at least that scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_api.auth import Authenticator, Principal
+from openvle_api.errors import ApiProblem
+from openvle_core.db.enums import TokenScope
+from openvle_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from openvle_core.runtime import Runtime
+from openvle_core.tokens.service import scope_allows
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process's runtime, opened by the app's lifespan."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+@dataclass
+class UnitOfWork:
+    """The request's session and the operations to enqueue once it committed."""
+
+    session: AsyncSession
+    to_enqueue: list[str] = field(default_factory=list)
+
+    def enqueue_after_commit(self, op_id: str) -> None:
+        """Queue `op_id` for the job queue, sent only if the commit succeeds."""
+        self.to_enqueue.append(op_id)
+
+
+async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    """Open a session; commit after the handler (then enqueue), roll back on error."""
+    async with runtime.sessions() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+    for op_id in uow.to_enqueue:
+        await runtime.queue.enqueue(op_id)
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="An API token from `openvle token create` (scopes read < operate < admin).",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _unauthorized(detail: str, error: str | None = None) -> ApiProblem:
+    challenge = 'Bearer realm="openvle"' + (f', error="{error}"' if error else "")
+    return ApiProblem(401, "unauthorized", detail, {"WWW-Authenticate": challenge})
+
+
+def require_scope(needed: TokenScope) -> object:
+    """A dependency that authenticates the bearer token and checks its scope."""
+
+    async def dependency(request: Request, uow: Uow, credentials: Credentials) -> Principal:
+        if credentials is None:
+            raise _unauthorized("an API token is required: Authorization: Bearer <token>")
+        auth: Authenticator = request.app.state.authenticator
+        principal = await auth.resolve(uow.session, credentials.credentials)
+        if principal is None:
+            raise _unauthorized("the API token is unknown, revoked or expired", "invalid_token")
+        if not scope_allows(principal.scope, needed):
+            raise ApiProblem(
+                403,
+                "forbidden",
+                f"this needs a token with scope '{needed}'; this one has '{principal.scope}'",
+                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+            )
+        return principal
+
+    return dependency
+
+
+ReadAuth = Annotated[Principal, Depends(require_scope(TokenScope.READ))]
+OperateAuth = Annotated[Principal, Depends(require_scope(TokenScope.OPERATE))]
+AdminAuth = Annotated[Principal, Depends(require_scope(TokenScope.ADMIN))]
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """`limit` and `cursor` of a list request."""
+
+    limit: int
+    cursor: str | None
+
+
+def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (max {MAX_LIMIT}).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageParams:
+    """Pagination parameters, validated."""
+    return PageParams(limit, cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,74 @@
+"""GET/POST /events, GET/PATCH/DELETE /events/{id} (deploy/archive come later)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
+from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
+from openvle_api.schemas import EventIn, EventOut, EventPatch, Page, event_out
+from openvle_core.db.enums import EventStatus
+from openvle_core.events import queries, service
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+@router.get("", name="listEvents", responses=READ_ERRORS, summary="List events")
+async def list_events(
+    uow: Uow,
+    _: ReadAuth,
+    paging: Paging,
+    status: Annotated[EventStatus | None, Query()] = None,
+) -> Page[EventOut]:
+    """Events, oldest first, with their templates."""
+    page = await queries.list_events(
+        uow.session, status=status, limit=paging.limit, cursor=paging.cursor
+    )
+    return Page[EventOut](items=[event_out(v) for v in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "",
+    name="createEvent",
+    status_code=201,
+    responses=problems(401, 403, 409, 422),
+    summary="Create an event",
+)
+async def create_event(body: EventIn, uow: Uow, _: AdminAuth, response: Response) -> EventOut:
+    """A new scheduled event; 409 when the slug is taken, 422 for an unknown template."""
+    view = await service.create_event(uow.session, **body.model_dump())
+    response.headers["Location"] = f"/api/v1/events/{view.event.id}"
+    return event_out(view)
+
+
+@router.get("/{event_id}", name="getEvent", responses=ONE_ERRORS, summary="Get an event")
+async def get_event(event_id: str, uow: Uow, _: ReadAuth) -> EventOut:
+    """One event with its templates."""
+    return event_out(await queries.get_event(uow.session, event_id))
+
+
+@router.patch(
+    "/{event_id}",
+    name="updateEvent",
+    responses=problems(401, 403, 404, 409, 422),
+    summary="Change an event",
+)
+async def update_event(event_id: str, body: EventPatch, uow: Uow, _: AdminAuth) -> EventOut:
+    """Change the given fields; after scheduling only name, description and ends_at."""
+    changes = body.model_dump(exclude_unset=True)
+    return event_out(await service.update_event(uow.session, event_id, **changes))
+
+
+@router.delete(
+    "/{event_id}",
+    name="deleteEvent",
+    status_code=204,
+    responses=problems(401, 403, 404, 409, 422),
+    summary="Delete an event",
+)
+async def delete_event(event_id: str, uow: Uow, _: AdminAuth) -> Response:
+    """Delete an event without VMs (archive a deployed one first)."""
+    await service.delete_event(uow.session, event_id)
+    return Response(status_code=204)

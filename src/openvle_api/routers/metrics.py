@@ -1,0 +1,51 @@
+"""GET /metrics: Prometheus text format, open or behind METRICS_TOKEN."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from openvle_api.deps import RuntimeDep
+from openvle_api.errors import ApiProblem
+from openvle_api.metrics import scrape_registry
+from openvle_api.responses import problems
+from openvle_core.metrics import REGISTRY
+from openvle_core.operations.queries import count_by_kind_and_state
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get(
+    "/metrics",
+    name="getMetrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problems(401),
+    },
+)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """HTTP, operation, sync, Proxmox and queue metrics (bearer METRICS_TOKEN if set)."""
+    _check_token(request, runtime.settings.api.metrics_token)
+    async with runtime.sessions() as session:
+        counts = await count_by_kind_and_state(session)
+    body = generate_latest(REGISTRY) + generate_latest(scrape_registry(counts))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_token(request: Request, expected: object) -> None:
+    if expected is None:
+        return
+    secret = expected.get_secret_value()  # type: ignore[attr-defined]  # SecretStr
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), secret.encode()):
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "/metrics needs Authorization: Bearer <METRICS_TOKEN>",
+            {"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )

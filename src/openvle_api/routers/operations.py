@@ -1,0 +1,67 @@
+"""GET /operations, GET /operations/{id}, and its live progress as Server-Sent Events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow
+from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.schemas import OperationOut, Page, operation_out
+from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, operation_events
+from openvle_core.db.enums import OperationState
+from openvle_core.operations import queries
+
+router = APIRouter(prefix="/operations", tags=["operations"])
+
+
+@router.get("", name="listOperations", responses=READ_ERRORS, summary="List operations")
+async def list_operations(
+    uow: Uow,
+    _: ReadAuth,
+    paging: Paging,
+    state: Annotated[OperationState | None, Query()] = None,
+    kind: Annotated[str | None, Query(max_length=32, examples=["vm.clone"])] = None,
+    target: Annotated[str | None, Query(max_length=64, description="A target id.")] = None,
+) -> Page[OperationOut]:
+    """Operations matching every given filter, newest first."""
+    page = await queries.list_operations(
+        uow.session,
+        state=state,
+        kind=kind,
+        target=target,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
+    items = [operation_out(op) for op in page.items]
+    return Page[OperationOut](items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/{op_id}", name="getOperation", responses=ONE_ERRORS, summary="Get an operation")
+async def get_operation(op_id: str, uow: Uow, _: ReadAuth) -> OperationOut:
+    """One operation: kind, state, progress, error, timestamps."""
+    return operation_out(await queries.get_operation(uow.session, op_id))
+
+
+@router.get(
+    "/{op_id}/events",
+    name="streamOperationEvents",
+    responses={**SSE_RESPONSE, **ONE_ERRORS},
+    response_class=StreamingResponse,
+    summary="Stream an operation's progress",
+)
+async def stream_operation(
+    request: Request, op_id: str, uow: Uow, _: ReadAuth, runtime: RuntimeDep
+) -> StreamingResponse:
+    """Server-Sent Events: `progress` and `state` events with the operation as data.
+
+    The stream starts with the current state and ends after the operation finished.
+    """
+    await queries.get_operation(uow.session, op_id)  # 404 before the stream starts
+    return StreamingResponse(
+        operation_events(runtime.sessions, op_id, request.app.state.shutdown),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )

@@ -1,0 +1,62 @@
+"""POST /sync and GET /system/proxmox (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from openvle_api.deps import AdminAuth, RuntimeDep, Uow
+from openvle_api.responses import problems
+from openvle_api.schemas import MissingPrivilegeOut, OperationOut, ProxmoxStatus, operation_out
+from openvle_core.operations.service import request_sync
+from openvle_core.proxmox import ProxmoxError, ProxmoxTlsError, ProxmoxUnavailable
+
+router = APIRouter(tags=["system"])
+
+
+@router.post(
+    "/sync",
+    name="requestSync",
+    status_code=202,
+    responses=problems(401, 403, 409, 422),
+    summary="Run a sync now",
+)
+async def sync_now(uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
+    """Queue a sync of the cluster; 409 while one is already queued or running."""
+    op = await request_sync(uow.session)
+    uow.enqueue_after_commit(op.id)
+    response.headers["Location"] = f"/api/v1/operations/{op.id}"
+    return operation_out(op)
+
+
+@router.get(
+    "/system/proxmox",
+    name="getProxmoxStatus",
+    responses=problems(401, 403, 422),
+    summary="Proxmox version, reachability and missing privileges",
+)
+async def proxmox_status(_: AdminAuth, runtime: RuntimeDep) -> ProxmoxStatus:
+    """The PVE version, whether it answers, and what the token lacks on the pool."""
+    pool = runtime.settings.proxmox.vms_pool
+    try:
+        version = await runtime.proxmox.version()
+        report = await runtime.proxmox.check_privileges()
+    except ProxmoxError as exc:
+        return ProxmoxStatus(
+            reachable=not isinstance(exc, ProxmoxUnavailable | ProxmoxTlsError),
+            version=None,
+            release=None,
+            pool=pool,
+            missing_privileges=None,
+            error=f"{type(exc).__name__}: {exc.message}",
+        )
+    missing = {
+        feature: [MissingPrivilegeOut(path=m.path, privileges=list(m.privileges)) for m in items]
+        for feature, items in report.missing.items()
+    }
+    return ProxmoxStatus(
+        reachable=True,
+        version=version.version,
+        release=version.release,
+        pool=report.pool,
+        missing_privileges=missing,
+    )

@@ -1,0 +1,100 @@
+"""Helpers for API tests: settings for a simulator and a database, seeding rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
+from openvle_core.settings import (
+    ApiSettings,
+    CloudInitSettings,
+    DatabaseSettings,
+    GeneralSettings,
+    LogSettings,
+    MongoSettings,
+    ProxmoxSettings,
+    RedisSettings,
+    Settings,
+    VmDefaults,
+    WorkerSettings,
+)
+from openvle_pvesim import Simulator
+
+CI_TOKEN = "openvle@pve!ci"
+
+
+def make_settings(
+    sim: Simulator,
+    database_url: str,
+    *,
+    redis_url: str | None = None,
+    mongodb_url: str | None = None,
+    metrics_token: str | None = None,
+) -> Settings:
+    """A whole Settings tree for tests (no environment, no .env)."""
+    user, _, name = CI_TOKEN.partition("!")
+    return Settings(
+        proxmox=ProxmoxSettings(
+            _env_file=None,
+            hostname=sim.hostname,
+            user=user,
+            token_name=name,
+            token_value=SecretStr(sim.tokens[CI_TOKEN]),
+            verify_ssl=sim.ca_file or False,
+            retry_attempts=1,
+            retry_total_time=2.0,
+        ),
+        vms=VmDefaults(_env_file=None),
+        cloudinit=CloudInitSettings(_env_file=None),
+        database=DatabaseSettings(_env_file=None, url=SecretStr(database_url)),
+        mongodb=MongoSettings(_env_file=None, url=SecretStr(mongodb_url) if mongodb_url else None),
+        redis=RedisSettings(_env_file=None, url=SecretStr(redis_url) if redis_url else None),
+        worker=WorkerSettings(_env_file=None),
+        api=ApiSettings(
+            _env_file=None, METRICS_TOKEN=SecretStr(metrics_token) if metrics_token else None
+        ),
+        log=LogSettings(_env_file=None),
+        general=GeneralSettings(_env_file=None),
+    )
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], *rows: Any) -> None:
+    """Insert rows and commit."""
+    async with sessions() as session, session.begin():
+        session.add_all(rows)
+
+
+def node(name: str = "pve1") -> Node:
+    return Node(name=name, status="online", cpu=0.1, maxcpu=8, mem=1 << 30, maxmem=8 << 30)
+
+
+def template(vmid: int = 9000, name: str = "debian-12") -> Template:
+    return Template(vmid=vmid, name=name, node="pve1", cores=2, memory_mb=2048)
+
+
+def vm(template_id: str | None, vmid: int, **fields: Any) -> Vm:
+    values: dict[str, Any] = {"name": f"vm-{vmid}", "node": "pve1", "status": "running"}
+    return Vm(template_id=template_id, vmid=vmid, **{**values, **fields})
+
+
+def change(entity_id: str, old: str, new: str) -> ChangelogEntry:
+    return ChangelogEntry(
+        entity="vm", entity_id=entity_id, field="status", old=old, new=new, source="sync"
+    )
+
+
+def event_body(template_ids: list[str], slug: str = "sec101", **fields: Any) -> dict[str, Any]:
+    start = datetime(2030, 3, 1, 9, tzinfo=UTC)
+    body: dict[str, Any] = {
+        "slug": slug,
+        "name": "Security 101",
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=8)).isoformat(),
+        "template_ids": template_ids,
+        "participants": 3,
+    }
+    return {**body, **fields}
