@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from openvle_pvesim.agent import dhcp_address
 from openvle_pvesim.cluster import GIB, VM, Cluster, HAService, Node, Pool, Storage
 from openvle_pvesim.contract import DomainFaults
 
@@ -174,7 +175,7 @@ def start_now(cluster: Cluster, vm: VM) -> None:
     """Mark a VM as running since a while (seeded VMs): the agent has its DHCP lease."""
     vm.running = True
     vm.started_at = time.time() - cluster.rng.randrange(600, 86400)
-    vm.dhcp_ip = f"10.20.{(vm.vmid >> 8) & 0xFF}.{vm.vmid & 0xFF or 1}"
+    vm.dhcp_ip = dhcp_address(vm)
 
 
 def add_extra_vms(cluster: Cluster, count: int) -> None:
