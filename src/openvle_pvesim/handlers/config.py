@@ -83,7 +83,7 @@ def split_changes(req: Request) -> tuple[dict[str, Any], list[str]]:
         raise param_error(force="missing property required by 'delete'")
     for key in deletes:
         if key in changes:
-            raise param_error(delete=f"you can't use '-{key}' and -delete {key}' at the same time")
+            raise param_error(delete=f"you can't use '-{key}' and '-delete {key}' at the same time")
     if "name" in changes:
         check_name(str(changes["name"]))
     if "smbios1" in changes:
