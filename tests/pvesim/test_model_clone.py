@@ -214,3 +214,26 @@ async def test_admin_sees_other_team_and_clones_without_pool(sim: Simulator) -> 
         assert status["exitstatus"] == "OK"
         log = await task_log(admin, status["upid"])
         assert "create full clone of drive scsi0 (ceph:vm-200-disk-0)" in log  # not a template
+
+
+async def test_parallel_clones_of_a_stopped_template_share_its_lock(make_sim: MakeSim) -> None:
+    async with make_sim(time_scale=0.01) as sim, pve(sim) as ci:
+        sim.cluster.tasks.gate.clear()
+        upids = [await ok(await clone(ci, 170 + i)) for i in range(5)]
+        sim.cluster.tasks.gate.set()
+        results = [(await wait_task(ci, u))["exitstatus"] for u in upids]
+        assert results == ["OK"] * 5
+
+
+async def test_parallel_clones_of_a_running_vm_hit_its_exclusive_lock(make_sim: MakeSim) -> None:
+    async with make_sim(time_scale=0.01) as sim, pve(sim, ADMIN_TOKEN) as admin:
+        assert sim.cluster.vms[200].running
+        sim.cluster.tasks.gate.clear()
+        first = await ok(await admin.post("/nodes/pve1/qemu/200/clone", data={"newid": 180}))
+        second = await ok(await admin.post("/nodes/pve1/qemu/200/clone", data={"newid": 181}))
+        sim.cluster.tasks.gate.set()
+        results = sorted([(await wait_task(admin, u))["exitstatus"] for u in (first, second)])
+        assert results == [
+            "OK",
+            "can't lock file '/var/lock/qemu-server/lock-200.conf' - got timeout",
+        ]
