@@ -130,6 +130,14 @@ class OperationRepository:
         )
         return {t for t in (await self.session.scalars(stmt.distinct())).all() if t is not None}
 
+    async def finished_since(self, target_type: str, since: datetime) -> set[str]:
+        """Ids of targets of that type whose operation finished at or after `since` (the
+        sync leaves them alone while Proxmox's lagging resource view catches up)."""
+        stmt = select(Operation.target_id).where(
+            Operation.target_type == target_type, Operation.finished_at >= since
+        )
+        return {t for t in (await self.session.scalars(stmt.distinct())).all() if t is not None}
+
     async def unfinished(self) -> Sequence[Operation]:
         """Operations queued or running (recovery after a crash re-enqueues them)."""
         stmt = select(Operation).where(Operation.state.in_(_IN_FLIGHT)).order_by(Operation.id)

@@ -94,6 +94,20 @@ class VmRepository:
         stmt = select(Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
         return [VmView(*row) for row in (await self.session.execute(stmt)).all()]
 
+    async def views_of(self, ids: Collection[str]) -> Sequence[VmView]:
+        """The sync-relevant columns of the given VMs (the sync re-checks them before writing)."""
+        wanted = sorted(ids)
+        columns = (Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
+        return [
+            VmView(*row)
+            for start in range(0, len(wanted), 1000)
+            for row in (
+                await self.session.execute(
+                    select(*columns).where(Vm.id.in_(wanted[start : start + 1000]))
+                )
+            ).all()
+        ]
+
     async def existing_ids(self, ids: Collection[str]) -> set[str]:
         """Which of `ids` are VM UUIDs we know (adoption by SMBIOS serial)."""
         if not ids:

@@ -1,0 +1,105 @@
+"""What the one /cluster/resources call says: our pool's guests and the nodes.
+
+Guests are taken by their `pool` field; when no guest carries one (the token lacks
+Pool.Audit) the pool's member list is read instead. Nothing outside the pool is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.proxmox import ProxmoxClient
+from openvle_core.proxmox.models import ClusterResource
+
+GUEST_TYPES = frozenset({"qemu", "lxc"})
+# Locks that mean Proxmox itself is moving the guest between states: leave it alone.
+BUSY_LOCKS = frozenset({"clone", "create", "migrate", "rollback", "destroyed"})
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The pool's guests by vmid, the nodes, and how many entries came back in all."""
+
+    guests: dict[int, ClusterResource]
+    nodes: list[ClusterResource]
+    total: int
+
+    def snapshot_documents(self) -> list[dict[str, Any]]:
+        """The resources the snapshot store keeps: the nodes and our pool's guests."""
+        kept = [*self.nodes, *self.guests.values()]
+        return [r.model_dump(exclude_none=True) for r in kept]
+
+
+async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
+    """One GET /cluster/resources, split into our pool's guests and the nodes."""
+    resources = await proxmox.cluster_resources()
+    return await split_resources(proxmox, resources, pool)
+
+
+async def split_resources(
+    proxmox: ProxmoxClient, resources: Sequence[ClusterResource], pool: str
+) -> ClusterView:
+    """Keep nodes and the guests of `pool` (by `pool` field, else by the pool's members)."""
+    guests = [r for r in resources if r.type in GUEST_TYPES and r.vmid is not None]
+    if any(r.pool is not None for r in guests):
+        ours = {r.vmid: r for r in guests if r.pool == pool and r.vmid is not None}
+    else:
+        members = {m.vmid for m in (await proxmox.get_pool()).members if m.vmid is not None}
+        ours = {r.vmid: r for r in guests if r.vmid in members and r.vmid is not None}
+    nodes = [r for r in resources if r.type == "node" and r.node]
+    return ClusterView(guests=ours, nodes=nodes, total=len(resources))
+
+
+def observed_status(resource: ClusterResource) -> VmStatus | None:
+    """Our status for a guest entry; None when Proxmox does not know yet (`unknown`).
+
+    A paused VM shows `running` here (only status/current has `qmpstatus`), so `running`
+    is checked separately where the DB says paused. Suspended to disk is `stopped` with
+    `lock: suspended`, which we show as paused.
+    """
+    if resource.status == "running":
+        return VmStatus.RUNNING
+    if resource.status == "stopped":
+        return VmStatus.PAUSED if resource.lock == "suspended" else VmStatus.STOPPED
+    return None
+
+
+def is_locked_busy(resource: ClusterResource) -> bool:
+    """True while a Proxmox-side transition (clone, migrate, ...) holds the guest's lock."""
+    return resource.lock in BUSY_LOCKS
+
+
+def memory_mb(resource: ClusterResource) -> int | None:
+    """`maxmem` in MiB (templates show their configured memory here)."""
+    return None if resource.maxmem is None else resource.maxmem // MIB
+
+
+def cores(resource: ClusterResource) -> int | None:
+    """`maxcpu` as an integer (cores x sockets)."""
+    return None if resource.maxcpu is None else int(resource.maxcpu)
+
+
+def smbios_serial(smbios1: str | None) -> str | None:
+    """The SMBIOS serial as a canonical UUID string, if it is one (base64=1 decoded)."""
+    if not smbios1:
+        return None
+    props = dict(part.partition("=")[::2] for part in smbios1.split(",") if "=" in part)
+    serial = props.get("serial")
+    if not serial:
+        return None
+    if props.get("base64") == "1":
+        try:
+            serial = base64.b64decode(serial, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    try:
+        return str(uuid.UUID(serial.strip()))
+    except ValueError:
+        return None

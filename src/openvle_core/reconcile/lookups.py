@@ -1,0 +1,100 @@
+"""Live looks at a few guests, with bounded concurrency: paused?, IPv4, SMBIOS serial.
+
+Only the VMs that need one are asked (a handful per sync), never every VM. A permanent
+error for one guest (gone meanwhile, no permission) is counted and that guest left as it
+is; `ProxmoxUnavailable` means Proxmox itself is failing and ends the sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
+from openvle_core.proxmox.models import ClusterResource
+from openvle_core.reconcile.cluster import smbios_serial
+from openvle_core.reconcile.plan import GuestRef
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Per-sync caps: guests without an agent would otherwise be asked again on every sync.
+MAX_IP_LOOKUPS = 500
+MAX_SERIAL_READS = 200
+PAUSED_QMP = frozenset({"paused", "suspended"})
+
+
+async def _bounded(
+    items: Sequence[T], limit: int, key: Callable[[T], str], ask: Callable[[T], Awaitable[R]]
+) -> tuple[dict[str, R], int]:
+    """Run `ask` on every item, at most `limit` at once; permanent errors only counted."""
+    semaphore = asyncio.Semaphore(limit)
+    found: dict[str, R] = {}
+    failed = 0
+
+    async def one(item: T) -> None:
+        nonlocal failed
+        async with semaphore:
+            try:
+                found[key(item)] = await ask(item)
+            except ProxmoxUnavailable:
+                raise
+            except ProxmoxError:
+                failed += 1
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(one(item))
+    except* ProxmoxUnavailable as failure:  # the first one says why; the rest were cancelled
+        raise failure.exceptions[0] from None
+    return found, failed
+
+
+def _sample(items: Sequence[T], cap: int) -> list[T]:
+    """At most `cap` items, a different random share each sync so none starves."""
+    return list(items) if len(items) <= cap else random.sample(list(items), cap)
+
+
+async def live_statuses(
+    proxmox: ProxmoxClient, refs: Sequence[GuestRef], limit: int
+) -> tuple[dict[str, VmStatus], int]:
+    """status/current for VMs the DB calls paused while the resources say running."""
+
+    async def ask(ref: GuestRef) -> VmStatus:
+        live = await proxmox.vm_status(ref.node, ref.vmid)
+        if live.qmpstatus in PAUSED_QMP:
+            return VmStatus.PAUSED
+        return VmStatus.RUNNING if live.status == "running" else VmStatus.STOPPED
+
+    return await _bounded(refs, limit, lambda r: r.vm_id, ask)
+
+
+async def ipv4_addresses(
+    proxmox: ProxmoxClient, refs: Sequence[GuestRef], limit: int
+) -> tuple[dict[str, str | None], int, int]:
+    """IPv4 through the guest agent for running VMs lacking one: (found, asked, failed)."""
+    chosen = _sample(refs, MAX_IP_LOOKUPS)
+
+    async def ask(ref: GuestRef) -> str | None:
+        lookup = await proxmox.get_ipv4(ref.node, ref.vmid)
+        return None if lookup.address is None else str(lookup.address)
+
+    found, failed = await _bounded(chosen, limit, lambda r: r.vm_id, ask)
+    return found, len(chosen), failed
+
+
+async def serials(
+    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+) -> tuple[dict[int, str], int]:
+    """vmid -> SMBIOS serial (as a UUID) of unmanaged guests from their config; failures."""
+    chosen = [g for g in _sample(guests, MAX_SERIAL_READS) if g.node and g.vmid is not None]
+
+    async def ask(guest: ClusterResource) -> str | None:
+        config = await proxmox.vm_config(guest.node or "", guest.vmid or 0)
+        return smbios_serial(config.smbios1)
+
+    found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
+    return {int(vmid): serial for vmid, serial in found.items() if serial is not None}, failed

@@ -1,0 +1,52 @@
+"""`SyncResult`: what one sync saw, changed and skipped, and why it failed if it did."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SyncResult:
+    """Counts of one `sync_cluster` run; `error` is set (and `ok` False) when it failed.
+
+    `resources` is every entry /cluster/resources returned; `pool_guests` the guests of our
+    pool among them. `skipped` counts VMs left alone because they are transitional, have
+    an operation in flight or just finished one, or are locked on Proxmox; `unknown` the
+    pool guests still shown with status `unknown` (just cloned, stats lagging);
+    `lookups_failed` the live looks (status, IPv4, serial) that failed for one guest.
+    """
+
+    ok: bool = True
+    error: str | None = None
+    resources: int = 0
+    pool_guests: int = 0
+    nodes: int = 0
+    vms_updated: int = 0
+    templates_updated: int = 0
+    templates_imported: int = 0
+    adopted: int = 0
+    changes: int = 0
+    skipped: int = 0
+    missing: int = 0
+    unknown: int = 0
+    unmanaged: int = 0
+    unmanaged_vmids: list[int] = field(default_factory=list)
+    ip_lookups: int = 0
+    ip_found: int = 0
+    lookups_failed: int = 0
+    status_checks: int = 0
+    snapshot_written: int = 0
+    snapshot_removed: int = 0
+    duration_s: float = 0.0
+
+    def fail(self, exc: BaseException) -> SyncResult:
+        """Mark the run failed with the error's class and message."""
+        self.ok = False
+        self.error = f"{type(exc).__name__}: {exc}"
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (operation result, cron return value, CLI output)."""
+        return dataclasses.asdict(self)

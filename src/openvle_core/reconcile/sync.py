@@ -1,0 +1,165 @@
+"""`sync_cluster`: bring OpenVLE's view up to date with the cluster, cheaply at any size.
+
+One GET /cluster/resources; the snapshot store gets the pool's guests and the nodes (one
+bulk write of what changed); the DB is read once and written once, in bulk, with work
+proportional to the number of changes; only the few VMs that need it are asked live
+(paused?, IPv4, SMBIOS serial of unmanaged VMs). Every changed field is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from openvle_core import metrics
+from openvle_core.db.enums import VmStatus
+from openvle_core.db.types import utcnow
+from openvle_core.errors import OpenVLEError
+from openvle_core.proxmox import ProxmoxClient
+from openvle_core.reconcile import lookups
+from openvle_core.reconcile.cluster import ClusterView, fetch_cluster
+from openvle_core.reconcile.plan import (
+    VmPlan,
+    adoptable_vms,
+    plan_templates,
+    plan_vms,
+    unmanaged_guests,
+)
+from openvle_core.reconcile.result import SyncResult
+from openvle_core.reconcile.store import DbState, read_state, write_changes
+from openvle_core.settings import Settings
+from openvle_core.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+# What a sync can fail with: Proxmox (all ProxmoxError are OpenVLEError), the DB, Mongo.
+SYNC_ERRORS = (OpenVLEError, SQLAlchemyError, PyMongoError, OSError)
+LOGGED_IDS = 20
+
+
+async def sync_cluster(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    proxmox: ProxmoxClient,
+    snapshot: SnapshotStore,
+    settings: Settings,
+    now: datetime | None = None,
+) -> SyncResult:
+    """Run one sync; a failure is returned in the result (and counted), not raised."""
+    started = time.perf_counter()
+    result = SyncResult()
+    try:
+        await _sync(result, sessions, proxmox, snapshot, settings, now or utcnow())
+    except SYNC_ERRORS as exc:
+        result.fail(exc)
+        log.warning("cluster sync failed: %s", result.error)
+    result.duration_s = round(time.perf_counter() - started, 4)
+    _record(result)
+    return result
+
+
+async def _sync(
+    result: SyncResult,
+    sessions: async_sessionmaker[AsyncSession],
+    proxmox: ProxmoxClient,
+    snapshot: SnapshotStore,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    limit = settings.worker.sync_agent_concurrency
+    view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
+    result.resources, result.pool_guests, result.nodes = (
+        view.total,
+        len(view.guests),
+        len(view.nodes),
+    )
+    replaced = await snapshot.replace_all(view.snapshot_documents(), now)
+    result.snapshot_written, result.snapshot_removed = replaced.written, replaced.removed
+    state = await read_state(sessions, now)
+    adopted = await _adopt(result, proxmox, state, view, limit)
+    plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
+    await _live_looks(result, proxmox, plan, state, limit)
+    vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
+    templates = plan_templates(state.templates, view.guests, state.skip_templates, vm_vmids)
+    views = {v.id: v for v in state.views}
+    written = await write_changes(
+        sessions,
+        base={vm_id: views[vm_id] for vm_id in plan.diffs},
+        vm_diffs=plan.diffs,
+        template_diffs=templates.diffs,
+        imports=templates.imports,
+        nodes=view.nodes,
+        now=now,
+    )
+    result.vms_updated, result.templates_updated = written.vms, written.templates
+    result.templates_imported, result.changes = written.imported, written.changes
+    result.skipped = plan.skipped + templates.skipped
+    result.unknown = plan.unknown + templates.unknown
+    result.missing = len(plan.missing)
+    if plan.missing:
+        log.warning(
+            "%d VMs gone from pool %s, marked missing: %s",
+            len(plan.missing),
+            settings.proxmox.vms_pool,
+            plan.missing[:LOGGED_IDS],
+        )
+
+
+async def _adopt(
+    result: SyncResult, proxmox: ProxmoxClient, state: DbState, view: ClusterView, limit: int
+) -> dict[str, int]:
+    """Unmanaged pool VMs whose SMBIOS serial is a VM of ours lacking its guest: VM id -> vmid."""
+    known = {v.vmid for v in state.views if v.vmid is not None}
+    known |= {t.vmid for t in state.templates}
+    candidates = unmanaged_guests(view.guests, known)
+    if not candidates:
+        return {}
+    adoptable = adoptable_vms(state.views, view.guests, state.skip_vms)
+    adopted: dict[str, int] = {}
+    found, result.lookups_failed = await lookups.serials(proxmox, candidates, limit)
+    for vmid, serial in sorted(found.items()):
+        if serial in adoptable and serial not in adopted:
+            adopted[serial] = vmid
+    taken = set(adopted.values())
+    result.unmanaged_vmids = [
+        g.vmid for g in candidates if g.vmid is not None and g.vmid not in taken
+    ]
+    result.unmanaged, result.adopted = len(result.unmanaged_vmids), len(adopted)
+    if result.unmanaged_vmids:
+        log.info("unmanaged VMs in the pool: %s", result.unmanaged_vmids[:LOGGED_IDS])
+    return adopted
+
+
+async def _live_looks(
+    result: SyncResult, proxmox: ProxmoxClient, plan: VmPlan, state: DbState, limit: int
+) -> None:
+    """Settle paused VMs through qmpstatus, then fetch IPv4 for running VMs lacking one."""
+    views = {v.id: v for v in state.views}
+    statuses, failed = await lookups.live_statuses(proxmox, plan.paused_checks, limit)
+    result.status_checks = len(plan.paused_checks)
+    for ref in plan.paused_checks:
+        status, current = statuses.get(ref.vm_id), views[ref.vm_id]
+        if status is not None and status != current.status:
+            plan.change(ref.vm_id, "status", current.status, status.value)
+        if status == VmStatus.RUNNING and current.ipv4 is None:
+            plan.ip_wanted.append(ref)
+    found, asked, ip_failed = await lookups.ipv4_addresses(proxmox, plan.ip_wanted, limit)
+    for vm_id, address in found.items():
+        if address is not None:
+            plan.change(vm_id, "ipv4", None, address)
+    result.ip_lookups = asked
+    result.lookups_failed += ip_failed + failed
+    result.ip_found = sum(1 for a in found.values() if a is not None)
+
+
+def _record(result: SyncResult) -> None:
+    """Duration, outcome, resources seen and changes written, into the Prometheus metrics."""
+    metrics.SYNC_SECONDS.observe(result.duration_s)
+    metrics.SYNC_RUNS.labels("ok" if result.ok else "failed").inc()
+    if result.ok:
+        metrics.SYNC_RESOURCES.set(result.resources)
+    metrics.SYNC_CHANGES.inc(result.changes)
