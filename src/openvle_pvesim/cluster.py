@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 STATS_INTERVAL = 10.0
 HA_INTERVAL = 10.0
 GIB = 1024**3
-PVE_VERSIONS = {"9.1": ("9.1.2", "9.1", "d3a5b4c1"), "8.4": ("8.4.1", "8.4", "2a5fa54a")}
+PVE_VERSIONS = {"9.1": ("9.1.5", "9.1", "d3a5b4c1"), "8.4": ("8.4.1", "8.4", "2a5fa54a")}
 
 
 class NoFaults:

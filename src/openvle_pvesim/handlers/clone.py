@@ -31,7 +31,7 @@ from openvle_pvesim.vmconfig import (
 )
 from openvle_pvesim.vmops import check_unlocked, fault_check
 
-STARTUP_SECONDS = 1.5  # fork, early checks, volume activation: before the flocks
+STARTUP_SECONDS = 0.3  # fork and early checks before the flocks; the temp config follows at once
 LINKED_SECONDS = 0.5
 ALLOC_SECONDS = 3.0
 STORAGE_LOCK_WAIT = 10.0

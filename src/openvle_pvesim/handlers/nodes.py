@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from openvle_pvesim.cluster import PVE_VERSIONS
 from openvle_pvesim.contract import Request, route
 from openvle_pvesim.resources import may_see_storage, nodes_list_item
 
@@ -19,7 +20,7 @@ async def node_status(req: Request) -> dict[str, Any]:
     node = req.cluster.node(str(req.params["node"]))
     mem = node.mem or node.mem_base
     load = node.cpu * node.maxcpu
-    full = {"9.1": "9.1.2", "8.4": "8.4.1"}[req.cluster.version]
+    full = PVE_VERSIONS[req.cluster.version][0]
     kernel = "6.14.11-4-pve" if req.cluster.version == "9.1" else "6.8.12-9-pve"
     return {
         "cpu": node.cpu,
