@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 SYNC_JOB_NAME = "sync_tick"
 MIN_LOCK_TTL_S = 300
-SKIPPED = {"ok": True, "skipped": "a previous sync is still running"}
+SKIPPED = {"ok": True, "not_run": "a previous sync is still running"}
 # Delete the lock only if it still holds our token (it may have expired and been retaken).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _local_lock = asyncio.Lock()

@@ -1,0 +1,99 @@
+"""The sync on MongoDB, on PVE 8.4, and the SQL it sends: proportional to the changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.db.models import Vm
+from openvle_core.proxmox import ProxmoxClient, build_http_client
+from openvle_core.snapshot import MongoSnapshotStore
+from openvle_pvesim import run_simulator
+from reconcile.conftest import FAST_RETRY, POOL_VMS, Harness, settings_for
+
+
+def rows_for(h: Harness) -> list[Vm]:
+    cluster = h.sim.cluster
+    return [
+        Vm(vmid=v, name=cluster.vms[v].name, node=cluster.vms[v].node, status=VmStatus.STOPPED)
+        for v in range(10000, 10000 + POOL_VMS)
+    ]
+
+
+@pytest.fixture
+def statements(db_engine: AsyncEngine) -> Iterator[list[tuple[str, int]]]:
+    """(SQL verb and table, parameter sets) of every statement sent during the test."""
+    seen: list[tuple[str, int]] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        words = sql.split()
+        table = words[2] if words[0] in {"INSERT", "DELETE"} else words[1]
+        seen.append((f"{words[0]} {table.strip('`')}", len(params) if many else 1))
+
+    event.listen(db_engine.sync_engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(db_engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_one_change_is_one_row_updated_and_one_entry(
+    harness: Harness, statements: list[tuple[str, int]]
+) -> None:
+    await harness.add_vms(*rows_for(harness))
+    await harness.sync()
+    harness.sim.cluster.vms[10001].running = True
+    harness.sim.cluster.tick()
+    statements.clear()
+    result = await harness.sync()
+    assert result.vms_updated == 1
+    writes = [s for s in statements if s[0].split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    vm_updates = [n for verb, n in writes if verb == "UPDATE vms"]
+    assert vm_updates == [1]  # one executemany with one row: status and ipv4 together
+    entries = [n for verb, n in writes if verb == "INSERT changelog"]
+    assert sum(entries) == 2  # status and ipv4 (batched by which values are NULL)
+    assert {verb for verb, _ in writes} == {
+        "UPDATE vms",
+        "INSERT changelog",
+        "UPDATE nodes",  # their cpu and memory figures move on every stats tick
+        "UPDATE snapshot_resources",  # the running guests' figures, too
+        "UPDATE snapshot_meta",
+    }
+
+
+async def test_the_snapshot_on_mongodb_gets_only_what_changed(
+    harness: Harness, mongodb_url: str, db_engine: AsyncEngine
+) -> None:
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("the snapshot store does not depend on the SQL backend")
+    store = MongoSnapshotStore.from_url(mongodb_url, "reconcile_test")
+    harness.snapshot = store
+    try:
+        first = await harness.sync()
+        assert first.snapshot_written == first.pool_guests + first.nodes
+        harness.sim.cluster.vms[10002].node = "pve1"
+        second = await harness.sync()
+        assert (second.snapshot_written, second.snapshot_removed) == (1, 0)
+        moved = await store.get("qemu/10002")
+        assert moved is not None
+        assert moved["node"] == "pve1"
+    finally:
+        await store.close()
+
+
+async def test_the_sync_works_on_pve_84(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with run_simulator(version="8.4", vms=POOL_VMS, check_responses=True) as sim:
+        settings = settings_for(sim)
+        async with build_http_client(settings.proxmox) as http:
+            proxmox = ProxmoxClient(http, settings.proxmox, retry=FAST_RETRY)
+            from openvle_core.snapshot import SqlSnapshotStore
+
+            h = Harness(sim, proxmox, sessions, SqlSnapshotStore(sessions), settings)
+            await h.add_vms(*rows_for(h))
+            result = await h.sync()
+        assert sim.violations == []
+    assert result.ok, result.error
+    assert result.vms_updated == len([v for v in range(POOL_VMS) if v % 4 == 0])

@@ -1,0 +1,61 @@
+"""The cron wrapper: one sync at a time (Redis lock, or in-process), and its arq spec."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, lock_key, sync_cron, sync_tick
+from reconcile.conftest import Harness
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_a_tick_runs_the_sync_and_returns_its_counts(harness: Harness) -> None:
+    counts = await sync_tick({"runtime": harness})
+    assert counts["ok"] is True
+    assert counts["pool_guests"] == len(harness.sim.cluster.pools["OpenVLE-VMs"].vms)
+
+
+async def test_overlapping_ticks_in_one_process_run_once(harness: Harness) -> None:
+    first, second = await asyncio.gather(
+        sync_tick({"runtime": harness}), sync_tick({"runtime": harness})
+    )
+    assert sorted(["not_run" in first, "not_run" in second]) == [False, True]
+    assert "not_run" not in await sync_tick({"runtime": harness})  # free again
+
+
+async def test_a_held_redis_lock_skips_the_tick(harness: Harness, redis: Redis) -> None:
+    key = lock_key(harness.settings)
+    await redis.set(key, "another-worker", ex=60)
+    try:
+        assert await sync_tick({"runtime": harness, "redis": redis}) == SKIPPED
+    finally:
+        await redis.delete(key)
+    counts = await sync_tick({"runtime": harness, "redis": redis})
+    assert counts["ok"] is True
+    assert await redis.get(key) is None  # released after the run
+
+
+async def test_overlapping_ticks_across_workers_run_once(harness: Harness, redis: Redis) -> None:
+    results = await asyncio.gather(
+        *(sync_tick({"runtime": harness, "redis": redis}) for _ in range(3))
+    )
+    assert sum("not_run" not in r for r in results) == 1
+
+
+def test_the_cron_spec_is_unique_and_follows_the_interval(harness: Harness) -> None:
+    job = sync_cron(harness.settings)
+    assert job.name == SYNC_JOB_NAME
+    assert job.unique is True
+    assert job.second == 0
+    assert job.minute == set(range(60))  # WORKER_PVE_PERIODIC_INTERVAL defaults to 60 s
+    assert job.keep_result_s >= 60  # a late worker finds the result and does not re-run
