@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from openvle_api.auth import DEFAULT_TTL, Authenticator
 from openvle_api.docs import install_docs
@@ -29,18 +29,26 @@ from openvle_api.routers import (
     templates,
     vms,
 )
+from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.settings import Settings
 
-API_PREFIX = "/api/v1"
 OPENAPI_URL = "/openapi.json"
 
 
 def create_app(
-    settings: Settings, runtime: Runtime | None = None, *, auth_cache_ttl: float = DEFAULT_TTL
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    auth_cache_ttl: float = DEFAULT_TTL,
+    sse_poll: float = POLL_SECONDS,
 ) -> FastAPI:
-    """The API app; with `runtime` given, the caller owns it (tests, the demo)."""
+    """The API app; with `runtime` given, the caller owns it (tests, the demo).
+
+    `auth_cache_ttl`: seconds an accepted token is trusted without a lookup;
+    `sse_poll`: seconds between the database polls of event streams.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,15 +72,12 @@ def create_app(
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.shutdown = asyncio.Event()
+    app.state.sse_poll = sse_poll
     app.state.authenticator = Authenticator(ttl=auth_cache_ttl)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)
-    api = APIRouter(prefix=API_PREFIX)
-    for module in (nodes, templates, vms, events, operations, changelog, system):
-        api.include_router(module.router)
-    app.include_router(api)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    for module in (nodes, templates, vms, events, operations, changelog, system, health, metrics):
+        app.include_router(module.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's hook
     install_docs(app, OPENAPI_URL, app.title)
     return app

@@ -79,9 +79,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @contextlib.asynccontextmanager
-async def open_api(
-    backend: Backend, sim: Simulator, **settings_kw: Any
-) -> AsyncIterator[Api]:
+async def open_api(backend: Backend, sim: Simulator, **settings_kw: Any) -> AsyncIterator[Api]:
     """The app on `backend` with its own runtime and one token per scope."""
     settings = make_settings(
         sim,

@@ -20,8 +20,11 @@ async def test_get_vm_and_node(api: Api) -> None:
     got = await api.client.get(f"/api/v1/vms/{one.id}", headers=api.auth("read"))
     assert got.status_code == 200
     body = got.json()
-    assert body["id"] == one.id and body["vmid"] == 1100 and body["ipv4"] == "10.0.0.5"
-    assert body["status"] == "running" and body["template_id"] == tpl.id
+    assert body["id"] == one.id
+    assert body["vmid"] == 1100
+    assert body["ipv4"] == "10.0.0.5"
+    assert body["status"] == "running"
+    assert body["template_id"] == tpl.id
     got = await api.client.get("/api/v1/nodes/pve-read", headers=api.auth("read"))
     assert got.json()["maxcpu"] == 8
 
@@ -48,7 +51,8 @@ async def test_vm_list_pages_in_a_stable_order_with_filters(api: Api) -> None:
 async def test_templates_and_changelog(api: Api) -> None:
     tpl = await _template(api, 9102)
     got = await api.client.get(f"/api/v1/templates/{tpl.id}", headers=api.auth("read"))
-    assert got.json()["name"] == "tpl-9102" and got.json()["status"] == "available"
+    assert got.json()["name"] == "tpl-9102"
+    assert got.json()["status"] == "available"
     await seed(api.runtime.sessions, change(tpl.id, "running", "stopped"))
     page = await api.client.get(
         "/api/v1/changelog", params={"entity_id": tpl.id}, headers=api.auth("read")

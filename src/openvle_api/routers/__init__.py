@@ -1,1 +1,7 @@
-"""The API's routers, one per resource."""
+"""The API's routers, one per resource; each carries the full path prefix.
+
+(Full prefixes, not a nested /api/v1 router, so the matched route's `path` is the
+whole template, which the HTTP metrics use as a label.)
+"""
+
+API_PREFIX = "/api/v1"

@@ -10,11 +10,12 @@ from fastapi.responses import StreamingResponse
 
 from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import READ_ERRORS
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import ChangeOut, Page
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, changelog_events
 from openvle_core.changelog import queries
 
-router = APIRouter(prefix="/changelog", tags=["changelog"])
+router = APIRouter(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
 
 
 @router.get("", name="listChanges", responses=READ_ERRORS, summary="List changes")
@@ -60,7 +61,7 @@ async def stream_changes(
     start = after if after is not None else last_event_id
     stop = request.app.state.shutdown
     return StreamingResponse(
-        changelog_events(runtime.sessions, start, stop),
+        changelog_events(runtime.sessions, start, stop, request.app.state.sse_poll),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Response
 
 from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import EventIn, EventOut, EventPatch, Page, event_out
 from openvle_core.db.enums import EventStatus
 from openvle_core.events import queries, service
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
 
 
 @router.get("", name="listEvents", responses=READ_ERRORS, summary="List events")

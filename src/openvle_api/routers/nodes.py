@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from openvle_api.deps import Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import NodeOut, Page
 from openvle_core.nodes import queries
 
-router = APIRouter(prefix="/nodes", tags=["nodes"])
+router = APIRouter(prefix=f"{API_PREFIX}/nodes", tags=["nodes"])
 
 
 @router.get("", name="listNodes", responses=READ_ERRORS, summary="List nodes")

@@ -9,12 +9,13 @@ from fastapi.responses import StreamingResponse
 
 from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import OperationOut, Page, operation_out
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, operation_events
 from openvle_core.db.enums import OperationState
 from openvle_core.operations import queries
 
-router = APIRouter(prefix="/operations", tags=["operations"])
+router = APIRouter(prefix=f"{API_PREFIX}/operations", tags=["operations"])
 
 
 @router.get("", name="listOperations", responses=READ_ERRORS, summary="List operations")
@@ -61,7 +62,9 @@ async def stream_operation(
     """
     await queries.get_operation(uow.session, op_id)  # 404 before the stream starts
     return StreamingResponse(
-        operation_events(runtime.sessions, op_id, request.app.state.shutdown),
+        operation_events(
+            runtime.sessions, op_id, request.app.state.shutdown, request.app.state.sse_poll
+        ),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Response
 
 from openvle_api.deps import AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import MissingPrivilegeOut, OperationOut, ProxmoxStatus, operation_out
 from openvle_core.operations.service import request_sync
 from openvle_core.proxmox import ProxmoxError, ProxmoxTlsError, ProxmoxUnavailable
 
-router = APIRouter(tags=["system"])
+router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
 
 @router.post(

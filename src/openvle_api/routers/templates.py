@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 
 from openvle_api.deps import Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import Page, TemplateOut
 from openvle_core.db.enums import TemplateStatus
 from openvle_core.templates import queries
 
-router = APIRouter(prefix="/templates", tags=["templates"])
+router = APIRouter(prefix=f"{API_PREFIX}/templates", tags=["templates"])
 
 
 @router.get("", name="listTemplates", responses=READ_ERRORS, summary="List templates")

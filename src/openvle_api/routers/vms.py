@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 
 from openvle_api.deps import Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import Page, VmOut
 from openvle_core.db.enums import VmStatus
 from openvle_core.vms import queries
 
-router = APIRouter(prefix="/vms", tags=["vms"])
+router = APIRouter(prefix=f"{API_PREFIX}/vms", tags=["vms"])
 
 
 @router.get("", name="listVms", responses=READ_ERRORS, summary="List VMs")

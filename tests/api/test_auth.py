@@ -1,0 +1,89 @@
+"""The auth matrix: no token, bad token, and each scope on each endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from api.conftest import Api, Backend, open_api
+from openvle_core.tokens.service import authenticate, revoke_token
+from openvle_pvesim import Simulator
+
+MISSING = "0193a5a0-0000-7000-8000-000000000000"
+# (method, path, json body, least scope)
+ENDPOINTS: list[tuple[str, str, Any, str]] = [
+    ("GET", "/api/v1/nodes", None, "read"),
+    ("GET", "/api/v1/nodes/pve1", None, "read"),
+    ("GET", "/api/v1/templates", None, "read"),
+    ("GET", f"/api/v1/templates/{MISSING}", None, "read"),
+    ("GET", "/api/v1/vms", None, "read"),
+    ("GET", f"/api/v1/vms/{MISSING}", None, "read"),
+    ("GET", "/api/v1/events", None, "read"),
+    ("POST", "/api/v1/events", {}, "admin"),
+    ("GET", f"/api/v1/events/{MISSING}", None, "read"),
+    ("PATCH", f"/api/v1/events/{MISSING}", {}, "admin"),
+    ("DELETE", f"/api/v1/events/{MISSING}", None, "admin"),
+    ("GET", "/api/v1/operations", None, "read"),
+    ("GET", f"/api/v1/operations/{MISSING}", None, "read"),
+    ("GET", f"/api/v1/operations/{MISSING}/events", None, "read"),
+    ("GET", "/api/v1/changelog", None, "read"),
+    ("GET", "/api/v1/changelog", {"limit": 0}, "read"),
+    ("GET", "/api/v1/system/proxmox", None, "admin"),
+]
+RANK = {"read": 0, "operate": 1, "admin": 2}
+
+
+async def _call(api: Api, method: str, path: str, body: Any, headers: dict[str, str]) -> int:
+    if method == "GET":
+        params = body if isinstance(body, dict) else None
+        return (await api.client.get(path, params=params, headers=headers)).status_code
+    response = await api.client.request(method, path, json=body, headers=headers)
+    return response.status_code
+
+
+@pytest.mark.parametrize(("method", "path", "body", "least"), ENDPOINTS)
+async def test_auth_matrix(api: Api, method: str, path: str, body: Any, least: str) -> None:
+    no_token = await api.client.request(method, path)
+    assert no_token.status_code == 401
+    assert no_token.headers["content-type"] == "application/problem+json"
+    assert no_token.headers["www-authenticate"].startswith("Bearer")
+    bad = {"Authorization": "Bearer ovl_not-a-token"}
+    assert await _call(api, method, path, body, bad) == 401
+    for scope, rank in RANK.items():
+        status = await _call(api, method, path, body, api.auth(scope))
+        if rank < RANK[least]:
+            assert status == 403, (scope, status)
+        else:
+            assert status not in {401, 403}, (scope, status)
+
+
+async def test_forbidden_names_the_scope(api: Api) -> None:
+    got = await api.client.post("/api/v1/events", json={}, headers=api.auth("operate"))
+    assert got.status_code == 403
+    assert got.json()["detail"] == "this needs a token with scope 'admin'; this one has 'operate'"
+
+
+async def test_revoked_and_malformed_tokens_are_refused(backend: Backend, sim: Simulator) -> None:
+    async with open_api(backend, sim) as api:
+        headers = api.auth("read")
+        assert (await api.client.get("/api/v1/nodes", headers=headers)).status_code == 200
+        async with api.runtime.sessions() as session, session.begin():
+            row = await authenticate(session, api.tokens["read"])
+            assert row is not None
+            await revoke_token(session, row.id)
+        got = await api.client.get("/api/v1/nodes", headers=headers)
+        assert got.status_code == 401
+        assert "revoked" in got.json()["detail"]
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        assert (await api.client.get("/api/v1/nodes", headers=basic)).status_code == 401
+
+
+async def test_health_is_open(api: Api) -> None:
+    assert (await api.client.get("/health/live")).json() == {"status": "ok"}
+    ready = await api.client.get("/health/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert set(body["checks"]) == {"database", "queue", "snapshot"}
+    assert body["proxmox"]["ok"] is True

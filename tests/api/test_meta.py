@@ -1,0 +1,65 @@
+"""Metrics, the OpenAPI document and the bundled documentation pages."""
+
+from __future__ import annotations
+
+from api.conftest import Api, Backend, open_api
+from openvle_pvesim import Simulator
+
+
+async def test_metrics_count_requests_by_route_template(api: Api) -> None:
+    await api.client.get("/api/v1/vms/some-id", headers=api.auth("read"))
+    text = (await api.client.get("/metrics")).text
+    assert (
+        'openvle_http_requests_total{method="GET",route="/api/v1/vms/{vm_id}",status="404"}' in text
+    )
+    assert "some-id" not in text
+    assert "openvle_http_request_seconds_bucket" in text
+    assert "openvle_proxmox_requests" in text
+
+
+async def test_metrics_operation_counts_come_from_the_database(api: Api) -> None:
+    from openvle_core.operations.repository import OperationRepository
+
+    async with api.runtime.sessions() as session, session.begin():
+        await OperationRepository(session).create("test.metrics", "test", "m1", exclusive=False)
+    text = (await api.client.get("/metrics")).text
+    assert 'openvle_operations_current{kind="test.metrics",state="queued"} 1.0' in text
+
+
+async def test_metrics_token(backend: Backend, sim: Simulator) -> None:
+    async with open_api(backend, sim, metrics_token="scrape-me") as api:
+        assert (await api.client.get("/metrics")).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (await api.client.get("/metrics", headers=wrong)).status_code == 401
+        right = {"Authorization": "Bearer scrape-me"}
+        assert (await api.client.get("/metrics", headers=right)).status_code == 200
+
+
+async def test_openapi_document(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.1")
+    ops = {
+        op["operationId"]: (path, method, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    }
+    assert {"listVms", "getVm", "createEvent", "streamChanges", "requestSync"} <= set(ops)
+    for op_id, (_path, _method, op) in ops.items():
+        assert op["tags"], op_id
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")) and op_id != "getReadiness":
+                content = response["content"]
+                assert list(content) == ["application/problem+json"], (op_id, status)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert doc["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    assert ops["getVm"][2]["responses"]["404"]["description"]
+
+
+async def test_docs_pages_use_local_assets(api: Api) -> None:
+    for page, asset in [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")]:
+        html = (await api.client.get(page)).text
+        assert f"/docs/static/{asset}" in html
+        assert "cdn." not in html
+        script = await api.client.get(f"/docs/static/{asset}")
+        assert script.status_code == 200
+        assert len(script.content) > 100_000
