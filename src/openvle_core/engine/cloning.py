@@ -1,0 +1,116 @@
+"""Clone one guest, safe to re-run: reserve a vmid, start the task, record its UPID, wait.
+
+Before each step Proxmox is asked first: a vmid already in our pool and confirmed ours
+means an earlier run finished the clone; a recorded UPID is waited for instead of cloning
+again. A collision (another client took the vmid: synchronous `already exists`, or the
+task failing on the new id's config lock/file) releases the reservation and moves on to a
+higher id; the other client's VM is never touched. Any other task failure removes what is
+left of our half-made VM (identity confirmed) and is raised for the retry policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from openvle_core.db.models import Operation
+from openvle_core.engine import vmids
+from openvle_core.engine.errors import VmidCollisions
+from openvle_core.engine.identity import is_ours, pool_node, require_pool_node
+from openvle_core.engine.records import add_upid, checkpoint
+from openvle_core.proxmox import ProxmoxConflict, ProxmoxTaskFailed
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+MAX_COLLISIONS = 5
+CLONE_TASK_TIMEOUT = 3600.0
+
+
+@dataclass
+class CloneSpec:
+    """What to clone and how the result is recognised (`uuid`/`name`) and recorded."""
+
+    source_vmid: int
+    name: str
+    uuid: str
+    full: bool
+    target: str | None
+    vm_id: str | None
+    vmid: int | None
+    record_vmid: Callable[[int | None], Awaitable[None]]
+
+
+async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
+    """Clone until done; returns the new vmid. Collisions move to the next id."""
+    vmid, lost = spec.vmid, 0
+    for _ in range(MAX_COLLISIONS):
+        if vmid is None:
+            vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, above=lost)
+            await spec.record_vmid(vmid)
+        if await _clone_once(runtime, op, spec, vmid):
+            return vmid
+        await vmids.release(runtime, vmid)
+        await spec.record_vmid(None)
+        lost, vmid = vmid, None
+    raise VmidCollisions(f"gave up after {MAX_COLLISIONS} vmid collisions (last {lost})")
+
+
+async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
+    """True when `vmid` now holds our clone; False on a collision."""
+    result = op.result or {}
+    upid = result.get("clone_upid") if result.get("clone_vmid") == vmid else None
+    if upid is None:
+        existing = await _existing(runtime, spec, vmid)
+        if existing is not None:
+            return existing
+        upid = await _start(runtime, spec, vmid)
+        if upid is None:
+            return False
+        await checkpoint(runtime, op, clone_upid=upid, clone_vmid=vmid)
+        await add_upid(runtime, op, upid)
+    try:
+        await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
+    except ProxmoxTaskFailed as exc:
+        await checkpoint(runtime, op, clone_upid=None)
+        if vmids.is_collision(exc.exitstatus, vmid):
+            return False
+        await remove_half_made(runtime, spec, vmid)
+        raise
+    return True
+
+
+async def _existing(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool | None:
+    """None if `vmid` is not in our pool; True if it is our finished clone; else False."""
+    node = await pool_node(runtime.proxmox, vmid)
+    if node is None:
+        return None
+    config = await runtime.proxmox.vm_config(node, vmid)
+    return is_ours(config, uuid=spec.uuid, name=spec.name) and config.lock is None
+
+
+async def _start(runtime: Runtime, spec: CloneSpec, vmid: int) -> str | None:
+    """POST the clone; None if Proxmox says the vmid is taken."""
+    source_node = await require_pool_node(runtime.proxmox, spec.source_vmid)
+    target = spec.target if spec.target and spec.target != source_node else None
+    try:
+        return await runtime.proxmox.start_clone(
+            source_node, spec.source_vmid, vmid, name=spec.name, full=spec.full, target=target
+        )
+    except ProxmoxConflict as exc:
+        if vmids.is_collision(exc.message, vmid):
+            return None
+        raise
+
+
+async def remove_half_made(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool:
+    """Delete a failed clone's leftovers if they are in our pool and confirmed ours."""
+    node = await pool_node(runtime.proxmox, vmid)
+    if node is None:
+        return False
+    config = await runtime.proxmox.vm_config(node, vmid)
+    if not is_ours(config, uuid=spec.uuid, name=spec.name):
+        return False
+    await runtime.proxmox.delete_vm(node, vmid, purge=True)
+    return True

@@ -1,0 +1,78 @@
+"""The one config update after a clone: SMBIOS metadata and cloud-init network settings.
+
+Everything goes into a single PUT with the digest just read, and only keys that differ
+from the current config are sent, so a re-run after a crash sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from openvle_core.db.models import Vm
+from openvle_core.db.session import transaction
+from openvle_core.events.repository import EventRepository
+from openvle_core.ipam.allocator import allocate_ip
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.settings import Settings
+from openvle_core.smbios import SmbiosMetadata, build_smbios1
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+
+async def event_slug(runtime: Runtime, event_id: str | None) -> str:
+    """The slug of the VM's event ('' when it has none)."""
+    if event_id is None:
+        return ""
+    async with transaction(runtime.sessions) as session:
+        event = await EventRepository(session).get(event_id)
+        return event.slug if event is not None else ""
+
+
+def smbios_options(settings: Settings, config: VmConfig, vm: Vm, slug: str) -> dict[str, object]:
+    """`smbios1` if it differs from what we want (uuid kept)."""
+    meta = SmbiosMetadata(
+        manufacturer=settings.project_name,
+        product=vm.name,
+        version=vm.template_id or "",
+        serial=vm.id,
+        family=slug,
+    )
+    wanted = build_smbios1(config.smbios1, meta)
+    return {} if config.smbios1 == wanted else {"smbios1": wanted}
+
+
+def cloudinit_options(settings: Settings, config: VmConfig, address: str) -> dict[str, object]:
+    """ipconfig0, nameserver, ciuser, cipassword, ciupgrade when the address is not set yet."""
+    ci = settings.cloudinit
+    network = ci.ip_network
+    assert network is not None  # checked by the settings when cloud-init is enabled
+    ipconfig = f"ip={address}/{network.prefixlen},gw={ci.gateway}"
+    if config.option("ipconfig0") == ipconfig:
+        return {}
+    options: dict[str, object] = {"ipconfig0": ipconfig, "ciupgrade": ci.ciupgrade}
+    if ci.dns_servers:
+        options["nameserver"] = " ".join(ci.dns_servers)
+    if ci.ciuser:
+        options["ciuser"] = ci.ciuser
+    if ci.cipassword is not None:
+        options["cipassword"] = ci.cipassword.get_secret_value()
+    return options
+
+
+async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
+    """Apply our config in one update; returns the cloud-init address, if any."""
+    assert vm.vmid is not None
+    settings = runtime.settings
+    config = await runtime.proxmox.vm_config(node, vm.vmid)
+    options: dict[str, object] = {}
+    if settings.vms.smbios_metadata:
+        options.update(smbios_options(settings, config, vm, await event_slug(runtime, vm.event_id)))
+    address: str | None = None
+    if settings.cloudinit.enabled:
+        async with transaction(runtime.sessions) as session:
+            address = str(await allocate_ip(session, settings.cloudinit, vm.id))
+        options.update(cloudinit_options(settings, config, address))
+    if options:
+        await runtime.proxmox.update_vm_config(node, vm.vmid, options, digest=config.digest)
+    return address

@@ -1,0 +1,94 @@
+"""Operation kind `vm.delete`: HA removed, stopped, destroyed with purge, then the DB.
+
+Refused for a vmid outside our pool or a VM not confirmed as ours. The destroy task's
+UPID is recorded before waiting, so a re-run after a crash waits for it (or finds the VM
+gone because of it) instead of refusing. The DB part releases the IP addresses and the
+vmid reservation and deletes the row in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from openvle_core.changelog.repository import Change, ChangelogRepository
+from openvle_core.db.enums import ChangeSource, VmStatus
+from openvle_core.db.models import Operation, Vm
+from openvle_core.db.session import transaction
+from openvle_core.engine.ha import ha_remove_vmid
+from openvle_core.engine.identity import confirm, pool_node
+from openvle_core.engine.power import refresh_status
+from openvle_core.engine.records import add_upid, checkpoint, update_vm
+from openvle_core.ipam.allocator import release_ips
+from openvle_core.operations.kinds import operation_kind
+from openvle_core.proxmox import OutsidePool, ProxmoxTaskFailed
+from openvle_core.vmids.repository import VmidReservationRepository
+from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+DESTROY_TIMEOUT = 1800.0
+
+
+async def forget_vm(runtime: Runtime, vm_id: str) -> bool:
+    """Release the VM's addresses and vmid and delete its row; False if already gone."""
+    async with transaction(runtime.sessions) as session:
+        vm = await VmRepository(session).get(vm_id)
+        if vm is None:
+            return False
+        await release_ips(session, vm_id)
+        for reservation in await VmidReservationRepository(session).for_vm(vm_id):
+            await VmidReservationRepository(session).release(reservation.vmid)
+        if vm.vmid is not None:
+            await VmidReservationRepository(session).release(vm.vmid)
+        change = Change("vm", vm_id, "status", vm.status, "deleted", ChangeSource.OPERATION)
+        await ChangelogRepository(session).add_many([change])
+        await VmRepository(session).delete(vm_id)
+        return True
+
+
+async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
+    """HA off, stop if running, destroy with purge (UPID recorded first)."""
+    assert vm.vmid is not None
+    pve = runtime.proxmox
+    upid = (op.result or {}).get("destroy_upid")
+    if upid is None:
+        await confirm(pve, node, vm.vmid, uuid=vm.id, name=vm.name)
+        await update_vm(runtime, vm.id, status=VmStatus.DELETING.value)
+        await ha_remove_vmid(runtime, vm.vmid)
+        if (await pve.vm_status(node, vm.vmid)).status == "running":
+            await pve.stop_vm(node, vm.vmid)
+        upid = await pve.start_delete(node, vm.vmid, purge=True)
+        await checkpoint(runtime, op, destroy_upid=upid)
+        await add_upid(runtime, op, upid)
+    try:
+        await pve.wait_task(upid, DESTROY_TIMEOUT)
+    except ProxmoxTaskFailed:
+        await checkpoint(runtime, op, destroy_upid=None)
+        raise
+
+
+async def _load(runtime: Runtime, vm_id: str) -> Vm | None:
+    async with transaction(runtime.sessions) as session:
+        return await VmRepository(session).get(vm_id)
+
+
+@operation_kind("vm.delete", on_failure=refresh_status)
+async def delete_operation(runtime: Runtime, op: Operation) -> None:
+    """Delete the VM on Proxmox (if it is there and ours) and in the DB."""
+    assert op.target_id is not None
+    vm = await _load(runtime, op.target_id)
+    if vm is None:
+        return  # an earlier run finished
+    if vm.vmid is not None:
+        node = await pool_node(runtime.proxmox, vm.vmid)
+        if node:
+            await destroy(runtime, op, vm, node)
+        elif not (op.result or {}).get("destroy_upid") and vm.status not in _GONE:
+            raise OutsidePool(vm.vmid, runtime.proxmox.settings.vms_pool)
+    await forget_vm(runtime, vm.id)
+    await checkpoint(runtime, op, deleted_vmid=vm.vmid)
+
+
+# A VM in these states may legitimately be absent from Proxmox (never made, or gone).
+_GONE = frozenset({VmStatus.MISSING.value, VmStatus.ERROR.value, VmStatus.CLONING.value})

@@ -1,0 +1,29 @@
+"""Engine errors (no HTTP; the API maps them). All are permanent: retrying cannot help."""
+
+from __future__ import annotations
+
+from openvle_core.errors import ConflictError, OpenVLEError
+
+
+class IdentityUnconfirmed(ConflictError):
+    """The vmid holds a VM that is not provably ours (SMBIOS serial or name differ)."""
+
+    code = "vm_identity_unconfirmed"
+
+
+class VmidCollisions(OpenVLEError):
+    """Every vmid tried was taken by someone else first."""
+
+    code = "vmid_collisions"
+
+
+class InvalidPowerState(ConflictError):
+    """The VM's real state does not allow the action (reboot a stopped VM, ...)."""
+
+    code = "invalid_power_state"
+
+
+class NoPlacement(OpenVLEError):
+    """No online node could take the clone."""
+
+    code = "no_placement"

@@ -1,0 +1,120 @@
+"""Power actions on a VM, decided by its real state in Proxmox (checked first).
+
+start/stop/shutdown of a VM already in the wanted state succeed at once; restart, reset
+and pause need a running VM and fail clearly otherwise. HA-managed VMs: the client waits
+for the real state change, not for the `hastart`/`hastop` task. After a start the IPv4 is
+read through the guest agent (cloud-init off).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.db.models import Operation
+from openvle_core.engine.errors import InvalidPowerState
+from openvle_core.engine.identity import confirm, require_pool_node
+from openvle_core.engine.ip import read_agent_ip
+from openvle_core.engine.records import checkpoint, load_vm, update_vm
+from openvle_core.operations.kinds import operation_kind
+from openvle_core.proxmox.models import VmStatus as PveStatus
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+ACTIONS = ("start", "stop", "shutdown", "restart", "reset", "pause", "resume")
+TRANSITION = {"start": VmStatus.STARTING, "restart": VmStatus.STARTING,
+              "resume": VmStatus.STARTING, "stop": VmStatus.STOPPING,
+              "shutdown": VmStatus.STOPPING}  # fmt: skip
+
+
+def db_status(status: PveStatus) -> VmStatus:
+    """Our status for Proxmox's live state."""
+    if status.status == "stopped":
+        return VmStatus.STOPPED
+    if status.qmpstatus in {"paused", "suspended"}:
+        return VmStatus.PAUSED
+    return VmStatus.RUNNING
+
+
+def already_done(action: str, state: VmStatus) -> bool:
+    """Whether the VM is already where the action would take it."""
+    return (
+        (action == "start" and state is VmStatus.RUNNING)
+        or (action in {"stop", "shutdown"} and state is VmStatus.STOPPED)
+        or (action == "pause" and state is VmStatus.PAUSED)
+        or (action == "resume" and state is VmStatus.RUNNING)
+    )
+
+
+def refuse(action: str, state: VmStatus, vmid: int) -> None:
+    """Raise for actions the VM's state does not allow."""
+    if action in {"restart", "reset", "pause"} and state is not VmStatus.RUNNING:
+        raise InvalidPowerState(f"cannot {action} VM {vmid}: it is {state.value}, not running")
+    if action == "resume" and state is VmStatus.STOPPED:
+        raise InvalidPowerState(f"cannot resume VM {vmid}: it is stopped (start it instead)")
+    if action == "start" and state is VmStatus.PAUSED:
+        raise InvalidPowerState(f"cannot start VM {vmid}: it is paused (resume it instead)")
+
+
+async def apply_action(
+    runtime: Runtime, action: str, node: str, vmid: int, force: bool
+) -> PveStatus:
+    """Send the action and wait for the resulting state."""
+    pve = runtime.proxmox
+    if action == "start":
+        return await pve.start_vm(node, vmid)
+    if action == "stop":
+        return await pve.stop_vm(node, vmid)
+    if action == "shutdown":
+        guest = int(runtime.settings.worker.shutdown_timeout)
+        return await pve.shutdown_vm(
+            node, vmid, force_stop=force, guest_timeout=guest, task_timeout=guest + 60.0
+        )
+    if action == "restart":
+        return await pve.reboot_vm(node, vmid)
+    if action == "reset":
+        return await pve.reset_vm(node, vmid)
+    if action == "pause":
+        return await pve.suspend_vm(node, vmid)
+    return await pve.resume_vm(node, vmid)
+
+
+async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> None:
+    """Bring the VM to the state `action` asks for (idempotent)."""
+    vm = await load_vm(runtime, vm_id)
+    assert vm.vmid is not None, "the clone sets the vmid before any power action"
+    node = await require_pool_node(runtime.proxmox, vm.vmid)
+    await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)
+    current = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    if already_done(action, current):
+        await update_vm(runtime, vm_id, status=current.value, node=node)
+    else:
+        refuse(action, current, vm.vmid)
+        await update_vm(runtime, vm_id, status=TRANSITION.get(action, current).value, node=node)
+        force = bool(op.params.get("force", False))
+        final = await apply_action(runtime, action, node, vm.vmid, force)
+        ha = final.ha.managed
+        await update_vm(runtime, vm_id, status=db_status(final).value, ha_managed=ha)
+    await checkpoint(runtime, op, power=action, status=(await load_vm(runtime, vm_id)).status)
+    if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
+        await read_agent_ip(runtime, op, vm_id, node, vm.vmid)
+
+
+async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) -> None:
+    """After a failure, show the VM's real state instead of a transitional one."""
+    if op.target_id is None:
+        return
+    vm = await load_vm(runtime, op.target_id)
+    if vm.vmid is None:
+        return
+    node = await require_pool_node(runtime.proxmox, vm.vmid)
+    status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    await update_vm(runtime, vm.id, status=status.value, node=node)
+
+
+@operation_kind("vm.power", on_failure=refresh_status)
+async def power_operation(runtime: Runtime, op: Operation) -> None:
+    """Operation kind `vm.power`: params `action` (and `force` for shutdown)."""
+    assert op.target_id is not None
+    await power_vm(runtime, op, op.target_id, str(op.params["action"]))

@@ -1,0 +1,59 @@
+"""VMID allocation without the nextid race: /cluster/nextid is a hint, our table reserves.
+
+`reserve` takes the hint, skips ids reserved in `vmid_reservations` or used by a VM row,
+and claims the first free one (the primary key makes two claims of one id impossible).
+A collision reported later by Proxmox (another client took the id) is handled by the
+caller: `release` and reserve again, above the lost id.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.session import transaction
+from openvle_core.engine.errors import VmidCollisions
+from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vmids.repository import VmidReservationRepository
+from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+SCAN_LIMIT = 1000
+
+
+async def reserve(runtime: Runtime, *, vm_id: str | None, op_id: str, above: int = 0) -> int:
+    """Reserve the first free vmid at or after Proxmox's hint (and above `above`)."""
+    candidate = max(await runtime.proxmox.next_vmid(), above + 1)
+    async with transaction(runtime.sessions) as session:
+        reservations = VmidReservationRepository(session)
+        reserved = await reservations.reserved()
+        for _ in range(SCAN_LIMIT):
+            free = candidate not in reserved and not await _in_use(session, candidate)
+            if free and await reservations.try_reserve(candidate, vm_id=vm_id, operation_id=op_id):
+                return candidate
+            candidate += 1
+    raise VmidCollisions(f"no free vmid found in {SCAN_LIMIT} ids after the nextid hint")
+
+
+async def _in_use(session: AsyncSession, vmid: int) -> bool:
+    if await VmRepository(session).get_by_vmid(vmid) is not None:
+        return True
+    return await TemplateRepository(session).get_by_vmid(vmid) is not None
+
+
+async def release(runtime: Runtime, vmid: int) -> None:
+    """Drop the reservation of `vmid`."""
+    async with transaction(runtime.sessions) as session:
+        await VmidReservationRepository(session).release(vmid)
+
+
+def is_collision(message: str, vmid: int) -> bool:
+    """Whether a Proxmox error says another guest already holds `vmid`."""
+    return (
+        "already exists" in message
+        or f"lock-{vmid}.conf" in message
+        or "config file already exists" in message
+    )

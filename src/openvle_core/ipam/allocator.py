@@ -1,0 +1,64 @@
+"""The cloud-init address allocator: the first free address of the VM network.
+
+Skips the network and broadcast addresses, the gateway, `PVE_VMS_EXCLUDED_IPS` and every
+address already allocated. Concurrency-safe: the (network, address) pair is unique, so
+two allocators racing for one address cannot both win; the loser moves on to the next.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.errors import ConflictError
+from openvle_core.ipam.repository import IpAllocationRepository
+from openvle_core.settings import CloudInitSettings
+
+
+class NetworkExhausted(ConflictError):
+    """No free address is left in the VM network."""
+
+    code = "ip_network_exhausted"
+
+
+def _excluded(settings: CloudInitSettings, address: ipaddress.IPv4Address) -> bool:
+    if settings.gateway is not None and address == settings.gateway:
+        return True
+    return any(first <= address <= last for first, last in settings.excluded_ranges)
+
+
+def candidates(settings: CloudInitSettings) -> Iterator[ipaddress.IPv4Address]:
+    """Usable host addresses of the network, lowest first."""
+    network = settings.ip_network
+    if network is None:
+        raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")
+    for address in network.hosts():
+        if not _excluded(settings, address):
+            yield address
+
+
+async def allocate_ip(
+    session: AsyncSession, settings: CloudInitSettings, vm_id: str
+) -> ipaddress.IPv4Address:
+    """The VM's address in the network: its existing one, else the first free one."""
+    network = settings.ip_network
+    if network is None:
+        raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")
+    repo = IpAllocationRepository(session)
+    for held in await repo.for_vm(vm_id):
+        if held.network == str(network):
+            return ipaddress.IPv4Address(held.address)
+    taken = await repo.allocated(str(network))
+    for address in candidates(settings):
+        if str(address) in taken:
+            continue
+        if await repo.try_allocate(str(network), str(address), vm_id):
+            return address
+    raise NetworkExhausted(f"no free IPv4 address left in network {network}")
+
+
+async def release_ips(session: AsyncSession, vm_id: str) -> int:
+    """Free every address of the VM (on delete)."""
+    return await IpAllocationRepository(session).release_for_vm(vm_id)

@@ -1,0 +1,129 @@
+"""Run an operation: claim it, call its kind's handler, retry transient failures, finish.
+
+`run_operation(runtime, op_id)` is the one function both transports (arq, in-process)
+call. It is safe to call twice for one id: a finished operation is left alone and a
+running one with a live heartbeat is skipped (see `lease`). Handlers check Proxmox before
+each step, so a run after a crash continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.enums import OperationState
+from openvle_core.db.models import Operation
+from openvle_core.db.session import transaction
+from openvle_core.db.types import utcnow
+from openvle_core.engine.retry import backoff, is_transient
+from openvle_core.errors import OpenVLEError
+from openvle_core.metrics import OPERATION_RETRIES, OPERATION_SECONDS, OPERATIONS
+from openvle_core.operations import lease
+from openvle_core.operations.kinds import KindSpec, kind_spec, operation_kind
+from openvle_core.operations.repository import OperationRepository
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+__all__ = ["operation_kind", "request_sync", "run_operation"]
+log = logging.getLogger(__name__)
+SYNC_KIND = "sync"
+
+
+async def request_sync(session: AsyncSession) -> Operation:
+    """Queue a cluster sync (one at a time: a second request while one runs is TargetBusy)."""
+    return await OperationRepository(session).create(SYNC_KIND, "cluster", "sync")
+
+
+async def run_operation(runtime: Runtime, op_id: str) -> None:
+    """Do the work of one operation row (see the module docstring)."""
+    outcome, op = await lease.claim(runtime, op_id)
+    if outcome is not lease.Claim.TAKEN or op is None:
+        log.debug("operation %s not run: %s", op_id, outcome.value)
+        return
+    spec = kind_spec(op.kind)
+    async with lease.heartbeat(runtime, op.id):
+        if spec is None:
+            await _finish(runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}")
+        else:
+            await _run_with_retries(runtime, op, spec)
+    follower = await lease.waiting_behind(runtime, op)
+    if follower is not None:
+        await runtime.queue.enqueue(follower)
+
+
+async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> None:
+    """Call the handler until it succeeds, fails permanently, or retries run out."""
+    retry = max(op.attempts - 1, 0)
+    max_retry = runtime.settings.worker.max_retry
+    while True:
+        try:
+            await spec.handler(runtime, op)
+        except Exception as exc:
+            if is_transient(exc) and retry < max_retry:
+                await _note_retry(runtime, op, exc, retry)
+                await asyncio.sleep(backoff(op.kind, retry, _scale(runtime)))
+                retry += 1
+                continue
+            await _fail(runtime, op, spec, exc, gave_up=is_transient(exc))
+            return
+        await _finish(runtime, op, OperationState.SUCCEEDED)
+        return
+
+
+def _scale(runtime: Runtime) -> float:
+    return runtime.settings.worker.retry_backoff_scale
+
+
+async def _note_retry(runtime: Runtime, op: Operation, exc: Exception, retry: int) -> None:
+    """Count the retry and show the last transient error on the row while it waits."""
+    OPERATION_RETRIES.labels(op.kind, type(exc).__name__).inc()
+    log.info("operation %s (%s) retry %d after %s: %s", op.id, op.kind, retry + 1,
+             type(exc).__name__, exc)  # fmt: skip
+    async with transaction(runtime.sessions) as session:
+        row = await OperationRepository(session).require(op.id)
+        row.attempts += 1
+        row.error_type, row.error_message = type(exc).__name__, f"retrying: {exc}"
+        op.attempts = row.attempts
+
+
+async def _fail(
+    runtime: Runtime, op: Operation, spec: KindSpec, exc: Exception, *, gave_up: bool
+) -> None:
+    """Record a permanent failure (or retries exhausted) and let the kind tidy its target."""
+    if not isinstance(exc, OpenVLEError):
+        log.exception("operation %s (%s) crashed", op.id, op.kind, exc_info=exc)
+    message = str(exc) or type(exc).__name__
+    if gave_up:
+        message = f"gave up after {op.attempts} attempts: {message}"
+    if spec.on_failure is not None:
+        try:
+            await spec.on_failure(runtime, op, exc)
+        except Exception as hook_exc:  # the failure itself is what the row must show
+            message += f" (and tidying up failed: {type(hook_exc).__name__}: {hook_exc})"
+    await _finish(runtime, op, OperationState.FAILED, type(exc).__name__, message)
+
+
+async def _finish(
+    runtime: Runtime,
+    op: Operation,
+    state: OperationState,
+    error_type: str | None = None,
+    message: str | None = None,
+) -> None:
+    """End the row, release its target and record the metrics."""
+    async with transaction(runtime.sessions) as session:
+        row = await OperationRepository(session).require(op.id)
+        result: dict[str, Any] = {**(row.result or {}), **(op.result or {})}
+        await OperationRepository(session).finish(
+            row, state, error_type=error_type, error_message=message, result=result
+        )
+        if state is OperationState.SUCCEEDED:
+            row.progress_done = max(row.progress_total, 1)
+            row.progress_total = max(row.progress_total, 1)
+    OPERATIONS.labels(op.kind, state.value).inc()
+    started = op.started_at or utcnow()
+    OPERATION_SECONDS.labels(op.kind).observe(max((utcnow() - started).total_seconds(), 0.0))

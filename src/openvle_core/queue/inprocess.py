@@ -1,0 +1,67 @@
+"""Jobs as asyncio tasks in this process: a bounded set of consumers on an asyncio.Queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from openvle_core.metrics import QUEUE_DEPTH
+
+log = logging.getLogger(__name__)
+Runner = Callable[[str], Awaitable[None]]
+
+
+class InProcessQueue:
+    """`enqueue` puts an id on a local queue; `start(runner)` runs `concurrency` consumers."""
+
+    def __init__(self, concurrency: int = 10) -> None:
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._consumers: list[asyncio.Task[None]] = []
+        self._runner: Runner | None = None
+        self._active = 0
+
+    def start(self, runner: Runner) -> None:
+        """Begin consuming with `runner` (normally `run_operation` bound to a runtime)."""
+        self._runner = runner
+        for n in range(self.concurrency):
+            self._consumers.append(asyncio.create_task(self._consume(), name=f"openvle-job-{n}"))
+
+    async def enqueue(self, op_id: str) -> None:
+        """Queue an operation id."""
+        await self._queue.put(op_id)
+        QUEUE_DEPTH.set(self._queue.qsize())
+
+    async def _consume(self) -> None:
+        while True:
+            op_id = await self._queue.get()
+            QUEUE_DEPTH.set(self._queue.qsize())
+            self._active += 1
+            try:
+                if self._runner is not None:
+                    await self._runner(op_id)
+            except Exception:  # the row records the failure; the consumer must live on
+                log.exception("job for operation %s failed outside the operation", op_id)
+            finally:
+                self._active -= 1
+                self._queue.task_done()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing running."""
+        return self._queue.empty() and self._active == 0
+
+    async def join(self) -> None:
+        """Wait until every queued job ran (tests, graceful shutdown)."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Cancel the consumers (running jobs resume after a restart via recovery)."""
+        for task in self._consumers:
+            task.cancel()
+        for task in self._consumers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._consumers.clear()

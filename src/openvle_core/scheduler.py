@@ -1,0 +1,88 @@
+"""The in-process scheduler of the embedded default: the worker's cron jobs without arq.
+
+Runs the same functions the arq worker lists in `cron_jobs` (the periodic sync, the
+recovery scan), each every `interval` seconds, with `ctx = {"runtime": runtime}`. A job
+that raises is counted in `openvle_scheduler_failures` and logged; the loop goes on, as
+arq's cron would at the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+
+from openvle_core.metrics import REGISTRY
+from openvle_core.operations.lease import recover
+from openvle_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SCHEDULER_FAILURES = Counter(
+    "openvle_scheduler_failures",
+    "Periodic jobs of the in-process scheduler that raised, by job.",
+    ["job"],
+    registry=REGISTRY,
+)
+JobFunc = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A function of `ctx` to call every `interval` seconds."""
+
+    name: str
+    interval: float
+    func: JobFunc
+
+
+async def recover_tick(ctx: dict[str, Any]) -> int:
+    """Re-enqueue operations whose runner died (shared with the arq worker's cron)."""
+    runtime: Runtime = ctx["runtime"]
+    return await recover(runtime)
+
+
+def default_jobs(runtime: Runtime) -> list[PeriodicJob]:
+    """Recovery every lease, and the periodic sync if the reconciler is installed."""
+    jobs = [PeriodicJob("recover", runtime.lease_seconds, recover_tick)]
+    try:
+        from openvle_worker.cron_sync import sync_tick
+    except ModuleNotFoundError as exc:  # the worker package is optional for core users
+        if exc.name not in {"openvle_worker", "openvle_worker.cron_sync"}:
+            raise
+    else:
+        interval = float(runtime.settings.worker.pve_periodic_interval)
+        jobs.append(PeriodicJob("sync", interval, sync_tick))
+    return jobs
+
+
+async def _every(job: PeriodicJob, ctx: dict[str, Any]) -> None:
+    while True:
+        await asyncio.sleep(job.interval)
+        try:
+            await job.func(ctx)
+        except Exception:
+            SCHEDULER_FAILURES.labels(job.name).inc()
+            log.exception("periodic job %s failed", job.name)
+
+
+@contextlib.asynccontextmanager
+async def scheduler(
+    runtime: Runtime, jobs: list[PeriodicJob] | None = None
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Run the periodic jobs while the block runs; cancel them on exit."""
+    ctx: dict[str, Any] = {"runtime": runtime}
+    tasks = [asyncio.create_task(_every(job, ctx), name=f"openvle-cron-{job.name}")
+             for job in (jobs if jobs is not None else default_jobs(runtime))]  # fmt: skip
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,65 @@
+"""Request side of template operations; never commits, returns the queued Operation."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.models import Operation
+from openvle_core.operations.repository import OperationRepository
+from openvle_core.templates.errors import TemplateInUse
+from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vms.repository import VmRepository
+from openvle_core.vms.service import InvalidRequest, dns_name
+
+
+async def request_create_template(
+    session: AsyncSession,
+    *,
+    source_vmid: int | None = None,
+    from_template_id: str | None = None,
+    name: str | None = None,
+) -> Operation:
+    """Convert pool VM `source_vmid`, or derive from `from_template_id` (full clone)."""
+    if (source_vmid is None) == (from_template_id is None):
+        raise InvalidRequest("give exactly one of source_vmid and from_template_id")
+    params: dict[str, object] = {"name": dns_name(name) if name else None}
+    repo = OperationRepository(session)
+    if source_vmid is not None:
+        params["source_vmid"] = source_vmid
+        return await repo.create("template.create", "vmid", str(source_vmid), params=params)
+    source = await TemplateRepository(session).require(str(from_template_id))
+    params["from_template_id"] = source.id
+    return await repo.create("template.create", "template", source.id, params=params)
+
+
+async def request_update_template(
+    session: AsyncSession,
+    template_id: str,
+    *,
+    name: str | None = None,
+    cores: int | None = None,
+    memory_mb: int | None = None,
+    description: str | None = None,
+) -> Operation:
+    """Stage a config change of the template."""
+    await TemplateRepository(session).require(template_id)
+    params = {
+        "name": dns_name(name) if name else None,
+        "cores": cores,
+        "memory_mb": memory_mb,
+        "description": description,
+    }
+    if all(v is None for v in params.values()):
+        raise InvalidRequest("nothing to update")
+    return await OperationRepository(session).create(
+        "template.update", "template", template_id, params=params
+    )
+
+
+async def request_delete_template(session: AsyncSession, template_id: str) -> Operation:
+    """Stage the deletion; refused while VMs (linked clones) still use the template."""
+    template = await TemplateRepository(session).require(template_id)
+    users = await VmRepository(session).count_for_template(template_id)
+    if users:
+        raise TemplateInUse(f"template {template.name} is still used by {users} VMs")
+    return await OperationRepository(session).create("template.delete", "template", template_id)

@@ -1,0 +1,119 @@
+"""The arq worker: `run_operation_job(op_id)`, the recovery and sync crons, and
+`run_worker(settings)` (arq with `REDIS_URL`, else the embedded in-process loop).
+
+Resources are opened in `on_startup` (one Runtime in `ctx["runtime"]`) and closed in
+`on_shutdown`. Shortly after start-up the worker re-enqueues operations whose runner
+died (a crash, a SIGKILL); the `recover` cron keeps doing so every 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from arq import cron, func
+from arq.cron import CronJob
+from arq.worker import Function, create_worker
+
+from openvle_core.operations.lease import recover
+from openvle_core.operations.service import run_operation
+from openvle_core.queue.arq import JOB_FUNCTION, redis_settings
+from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
+from openvle_core.scheduler import recover_tick, scheduler
+from openvle_core.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
+JOB_TIMEOUT_S = 4 * 3600
+
+
+async def run_operation_job(ctx: dict[str, Any], op_id: str) -> None:
+    """arq job: run one operation (a thin wrapper; the row records the outcome)."""
+    await run_operation(ctx["runtime"], op_id)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open the Runtime; schedule a first recovery once a dead runner's lease expired."""
+    settings: Settings = ctx.get("settings") or load_settings()
+    lease = float(ctx.get("lease_seconds", DEFAULT_LEASE_SECONDS))
+    stack = contextlib.AsyncExitStack()
+    ctx["runtime"] = await stack.enter_async_context(
+        open_runtime(settings, in_process=False, lease_seconds=lease)
+    )
+    ctx["_stack"] = stack
+    ctx["_first_recovery"] = asyncio.create_task(_recover_after(ctx, lease))
+
+
+async def _recover_after(ctx: dict[str, Any], delay: float) -> None:
+    await asyncio.sleep(delay)
+    count = await recover(ctx["runtime"])
+    log.info("start-up recovery re-enqueued %d operations", count)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close the Runtime."""
+    task = ctx.pop("_first_recovery", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    stack: contextlib.AsyncExitStack | None = ctx.pop("_stack", None)
+    if stack is not None:
+        await stack.aclose()
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """Recovery every 10 s and the periodic sync (exactly once per tick across workers)."""
+    from openvle_worker.cron_sync import sync_cron
+
+    recovery = cron(recover_tick, name="recover", second=set(range(0, 60, 10)), unique=True,
+                    run_at_startup=False, max_tries=1)  # fmt: skip
+    return [recovery, sync_cron(settings)]
+
+
+def _settings_for_import() -> Settings | None:
+    try:
+        return load_settings()
+    except ConfigError:
+        return None
+
+
+class WorkerSettings:
+    """arq settings (`arq openvle_worker.worker.WorkerSettings` works with env config)."""
+
+    functions: list[Function] = [  # noqa: RUF012 - arq reads class attributes
+        func(run_operation_job, name=JOB_FUNCTION, timeout=JOB_TIMEOUT_S, max_tries=3)
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    cron_jobs: list[CronJob] = []  # noqa: RUF012 - filled from the settings by run_worker
+    job_timeout = JOB_TIMEOUT_S
+
+
+async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    """Run until cancelled: an arq worker with `REDIS_URL`, else the embedded loop."""
+    if settings.redis.url is None:
+        await run_embedded(settings, lease_seconds=lease_seconds)
+        return
+    base = {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown}
+    worker = create_worker(
+        {**base, "job_timeout": JOB_TIMEOUT_S},
+        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        ctx={"settings": settings, "lease_seconds": lease_seconds},
+        cron_jobs=cron_jobs(settings),
+        max_jobs=settings.worker.max_jobs,
+        handle_signals=False,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+async def run_embedded(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    """In-process queue plus the scheduler; recovers unfinished operations first."""
+    opened = open_runtime(settings, in_process=True, lease_seconds=lease_seconds)
+    async with opened as runtime, scheduler(runtime):
+        await recover(runtime)
+        await asyncio.Event().wait()

@@ -1,0 +1,96 @@
+"""Engine fixtures: a simulator over TLS, a migrated SQLite database, a Runtime.
+
+`runtime` is parametrised over both transports: the in-process queue and arq over real
+Redis with an arq worker running in this process (same `run_operation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.kit import FAST_POLL, FAST_RETRY, TIME_SCALE, make_settings, sqlite_url
+from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.settings import Settings
+from openvle_pvesim import Simulator, run_simulator
+
+LEASE = 2.0
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with run_simulator(version="9.1", time_scale=TIME_SCALE, check_responses=True) as s:
+        yield s
+        assert s.violations == []
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> str:
+    url = sqlite_url(tmp_path)
+    await upgrade_to_head(url)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def arq_worker(settings: Settings) -> AsyncIterator[None]:
+    """An arq worker in this process, consuming the test's Redis queue."""
+    from arq.worker import create_worker
+
+    from openvle_core.queue.arq import redis_settings
+    from openvle_worker.worker import WorkerSettings, shutdown, startup
+
+    assert settings.redis.url is not None
+    worker = create_worker(
+        {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
+        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        ctx={"settings": settings, "lease_seconds": LEASE},
+        handle_signals=False,
+        poll_delay=0.05,
+        max_jobs=10,
+    )
+    task = asyncio.create_task(worker.main())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
+
+
+@pytest.fixture(params=["inprocess", "arq"])
+def make_runtime(request: pytest.FixtureRequest, sim: Simulator, database_url: str) -> MakeRuntime:
+    """Factory: `async with make_runtime(cloudinit={...}) as runtime:`."""
+    transport = str(request.param)
+    redis_url = str(request.getfixturevalue("redis_url")) if transport == "arq" else None
+
+    @contextlib.asynccontextmanager
+    async def factory(**options: Any) -> AsyncIterator[Runtime]:
+        settings = make_settings(sim, database_url, redis_url=redis_url, **options)
+        opened = open_runtime(
+            settings, in_process=transport == "inprocess", lease_seconds=LEASE,
+            poll=FAST_POLL, retry=FAST_RETRY,
+        )  # fmt: skip
+        async with opened as runtime:
+            if transport == "arq":
+                async with arq_worker(settings):
+                    yield runtime
+            else:
+                yield runtime
+
+    return factory
+
+
+@pytest.fixture
+async def runtime(make_runtime: MakeRuntime) -> AsyncIterator[Runtime]:
+    async with make_runtime() as rt:
+        yield rt

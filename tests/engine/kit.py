@@ -1,0 +1,138 @@
+"""Helpers for engine tests: settings for a simulator, a runtime, submit-and-wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.enums import OperationState
+from openvle_core.db.models import Operation, Template, Vm
+from openvle_core.db.session import transaction
+from openvle_core.proxmox import PollSchedule, RetryPolicy
+from openvle_core.runtime import Runtime
+from openvle_core.settings import (
+    ApiSettings,
+    CloudInitSettings,
+    DatabaseSettings,
+    GeneralSettings,
+    LogSettings,
+    MongoSettings,
+    ProxmoxSettings,
+    RedisSettings,
+    Settings,
+    VmDefaults,
+    WorkerSettings,
+)
+from openvle_pvesim import Simulator
+
+CI_TOKEN = "openvle@pve!ci"
+POOL = "OpenVLE-VMs"
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, total_time=10.0)
+FAST_POLL = PollSchedule(first=0.005, factor=1.5, cap=0.05)
+TIME_SCALE = 0.01
+# (vmid, name, node, storage) of the demo seed's templates
+SHARED_TEMPLATE = (9000, "debian-12-template", "pve1")
+LOCAL_TEMPLATE = (9002, "kali-2025-template", "pve2")
+
+
+def make_settings(
+    sim: Simulator,
+    database_url: str,
+    *,
+    redis_url: str | None = None,
+    cloudinit: dict[str, Any] | None = None,
+    worker: dict[str, Any] | None = None,
+    vms: dict[str, Any] | None = None,
+) -> Settings:
+    """Settings for the simulator's CI token, a database, fast retries and timeouts."""
+    user, _, name = CI_TOKEN.partition("!")
+    env: dict[str, Any] = {"_env_file": None}
+    worker_values = {"retry_backoff_scale": 0.001, "agent_ip_timeout": 3.0,
+                     "shutdown_timeout": 30.0, **(worker or {})}  # fmt: skip
+    return Settings(
+        proxmox=ProxmoxSettings(
+            hostname=sim.hostname,
+            user=user,
+            token_name=name,
+            token_value=SecretStr(sim.tokens[CI_TOKEN]),
+            verify_ssl=sim.ca_file or False,
+            vms_pool=POOL,
+            **env,
+        ),
+        vms=VmDefaults(**env, **(vms or {})),
+        cloudinit=CloudInitSettings(**env, **(cloudinit or {})),
+        database=DatabaseSettings(url=SecretStr(database_url), **env),
+        mongodb=MongoSettings(**env),
+        redis=RedisSettings(url=SecretStr(redis_url) if redis_url else None, **env),
+        worker=WorkerSettings(**env, **worker_values),
+        api=ApiSettings(**env),
+        log=LogSettings(**env),
+        general=GeneralSettings(**env),
+    )
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{directory / 'openvle.sqlite3'}"
+
+
+async def add_template(runtime: Runtime, vmid: int, name: str, node: str) -> str:
+    """A template row for a seeded PVE template (the sync would import it)."""
+    async with transaction(runtime.sessions) as session:
+        template = Template(vmid=vmid, name=name, node=node, cores=2, memory_mb=2048)
+        session.add(template)
+        await session.flush()
+        return template.id
+
+
+Request = Callable[[AsyncSession], Awaitable[Operation]]
+
+
+async def submit(runtime: Runtime, request: Request) -> Operation:
+    """Run a request service in a transaction, commit, then enqueue (as the API does)."""
+    async with transaction(runtime.sessions) as session:
+        op = await request(session)
+    await runtime.queue.enqueue(op.id)
+    return op
+
+
+async def wait_op(runtime: Runtime, op_id: str, timeout: float = 60.0) -> Operation:  # noqa: ASYNC109
+    """Poll the row until the operation finished."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        async with transaction(runtime.sessions) as session:
+            op = await session.get(Operation, op_id)
+            assert op is not None
+            if op.state in {OperationState.SUCCEEDED.value, OperationState.FAILED.value}:
+                return op
+        if loop.time() > deadline:
+            raise AssertionError(f"operation {op_id} still {op.state} after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def run(runtime: Runtime, request: Request, timeout: float = 60.0) -> Operation:  # noqa: ASYNC109
+    """Submit and wait."""
+    op = await submit(runtime, request)
+    return await wait_op(runtime, op.id, timeout)
+
+
+async def get_vm(runtime: Runtime, vm_id: str) -> Vm | None:
+    async with transaction(runtime.sessions) as session:
+        return await session.get(Vm, vm_id)
+
+
+async def all_rows(runtime: Runtime, model: Any) -> list[Any]:
+    async with transaction(runtime.sessions) as session:
+        return list((await session.scalars(select(model))).all())
+
+
+def pool_vms(sim: Simulator) -> dict[int, str]:
+    """vmid -> name of the simulator's VMs in our pool."""
+    cluster = sim.cluster
+    return {v: cluster.vms[v].name for v in cluster.pools[POOL].vms if v in cluster.vms}

@@ -1,0 +1,108 @@
+"""Clone: placement, vmid reservation, one config update, SMBIOS identity, failures."""
+
+from __future__ import annotations
+
+from engine.conftest import MakeRuntime
+from engine.kit import (
+    LOCAL_TEMPLATE,
+    SHARED_TEMPLATE,
+    add_template,
+    all_rows,
+    get_vm,
+    pool_vms,
+    run,
+    submit,
+    wait_op,
+)
+from openvle_core.db.enums import ChangeSource, VmStatus
+from openvle_core.db.models import ChangelogEntry, VmidReservation
+from openvle_core.runtime import Runtime
+from openvle_core.smbios import parse_smbios1
+from openvle_core.vms.service import request_clone
+from openvle_pvesim import Simulator
+
+
+async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
+                                                    name="lab-01"))  # fmt: skip
+    assert op.state == "succeeded", op.error_message
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None and vm.vmid is not None
+    assert (vm.node, vm.status, vm.full_clone) == ("pve1", VmStatus.STOPPED.value, False)
+    pve_vm = sim.cluster.vms[vm.vmid]
+    assert pve_vm.name == "lab-01" and "/vm-" in pve_vm.config["scsi0"]  # linked: base/vm
+    smbios = parse_smbios1(pve_vm.config["smbios1"])
+    assert smbios["serial"] == vm.id and smbios["base64"] == "1"
+    assert smbios["product"] == "lab-01" and smbios["manufacturer"] == "OpenVLE"
+    assert smbios["version"] == template_id and "uuid" in smbios
+    reservations = await all_rows(runtime, VmidReservation)
+    assert [(r.vmid, r.vm_id) for r in reservations] == [(vm.vmid, vm.id)]
+    changes = {(c.field, c.new) for c in await all_rows(runtime, ChangelogEntry)
+               if c.entity_id == vm.id and c.source == ChangeSource.OPERATION.value}  # fmt: skip
+    assert {("vmid", str(vm.vmid)), ("node", "pve1"), ("status", "stopped")} <= changes
+
+
+async def test_local_storage_clone_stays_on_template_node(runtime: Runtime, sim: Simulator) -> None:
+    template_id = await add_template(runtime, *LOCAL_TEMPLATE)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
+                                                    full_clone=True))  # fmt: skip
+    assert op.state == "succeeded", op.error_message
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None and vm.node == "pve2" and vm.full_clone
+    assert sim.cluster.vms[vm.vmid or 0].node == "pve2"
+
+
+async def test_nextid_collision_moves_to_the_next_id(runtime: Runtime, sim: Simulator) -> None:
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    sim.faults.add("nextid_collision", n=1)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
+                                                    name="after-race"))  # fmt: skip
+    assert op.state == "succeeded", op.error_message
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None and vm.vmid is not None
+    others = [v for v in sim.cluster.vms.values() if v.name.startswith("other-client-")]
+    assert len(others) == 1 and others[0].vmid != vm.vmid  # the other client's VM is untouched
+    assert vm.vmid > others[0].vmid
+    assert [r.vmid for r in await all_rows(runtime, VmidReservation)] == [vm.vmid]
+    assert pool_vms(sim)[vm.vmid] == "after-race"
+
+
+async def test_failed_clone_task_fails_at_once_with_the_reason(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    before = set(pool_vms(sim))
+    sim.faults.add("task_fail", "qmclone", n=1)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id))
+    assert op.state == "failed" and op.attempts == 1
+    assert op.error_type == "ProxmoxTaskFailed" and "qemu-img convert" in (op.error_message or "")
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None and vm.status == VmStatus.ERROR.value
+    assert set(pool_vms(sim)) == before  # nothing half-made left behind
+
+
+async def test_lock_timeout_is_retried(runtime: Runtime, sim: Simulator) -> None:
+    template_id = await add_template(runtime, *LOCAL_TEMPLATE)
+    sim.faults.add("lock_timeout", "qmclone", n=2)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
+                                                    full_clone=True))  # fmt: skip
+    assert op.state == "succeeded", op.error_message
+    assert op.attempts == 3  # two lock timeouts, then the clone
+    assert len([u for u in op.upids if ":qmclone:" in u]) == 3
+
+
+async def test_parallel_full_clones_all_finish(make_runtime: MakeRuntime, sim: Simulator) -> None:
+    async with make_runtime() as runtime:
+        template_id = await add_template(runtime, *LOCAL_TEMPLATE)
+        submitted = [
+            await submit(runtime, lambda s: request_clone(s, runtime.settings,
+                                                          template_id=template_id, full_clone=True))
+            for _ in range(4)
+        ]  # fmt: skip
+        ops = [await wait_op(runtime, op.id) for op in submitted]
+        assert [op.state for op in ops] == ["succeeded"] * 4, [op.error_message for op in ops]
+        vmids = {(await get_vm(runtime, str(op.target_id))).vmid for op in ops}  # type: ignore[union-attr]
+        assert len(vmids) == 4 and vmids <= set(pool_vms(sim))
