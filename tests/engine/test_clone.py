@@ -30,14 +30,19 @@ async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(
                                                     name="lab-01"))  # fmt: skip
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
-    assert vm is not None and vm.vmid is not None
+    assert vm is not None
+    assert vm.vmid is not None
     assert (vm.node, vm.status, vm.full_clone) == ("pve1", VmStatus.STOPPED.value, False)
     pve_vm = sim.cluster.vms[vm.vmid]
-    assert pve_vm.name == "lab-01" and "/vm-" in pve_vm.config["scsi0"]  # linked: base/vm
+    assert pve_vm.name == "lab-01"
+    assert "/vm-" in pve_vm.config["scsi0"]
     smbios = parse_smbios1(pve_vm.config["smbios1"])
-    assert smbios["serial"] == vm.id and smbios["base64"] == "1"
-    assert smbios["product"] == "lab-01" and smbios["manufacturer"] == "OpenVLE"
-    assert smbios["version"] == template_id and "uuid" in smbios
+    assert smbios["serial"] == vm.id
+    assert smbios["base64"] == "1"
+    assert smbios["product"] == "lab-01"
+    assert smbios["manufacturer"] == "OpenVLE"
+    assert smbios["version"] == template_id
+    assert "uuid" in smbios
     reservations = await all_rows(runtime, VmidReservation)
     assert [(r.vmid, r.vm_id) for r in reservations] == [(vm.vmid, vm.id)]
     changes = {(c.field, c.new) for c in await all_rows(runtime, ChangelogEntry)
@@ -51,7 +56,9 @@ async def test_local_storage_clone_stays_on_template_node(runtime: Runtime, sim:
                                                     full_clone=True))  # fmt: skip
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
-    assert vm is not None and vm.node == "pve2" and vm.full_clone
+    assert vm is not None
+    assert vm.node == "pve2"
+    assert vm.full_clone
     assert sim.cluster.vms[vm.vmid or 0].node == "pve2"
 
 
@@ -62,9 +69,11 @@ async def test_nextid_collision_moves_to_the_next_id(runtime: Runtime, sim: Simu
                                                     name="after-race"))  # fmt: skip
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
-    assert vm is not None and vm.vmid is not None
+    assert vm is not None
+    assert vm.vmid is not None
     others = [v for v in sim.cluster.vms.values() if v.name.startswith("other-client-")]
-    assert len(others) == 1 and others[0].vmid != vm.vmid  # the other client's VM is untouched
+    assert len(others) == 1
+    assert others[0].vmid != vm.vmid
     assert vm.vmid > others[0].vmid
     assert [r.vmid for r in await all_rows(runtime, VmidReservation)] == [vm.vmid]
     assert pool_vms(sim)[vm.vmid] == "after-race"
@@ -77,10 +86,13 @@ async def test_failed_clone_task_fails_at_once_with_the_reason(
     before = set(pool_vms(sim))
     sim.faults.add("task_fail", "qmclone", n=1)
     op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id))
-    assert op.state == "failed" and op.attempts == 1
-    assert op.error_type == "ProxmoxTaskFailed" and "qemu-img convert" in (op.error_message or "")
+    assert op.state == "failed"
+    assert op.attempts == 1
+    assert op.error_type == "ProxmoxTaskFailed"
+    assert "qemu-img convert" in (op.error_message or "")
     vm = await get_vm(runtime, str(op.target_id))
-    assert vm is not None and vm.status == VmStatus.ERROR.value
+    assert vm is not None
+    assert vm.status == VmStatus.ERROR.value
     assert set(pool_vms(sim)) == before  # nothing half-made left behind
 
 
@@ -105,4 +117,5 @@ async def test_parallel_full_clones_all_finish(make_runtime: MakeRuntime, sim: S
         ops = [await wait_op(runtime, op.id) for op in submitted]
         assert [op.state for op in ops] == ["succeeded"] * 4, [op.error_message for op in ops]
         vmids = {(await get_vm(runtime, str(op.target_id))).vmid for op in ops}  # type: ignore[union-attr]
-        assert len(vmids) == 4 and vmids <= set(pool_vms(sim))
+        assert len(vmids) == 4
+        assert vmids <= set(pool_vms(sim))
