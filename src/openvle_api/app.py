@@ -1,8 +1,9 @@
 """The FastAPI application: `create_app(settings, runtime=None)`.
 
 The lifespan opens the process's `Runtime` (DB engine, Proxmox client, snapshot store,
-job queue; with no REDIS_URL the queue runs operations in this process) unless one is
-passed in, and closes it at shutdown. Server-Sent Event streams end at shutdown too.
+job queue; with no REDIS_URL the queue runs operations in this process and the
+in-process scheduler runs the periodic jobs) unless one is passed in, and closes it at
+shutdown. Server-Sent Event streams end at shutdown too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from openvle_api.routers import (
 from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
 from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.scheduler import scheduler
 from openvle_core.settings import Settings
 
 OPENAPI_URL = "/openapi.json"
@@ -54,7 +56,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if runtime is None:
-                app.state.runtime = await stack.enter_async_context(open_runtime(settings))
+                opened = await stack.enter_async_context(open_runtime(settings))
+                app.state.runtime = opened
+                if settings.redis.url is None:  # embedded: cron jobs run in this process
+                    await stack.enter_async_context(scheduler(opened))
             try:
                 yield
             finally:

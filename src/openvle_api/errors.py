@@ -27,6 +27,7 @@ from openvle_core.proxmox.errors import (
     ProxmoxNotFound,
     ProxmoxUnavailable,
 )
+from openvle_core.vms.service import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     ProxmoxError: (502, "Proxmox error"),
     InvalidCursor: (422, "Invalid request"),
     InvalidEvent: (422, "Invalid request"),
+    InvalidRequest: (422, "Invalid request"),
     OpenVLEError: (400, "Bad request"),
 }
 
@@ -110,6 +112,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidEvent):
         extra["errors"] = [{"loc": ["body", exc.field], "msg": exc.message}]
+    if isinstance(exc, InvalidRequest):
+        extra["errors"] = [{"loc": ["body"], "msg": exc.message}]
     if isinstance(exc, InvalidCursor):
         extra["errors"] = [{"loc": ["query", "cursor"], "msg": exc.message}]
     if isinstance(exc, TargetBusy):

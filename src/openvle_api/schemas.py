@@ -302,3 +302,54 @@ def event_out(view: Any) -> EventOut:
         created_at=e.created_at,
         updated_at=e.updated_at,
     )
+
+
+class VmCreate(BaseModel):
+    """Clone a VM from a template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: str = Field(max_length=36, examples=[UUID_EXAMPLE])
+    name: str | None = Field(default=None, max_length=63, examples=["sec101-07-debian"])
+    full_clone: bool | None = Field(
+        default=None, description="Default: PVE_VMS_FULL_CLONE_DEFAULT."
+    )
+    node: str | None = Field(
+        default=None, max_length=64, description="Target node; default: placement."
+    )
+    start: bool = Field(default=False, description="Start the VM once cloned.")
+
+
+class VmMigrate(BaseModel):
+    """Move a VM to another node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_node: str = Field(min_length=1, max_length=64, examples=["pve2"])
+    online: bool = Field(default=False, description="Live migration of a running VM.")
+
+
+class TemplateCreate(BaseModel):
+    """Either convert pool VM `source_vmid`, or derive from `from_template_id` (+ name)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"source_vmid": 9000}, {"from_template_id": UUID_EXAMPLE, "name": "x"}]
+        },
+    )
+
+    source_vmid: int | None = Field(default=None, ge=100, le=999_999_999)
+    from_template_id: str | None = Field(default=None, max_length=36)
+    name: str | None = Field(default=None, max_length=63)
+
+
+class TemplatePatch(BaseModel):
+    """Template fields to change (absent or null = unchanged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=63)
+    cores: int | None = Field(default=None, ge=1, le=512)
+    memory_mb: int | None = Field(default=None, ge=16, le=4_194_304)
+    description: str | None = Field(default=None, max_length=8192)

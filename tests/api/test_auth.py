@@ -16,9 +16,19 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/nodes", None, "read"),
     ("GET", "/api/v1/nodes/pve1", None, "read"),
     ("GET", "/api/v1/templates", None, "read"),
+    ("POST", "/api/v1/templates", {}, "admin"),
+    ("PATCH", f"/api/v1/templates/{MISSING}", {}, "admin"),
+    ("DELETE", f"/api/v1/templates/{MISSING}", None, "admin"),
     ("GET", f"/api/v1/templates/{MISSING}", None, "read"),
     ("GET", "/api/v1/vms", None, "read"),
     ("GET", f"/api/v1/vms/{MISSING}", None, "read"),
+    ("POST", "/api/v1/vms", {}, "admin"),
+    *[
+        ("POST", f"/api/v1/vms/{MISSING}/{action}", None, "operate")
+        for action in ("start", "stop", "shutdown", "restart", "reset", "pause", "resume")
+    ],
+    ("POST", f"/api/v1/vms/{MISSING}/migrate", {}, "admin"),
+    ("DELETE", f"/api/v1/vms/{MISSING}", None, "admin"),
     ("GET", "/api/v1/events", None, "read"),
     ("POST", "/api/v1/events", {}, "admin"),
     ("GET", f"/api/v1/events/{MISSING}", None, "read"),
@@ -29,6 +39,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", f"/api/v1/operations/{MISSING}/events", None, "read"),
     ("GET", "/api/v1/changelog", None, "read"),
     ("GET", "/api/v1/changelog", {"limit": 0}, "read"),
+    ("POST", "/api/v1/sync", {"unused": 1}, "admin"),
     ("GET", "/api/v1/system/proxmox", None, "admin"),
 ]
 RANK = {"read": 0, "operate": 1, "admin": 2}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from openvle_api.accepted import ACCEPTED, accepted
 from openvle_api.deps import AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
 from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import MissingPrivilegeOut, OperationOut, ProxmoxStatus, operation_out
+from openvle_api.schemas import MissingPrivilegeOut, OperationOut, ProxmoxStatus
 from openvle_core.operations.service import request_sync
 from openvle_core.proxmox import ProxmoxError, ProxmoxTlsError, ProxmoxUnavailable
 
@@ -18,15 +19,12 @@ router = APIRouter(prefix=API_PREFIX, tags=["system"])
     "/sync",
     name="requestSync",
     status_code=202,
-    responses=problems(401, 403, 409, 422),
+    responses={**ACCEPTED, **problems(401, 403, 409, 422)},
     summary="Run a sync now",
 )
 async def sync_now(uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
     """Queue a sync of the cluster; 409 while one is already queued or running."""
-    op = await request_sync(uow.session)
-    uow.enqueue_after_commit(op.id)
-    response.headers["Location"] = f"/api/v1/operations/{op.id}"
-    return operation_out(op)
+    return accepted(uow, response, await request_sync(uow.session))
 
 
 @router.get(

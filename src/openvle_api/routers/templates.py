@@ -1,17 +1,24 @@
-"""GET /templates, GET /templates/{id} (mutations: templates_write.py)."""
+"""Templates: list and get; create, change and delete (202 + operation)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from openvle_api.deps import Paging, ReadAuth, Uow
+from openvle_api.accepted import MUTATION_ERRORS, accepted
+from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import Page, TemplateOut
+from openvle_api.schemas import (
+    OperationOut,
+    Page,
+    TemplateCreate,
+    TemplateOut,
+    TemplatePatch,
+)
 from openvle_core.db.enums import TemplateStatus
-from openvle_core.templates import queries
+from openvle_core.templates import queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/templates", tags=["templates"])
 
@@ -35,3 +42,49 @@ async def list_templates(
 async def get_template(template_id: str, uow: Uow, _: ReadAuth) -> TemplateOut:
     """One template: vmid, name, node, cores, memory_mb, status."""
     return TemplateOut.model_validate(await queries.get_template(uow.session, template_id))
+
+
+@router.post(
+    "",
+    name="createTemplate",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Create a template",
+)
+async def create_template(
+    body: TemplateCreate, uow: Uow, _: AdminAuth, response: Response
+) -> OperationOut:
+    """Convert pool VM `source_vmid` into a template, or derive one from a template."""
+    op = await service.request_create_template(uow.session, **body.model_dump())
+    return accepted(uow, response, op)
+
+
+@router.patch(
+    "/{template_id}",
+    name="updateTemplate",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Change a template",
+)
+async def update_template(
+    template_id: str, body: TemplatePatch, uow: Uow, _: AdminAuth, response: Response
+) -> OperationOut:
+    """Queue a change of name, cores, memory_mb or description."""
+    changes = body.model_dump(exclude_unset=True)
+    op = await service.request_update_template(uow.session, template_id, **changes)
+    return accepted(uow, response, op)
+
+
+@router.delete(
+    "/{template_id}",
+    name="deleteTemplate",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Delete a template",
+)
+async def delete_template(
+    template_id: str, uow: Uow, _: AdminAuth, response: Response
+) -> OperationOut:
+    """Queue the deletion; 409 while VMs (linked clones) still use the template."""
+    op = await service.request_delete_template(uow.session, template_id)
+    return accepted(uow, response, op)

@@ -1,17 +1,18 @@
-"""GET /vms, GET /vms/{id} (mutations: vms_write.py)."""
+"""VMs: list and get; clone, power actions, migrate and delete (202 + operation)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from openvle_api.deps import Paging, ReadAuth, Uow
+from openvle_api.accepted import MUTATION_ERRORS, accepted
+from openvle_api.deps import AdminAuth, OperateAuth, Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import Page, VmOut
+from openvle_api.schemas import OperationOut, Page, VmCreate, VmMigrate, VmOut
 from openvle_core.db.enums import VmStatus
-from openvle_core.vms import queries
+from openvle_core.vms import queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/vms", tags=["vms"])
 
@@ -45,3 +46,76 @@ async def list_vms(
 async def get_vm(vm_id: str, uow: Uow, _: ReadAuth) -> VmOut:
     """One VM by its OpenVLE UUID."""
     return VmOut.model_validate(await queries.get_vm(uow.session, vm_id))
+
+
+@router.post(
+    "",
+    name="createVm",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Clone a VM from a template",
+)
+async def create_vm(
+    body: VmCreate, uow: Uow, _: AdminAuth, runtime: RuntimeDep, response: Response
+) -> OperationOut:
+    """Queue a clone; the VM appears at once with status `cloning`."""
+    op = await service.request_clone(uow.session, runtime.settings, **body.model_dump())
+    return accepted(uow, response, op)
+
+
+def _power_route(action: str) -> None:
+    async def power(vm_id: str, uow: Uow, _: OperateAuth, response: Response) -> OperationOut:
+        op = await service.request_power(uow.session, vm_id, action)
+        return accepted(uow, response, op)
+
+    power.__doc__ = POWER_DOCS[action]
+    router.add_api_route(
+        f"/{{vm_id}}/{action}",
+        power,
+        methods=["POST"],
+        name=f"{action}Vm",
+        status_code=202,
+        responses=MUTATION_ERRORS,
+        summary=f"{action.capitalize()} a VM",
+    )
+
+
+POWER_DOCS = {
+    "start": "Start the VM.",
+    "stop": "Stop the VM at once (like pulling the plug).",
+    "shutdown": "Shut the VM down gracefully through the guest agent / ACPI.",
+    "restart": "Reboot the VM gracefully.",
+    "reset": "Reset the VM at once.",
+    "pause": "Pause the VM.",
+    "resume": "Resume a paused VM.",
+}
+for _action in POWER_DOCS:
+    _power_route(_action)
+
+
+@router.post(
+    "/{vm_id}/migrate",
+    name="migrateVm",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Migrate a VM",
+)
+async def migrate_vm(
+    vm_id: str, body: VmMigrate, uow: Uow, _: AdminAuth, response: Response
+) -> OperationOut:
+    """Queue a migration to `target_node` (`online` for a running VM)."""
+    op = await service.request_migrate(uow.session, vm_id, **body.model_dump())
+    return accepted(uow, response, op)
+
+
+@router.delete(
+    "/{vm_id}",
+    name="deleteVm",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Delete a VM",
+)
+async def delete_vm(vm_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
+    """Queue the deletion on Proxmox (HA entry and IP released) and in the database."""
+    op = await service.request_delete(uow.session, vm_id)
+    return accepted(uow, response, op)
