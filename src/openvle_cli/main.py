@@ -1,17 +1,102 @@
-"""Entry point of the `openvle` command (a stub until the CLI issue lands)."""
+"""The `openvle` command: api, worker, migrate, sync, token.
 
+Each command loads the settings once (a bad variable prints one clear message and
+exits 2) and is the outermost caller: it commits its own unit of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
 import sys
+from typing import Annotated
 
+import typer
+
+from openvle_cli import tokens
 from openvle_core import __version__
+from openvle_core.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="openvle",
+    help="OpenVLE Proxmox service.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tokens.app, name="token")
+
+
+def settings_or_exit() -> Settings:
+    """The settings from the environment and .env; exit 2 with the problems otherwise."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context) -> None:
+    """Without a command: print the version."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(f"openvle {__version__}")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Default: API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: API_PORT.")] = None,
+) -> None:
+    """Serve the REST API (with no REDIS_URL, operations run in this process too)."""
+    import uvicorn
+
+    from openvle_api.app import create_app
+
+    settings = settings_or_exit()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level=settings.log.level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run an arq worker: operations from Redis and the periodic jobs."""
+    from openvle_worker.worker import run_worker
+
+    asyncio.run(run_worker(settings_or_exit()))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest revision (safe to run concurrently)."""
+    from openvle_core.db.migrate import upgrade_to_head
+
+    settings = settings_or_exit()
+    revision = asyncio.run(upgrade_to_head(settings.database.url.get_secret_value()))
+    typer.echo(f"database at revision {revision}")
+
+
+@app.command()
+def sync() -> None:
+    """Sync the database with the cluster now, in this process, and print the outcome."""
+    from openvle_cli.sync import sync_once
+
+    state, error = asyncio.run(sync_once(settings_or_exit()))
+    typer.echo(f"sync {state}" + (f": {error}" if error else ""))
+    if error:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the version; the subcommands arrive with the CLI issue."""
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in {"-h", "--help"}:
-        print("usage: openvle [--version]")
-        return 0
-    print(f"openvle {__version__}")
+    """Entry point of the `openvle` script; returns the exit status."""
+    try:
+        app(args=sys.argv[1:] if argv is None else argv, prog_name="openvle")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

@@ -1,0 +1,108 @@
+"""The `openvle` command in-process: migrate, token create|list|revoke, sync, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from openvle_cli.main import main
+from openvle_core.db.session import create_engine, session_factory
+from openvle_core.nodes.repository import NodeRepository
+from openvle_core.tokens.service import authenticate
+from openvle_pvesim import start_in_thread
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A working directory without .env and DATABASE_URL on a fresh SQLite file."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+def _active(url: str, plain: str) -> bool:
+    async def check() -> bool:
+        engine = create_engine(url)
+        try:
+            async with session_factory(engine)() as session:
+                return await authenticate(session, plain) is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
+
+
+def test_token_lifecycle(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert "database at revision" in capsys.readouterr().out
+    assert main(["token", "create", "frontend", "--scope", "operate"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    token_id = out[0].split()[2]
+    plain = out[1]
+    assert plain.startswith("ovl_")
+    assert _active(env, plain)
+    assert main(["token", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert token_id in listing
+    assert "operate" in listing
+    assert plain not in listing
+    assert plain[:12] + "..." in listing
+    assert main(["token", "revoke", token_id]) == 0
+    assert not _active(env, plain)
+    assert "revoked" in [line.split("\t")[-1].split()[0] for line in _list_lines(capsys)][-1]
+
+
+def _list_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    capsys.readouterr()
+    main(["token", "list"])
+    return capsys.readouterr().out.strip().splitlines()[1:]
+
+
+def test_errors_exit_nonzero(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    assert main(["token", "revoke", "nope"]) == 1
+    assert "API token nope not found" in capsys.readouterr().err
+    assert main(["token", "create", "x", "--scope", "root"]) == 2
+    monkeypatch.setenv("PVE_HOSTNAME", "no-port")
+    assert main(["token", "list"]) == 2
+    assert "PVE_HOSTNAME: must be host:port" in capsys.readouterr().err
+
+
+def test_version_without_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert capsys.readouterr().out.startswith("openvle ")
+
+
+def test_sync_runs_one_sync(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    with start_in_thread(version="9.1", tls=True) as sim:
+        monkeypatch.setenv("PVE_HOSTNAME", sim.hostname)
+        monkeypatch.setenv("PVE_USER", "openvle@pve")
+        monkeypatch.setenv("PVE_TOKEN_NAME", "ci")
+        monkeypatch.setenv("PVE_TOKEN_VALUE", sim.tokens["openvle@pve!ci"])
+        monkeypatch.setenv("PVE_VERIFY_SSL", str(sim.ca_file))
+        status = main(["sync"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.strip() == "sync succeeded"
+    assert _node_names(env) == ["pve1", "pve2", "pve3"]
+
+
+def _node_names(url: str) -> list[str]:
+    async def names() -> list[str]:
+        engine = create_engine(url)
+        try:
+            async with session_factory(engine)() as session:
+                return [n.name for n in await NodeRepository(session).all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(names())
