@@ -66,7 +66,7 @@ def make_settings(
             **env,
         ),
         vms=VmDefaults(**env, **(vms or {})),
-        cloudinit=CloudInitSettings(**env, **(cloudinit or {})),
+        cloudinit=CloudInitSettings(**env, **_aliased(cloudinit or {})),
         database=DatabaseSettings(url=SecretStr(database_url), **env),
         mongodb=MongoSettings(**env),
         redis=RedisSettings(url=SecretStr(redis_url) if redis_url else None, **env),
@@ -75,6 +75,14 @@ def make_settings(
         log=LogSettings(**env),
         general=GeneralSettings(**env),
     )
+
+
+def _aliased(values: dict[str, Any]) -> dict[str, Any]:
+    """CloudInitSettings reads `enabled` only under its alias PVE_CI_ENABLED."""
+    out = dict(values)
+    if "enabled" in out:
+        out["PVE_CI_ENABLED"] = out.pop("enabled")
+    return out
 
 
 def sqlite_url(directory: Path) -> str:

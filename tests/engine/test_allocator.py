@@ -1,0 +1,47 @@
+"""The IP allocator under concurrency on both backends: never one address twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openvle_core.db.models import IpAllocation, Vm
+from openvle_core.db.session import session_factory, transaction
+from openvle_core.ipam.allocator import NetworkExhausted, allocate_ip
+from openvle_core.settings import CloudInitSettings
+
+SETTINGS = CloudInitSettings(
+    _env_file=None,  # type: ignore[call-arg]
+    PVE_CI_ENABLED=True,  # type: ignore[call-arg]
+    network="10.40.0.0",  # type: ignore[arg-type]
+    subnet="28",
+    gateway="10.40.0.1",  # type: ignore[arg-type]
+    excluded_ips="10.40.0.14",
+)
+
+
+async def test_concurrent_allocations_are_distinct(db_engine: AsyncEngine) -> None:
+    sessions = session_factory(db_engine)
+    vms = [Vm(name=f"ip-{n}", status="cloning") for n in range(13)]
+    async with transaction(sessions) as session:
+        session.add_all(vms)
+
+    async def one(n: int) -> str:
+        async with transaction(sessions) as session:
+            return str(await allocate_ip(session, SETTINGS, vms[n].id))
+
+    try:
+        got = await asyncio.gather(*(one(n) for n in range(12)))
+        assert await one(0) == got[0]  # asking again gives the VM its own address
+        assert len(set(got)) == 12  # .2-.13: 12 hosts after gateway and the exclusion
+        assert "10.40.0.1" not in got
+        assert "10.40.0.14" not in got
+        with pytest.raises(NetworkExhausted, match=r"10\.40\.0\.0/28"):
+            await one(12)
+    finally:
+        async with transaction(sessions) as session:
+            await session.execute(delete(IpAllocation))
+            await session.execute(delete(Vm).where(Vm.id.in_([vm.id for vm in vms])))

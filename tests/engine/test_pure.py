@@ -1,0 +1,75 @@
+"""Pure parts of the engine: SMBIOS encoding, placement, names, retry policy."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from openvle_core.engine.retry import backoff, is_transient
+from openvle_core.placement import NodeLoad, NoNodeAvailable, choose_node
+from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
+from openvle_core.smbios import MAX_LENGTH, SmbiosMetadata, build_smbios1, parse_smbios1
+from openvle_core.vms.service import InvalidRequest, dns_name
+
+UUID = "6f1c2b0e-2d4a-4c61-9d0b-8c5f0e2a7b31"
+
+
+def meta(product: str = "lab-01", family: str = "ws24") -> SmbiosMetadata:
+    return SmbiosMetadata("OpenVLE Project", product, "tmpl-1", "0193-vm-uuid", family)
+
+
+def test_smbios_is_base64_with_flag_and_keeps_the_uuid() -> None:
+    value = build_smbios1(f"uuid={UUID},manufacturer=old", meta())
+    assert value.startswith(f"uuid={UUID},")
+    assert value.endswith(",base64=1")
+    raw = dict(part.split("=", 1) for part in value.split(","))
+    assert base64.b64decode(raw["manufacturer"]).decode() == "OpenVLE Project"
+    decoded = parse_smbios1(value)
+    assert (decoded["serial"], decoded["family"], decoded["version"]) == (
+        "0193-vm-uuid",
+        "ws24",
+        "tmpl-1",
+    )
+
+
+def test_smbios_fits_in_512_characters_and_never_shortens_the_serial() -> None:
+    value = build_smbios1(f"uuid={UUID}", meta(product="p" * 400, family="f" * 200))
+    assert len(value) <= MAX_LENGTH
+    assert parse_smbios1(value)["serial"] == "0193-vm-uuid"
+
+
+def test_placement_prefers_free_cpu_and_counts_inflight_clones() -> None:
+    nodes = [NodeLoad("pve1", True, 0.10, 32), NodeLoad("pve2", True, 0.50, 32)]
+    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve1"
+    busy = {"pve1": 20.0}  # clones placed there the API does not show yet
+    assert choose_node(nodes, inflight_cores=busy, previous={}) == "pve2"
+
+
+def test_placement_distrusts_a_single_zero_cpu_sample() -> None:
+    nodes = [NodeLoad("pve1", True, 0.0, 32), NodeLoad("pve2", True, 0.30, 32)]
+    assert choose_node(nodes, inflight_cores={}, previous={"pve1": 0.9}) == "pve2"
+    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve1"
+
+
+def test_placement_skips_offline_nodes() -> None:
+    nodes = [NodeLoad("pve1", False, 0.0, 64), NodeLoad("pve2", True, 0.9, 8)]
+    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve2"
+    with pytest.raises(NoNodeAvailable):
+        choose_node([NodeLoad("pve1", False, 0.1, 8)], inflight_cores={}, previous={})
+
+
+def test_dns_names() -> None:
+    assert dns_name("Lab_01 of WS 2024!") == "lab-01-of-ws-2024"
+    with pytest.raises(InvalidRequest):
+        dns_name("___")
+
+
+def test_retry_classification_and_backoff() -> None:
+    lock = ProxmoxTaskFailed("UPID:x", "can't lock file '/var/lock/x' - got timeout", [])
+    assert is_transient(lock)
+    assert is_transient(ProxmoxUnavailable("595"))
+    assert not is_transient(ProxmoxTaskFailed("UPID:x", "clone failed: disk error", []))
+    assert not is_transient(ProxmoxValidationError("bad"))
+    assert [backoff("vm.clone", n, 1.0) for n in range(4)] == [10.0, 30.0, 60.0, 60.0]
+    assert [backoff("vm.power", n, 0.5) for n in range(3)] == [2.5, 5.0, 7.5]
