@@ -23,7 +23,7 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-MUTATION_ERRORS = {**ACCEPTED, **problems(401, 403, 404, 409, 422, 503)}
+MUTATION_ERRORS = {**ACCEPTED, **problems(400, 401, 403, 404, 409, 422, 503)}
 
 
 def accepted(uow: UnitOfWork, response: Response, op: Operation) -> OperationOut:

@@ -7,7 +7,7 @@ from typing import Any
 from openvle_api.errors import PROBLEM_JSON
 
 DESCRIPTIONS = {
-    400: "The request cannot be carried out as given.",
+    400: "The request body is not valid JSON (or not the declared media type).",
     401: "No API token, or an unknown, revoked or expired one.",
     403: "The API token's scope is too small.",
     404: "No such entity (or it is outside OpenVLE's pool).",

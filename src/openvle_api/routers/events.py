@@ -34,7 +34,7 @@ async def list_events(
     "",
     name="createEvent",
     status_code=201,
-    responses=problems(401, 403, 409, 422),
+    responses=problems(400, 401, 403, 409, 422),
     summary="Create an event",
 )
 async def create_event(body: EventIn, uow: Uow, _: AdminAuth, response: Response) -> EventOut:
@@ -53,7 +53,7 @@ async def get_event(event_id: str, uow: Uow, _: ReadAuth) -> EventOut:
 @router.patch(
     "/{event_id}",
     name="updateEvent",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 422),
     summary="Change an event",
 )
 async def update_event(event_id: str, body: EventPatch, uow: Uow, _: AdminAuth) -> EventOut:
@@ -66,7 +66,7 @@ async def update_event(event_id: str, body: EventPatch, uow: Uow, _: AdminAuth) 
     "/{event_id}",
     name="deleteEvent",
     status_code=204,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 422),
     summary="Delete an event",
 )
 async def delete_event(event_id: str, uow: Uow, _: AdminAuth) -> Response:

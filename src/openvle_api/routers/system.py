@@ -19,7 +19,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["system"])
     "/sync",
     name="requestSync",
     status_code=202,
-    responses={**ACCEPTED, **problems(401, 403, 409, 422)},
+    responses={**ACCEPTED, **problems(400, 401, 403, 409, 422)},
     summary="Run a sync now",
 )
 async def sync_now(uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
