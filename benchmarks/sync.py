@@ -1,0 +1,383 @@
+"""Benchmark: the periodic sync at 10,000 pool VMs, against a naive per-VM loop.
+
+Starts the simulator in its own process (PVE 9.1, HTTPS, instant tasks) with the demo
+templates, VMS linked clones in the OpenVLE pool (every 4th running) and OUTSIDE VMs in
+another pool (written into a JSON seed, since `--vms` only fills our pool), plus the
+MongoDB-wire server (nx-27017) and a fresh MariaDB database migrated to head. The DB
+knows every pool VM (as the engine made them: stopped, no node yet, the running ones
+mostly with their IPv4). Then, in one run:
+
+1. `first_sync_s`: the first sync (every VM gets its node, a quarter their status, a few
+   an IPv4 through the guest agent; the templates are imported; the snapshot is written).
+2. `changed_sync_s`: the median over ROUNDS of a sync after CHANGED of the pool VMs were
+   changed behind OpenVLE's back (40% started, 40% stopped, 20% migrated) through the
+   admin token and the stats tick passed.
+3. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
+   row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
+   (the output says so); the same run, the same servers.
+
+Prints progress, then one JSON line with first_sync_s, changed_sync_s, baseline_s,
+speedup (baseline_s / changed_sync_s) and the counts behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from proxmoxer import ProxmoxAPI
+from pydantic import SecretStr
+from sqlalchemy import insert, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.db.models import Vm
+from openvle_core.db.session import create_engine, session_factory
+from openvle_core.db.types import new_id, utcnow
+from openvle_core.proxmox import ProxmoxClient, build_http_client
+from openvle_core.proxmox.models import ClusterResource
+from openvle_core.reconcile import SyncResult, sync_cluster
+from openvle_core.settings import ProxmoxSettings, Settings, load_settings
+from openvle_core.snapshot import MongoSnapshotStore
+from openvle_pvesim import seeds
+from openvle_pvesim.cluster import Cluster, NoFaults
+
+MARIADB = "mysql+asyncmy://root@127.0.0.1:3306"
+POOL = seeds.OPENVLE_POOL
+ADMIN = seeds.ADMIN_TOKEN
+# A token that sees the whole cluster, so the VMs outside the pool are in the answer and
+# the sync must filter them out (the CI token would not even be shown them).
+SYNC_TOKEN, SYNC_SECRET = "bench@pve!sync", secrets.token_hex(16)
+NODES = ("pve1", "pve2", "pve3")
+IP_LOOKUPS_IN_FIRST_SYNC = 200
+
+
+def write_seed(path: Path, outside: int) -> None:
+    """The demo seed plus `outside` VMs in the Other-Team pool (every 4th running)."""
+    cluster = Cluster("9.1", 0.0, NoFaults(), random.Random(0))
+    spec = seeds.demo_spec(cluster)
+    base = seeds.TEMPLATES[0]
+    for i in range(outside):
+        vmid = 30000 + i
+        config = seeds.template_config(cluster, (vmid, f"ot-lab-{i:05d}", *base[2:]))
+        config.pop("template")
+        config["scsi0"] = f"ceph:vm-{vmid}-disk-0,iothread=1,size=20G"
+        vm = {"vmid": vmid, "node": NODES[i % 3], "pool": "Other-Team", "config": config}
+        spec["vms"].append(vm | {"running": i % 4 == 0})
+    path.write_text(json.dumps(spec))
+
+
+def start_process(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Run the simulator; return it and its start-up line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openvle_pvesim", *args], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise SystemExit("simulator did not start")
+    return proc, json.loads(line)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_mongo(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """nx-27017 on a free port with its data in `workdir`."""
+    exe = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
+    port = free_port()
+    args = [exe, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(workdir / "nx")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"mongodb://127.0.0.1:{port}/"
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("nx-27017 did not start")
+
+
+async def mariadb(sql: str) -> None:
+    engine = create_engine(f"{MARIADB}/?charset=utf8mb4")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def settings_for(info: dict[str, Any], database: str, mongodb: str) -> Settings:
+    hostname = info["url"].removeprefix("https://").split("/", 1)[0]
+    proxmox = ProxmoxSettings(
+        hostname=hostname,
+        user=SYNC_TOKEN.partition("!")[0],
+        token_name=SYNC_TOKEN.partition("!")[2],
+        token_value=SecretStr(SYNC_SECRET),
+        verify_ssl=info["ca_file"],
+        vms_pool=POOL,
+    )
+    base = load_settings(env_file=None)
+    return base.model_copy(
+        update={
+            "proxmox": proxmox,
+            "database": base.database.model_copy(update={"url": SecretStr(database)}),
+            "mongodb": base.mongodb.model_copy(update={"url": SecretStr(mongodb)}),
+        }
+    )
+
+
+async def seed_db(
+    sessions: async_sessionmaker[AsyncSession], guests: list[ClusterResource]
+) -> None:
+    """A row per pool clone: stopped, no node; running ones with an IPv4 but a few."""
+    clones = [g for g in guests if not g.template and g.vmid is not None]
+    running = [g for g in clones if g.status == "running"]
+    lacking = {g.vmid for g in running[:IP_LOOKUPS_IN_FIRST_SYNC]}
+    rows = [
+        {
+            "id": new_id(),
+            "vmid": g.vmid,
+            "name": g.name,
+            "status": "stopped",
+            "ipv4": None
+            if g.status != "running" or g.vmid in lacking
+            else f"10.99.{i >> 8 & 255}.{i & 255}",
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        for i, g in enumerate(clones)
+    ]
+    async with sessions() as session, session.begin():
+        for start in range(0, len(rows), 2000):
+            await session.execute(insert(Vm), rows[start : start + 2000])
+
+
+async def change_some(
+    admin: httpx.AsyncClient, guests: list[ClusterResource], count: int, rng: random.Random
+) -> None:
+    """Start, stop and migrate `count` pool clones through the admin token (40/40/20 %)."""
+    clones = [g for g in guests if not g.template]
+    stopped = [g for g in clones if g.status == "stopped"]
+    running = [g for g in clones if g.status == "running"]
+    starts, stops = rng.sample(stopped, count * 2 // 5), rng.sample(running, count * 2 // 5)
+    moves = rng.sample([g for g in stopped if g not in starts], count - len(starts) - len(stops))
+    calls: list[tuple[ClusterResource, str, dict[str, str]]] = [
+        *((g, "status/start", {}) for g in starts),
+        *((g, "status/stop", {}) for g in stops),
+    ]
+    calls += [(g, "migrate", {"target": next(n for n in NODES if n != g.node)}) for g in moves]
+    expected: dict[int, tuple[str, str]] = {}
+    for guest, action, data in calls:
+        response = await admin.post(f"/nodes/{guest.node}/qemu/{guest.vmid}/{action}", data=data)
+        response.raise_for_status()
+        status = {"status/start": "running", "status/stop": "stopped"}.get(action, "stopped")
+        expected[int(guest.vmid or 0)] = (status, data.get("target", guest.node or ""))
+    await until_visible(admin, expected)
+
+
+async def until_visible(admin: httpx.AsyncClient, expected: dict[int, tuple[str, str]]) -> None:
+    """Wait until /cluster/resources shows every change (tasks done, stats tick passed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        data = (await admin.get("/cluster/resources", params={"type": "vm"})).json()["data"]
+        seen = {r["vmid"]: (r.get("status"), r.get("node")) for r in data if r["vmid"] in expected}
+        if seen == expected:
+            return
+        await asyncio.sleep(0.2)
+    raise SystemExit("the changes did not show in /cluster/resources within 60 s")
+
+
+async def pool_guests(proxmox: ProxmoxClient) -> list[ClusterResource]:
+    """The pool's guests as they are now (outside the timed syncs)."""
+    return [g for g in await proxmox.cluster_resources() if g.pool == POOL and g.type == "qemu"]
+
+
+async def timed_sync(
+    settings: Settings,
+    proxmox: ProxmoxClient,
+    store: MongoSnapshotStore,
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[float, SyncResult]:
+    started = time.perf_counter()
+    result = await sync_cluster(
+        sessions=sessions, proxmox=proxmox, snapshot=store, settings=settings
+    )
+    elapsed = time.perf_counter() - started
+    if not result.ok:
+        raise SystemExit(f"sync failed: {result.error}")
+    return elapsed, result
+
+
+async def baseline(
+    info: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    guests: list[ClusterResource],
+    sample: int,
+) -> float:
+    """Seconds for `sample` VMs of the naive loop: status/current, UPDATE, COMMIT each."""
+    host, _, port = info["url"].removeprefix("https://").split("/", 1)[0].rpartition(":")
+    api = ProxmoxAPI(
+        host,
+        port=int(port),
+        user=SYNC_TOKEN.partition("!")[0],
+        token_name=SYNC_TOKEN.partition("!")[2],
+        token_value=SYNC_SECRET,
+        verify_ssl=info["ca_file"],
+        service="PVE",
+    )
+    async with sessions() as session:
+        rows = (await session.execute(text("SELECT vmid, id FROM vms"))).all()
+        ids = {int(vmid): str(vm_id) for vmid, vm_id in rows}
+    chosen = [g for g in guests if g.vmid in ids][:sample]
+    started = time.perf_counter()
+    for g in chosen:
+        vmid = int(g.vmid or 0)
+        current = api.nodes(g.node).qemu(vmid).status.current.get()
+        async with sessions() as session, session.begin():
+            stmt = (
+                update(Vm)
+                .where(Vm.id == ids[vmid])
+                .values(status=current["status"], node=g.node, updated_at=utcnow())
+            )
+            await session.execute(stmt)
+    return time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    seed = workdir / "seed.json"
+    write_seed(seed, args.outside)
+    sim, info = start_process(
+        [
+            *("--port", "0", "--tls", "--time-scale", "0", "--seed", str(seed)),
+            *("--vms", str(args.vms), "--token", f"{SYNC_TOKEN}={SYNC_SECRET}"),
+        ]
+    )
+    mongo, mongodb = start_mongo(workdir)
+    database = f"openvle_bench_{secrets.token_hex(4)}"
+    await mariadb(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    try:
+        return await measure(args, info, f"{MARIADB}/{database}?charset=utf8mb4", mongodb)
+    finally:
+        await mariadb(f"DROP DATABASE IF EXISTS `{database}`")
+        sim.terminate()
+        mongo.terminate()
+        sim.wait(10)
+        mongo.wait(10)
+
+
+def describe(label: str, seconds: float, result: SyncResult) -> None:
+    """One progress line for a timed sync."""
+    print(
+        f"{label}: {seconds:.3f} s; {result.vms_updated} VMs updated, {result.changes} "
+        f"changes, {result.ip_lookups} IP lookups, {result.snapshot_written} snapshot "
+        f"documents written",
+        flush=True,
+    )
+
+
+async def measure(
+    args: argparse.Namespace, info: dict[str, Any], db_url: str, mongodb: str
+) -> dict[str, Any]:
+    """Seed the DB, then time the first sync, the changed syncs and the baseline sample."""
+    settings = settings_for(info, db_url, mongodb)
+    await upgrade_to_head(db_url)
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    store = MongoSnapshotStore.from_url(mongodb, "openvle_bench")
+    verify = httpx.create_ssl_context(verify=info["ca_file"])
+    headers = {"Authorization": f"PVEAPIToken={ADMIN}={info['tokens'][ADMIN]}"}
+    admin = httpx.AsyncClient(base_url=info["url"], headers=headers, verify=verify, timeout=30)
+    async with build_http_client(settings.proxmox) as http, admin:
+        proxmox = ProxmoxClient(http, settings.proxmox)
+        guests = await pool_guests(proxmox)
+        total = len(await proxmox.cluster_resources("vm"))
+        print(f"simulator: {total} guests, {len(guests)} in {POOL}; seeding MariaDB", flush=True)
+        await seed_db(sessions, guests)
+        first_s, first = await timed_sync(settings, proxmox, store, sessions)
+        describe("first sync", first_s, first)
+        rng, changed = random.Random(7), list[tuple[float, SyncResult]]()
+        count = max(1, round(args.vms * args.changed_fraction))
+        for _ in range(args.rounds):
+            await change_some(admin, await pool_guests(proxmox), count, rng)
+            changed.append(await timed_sync(settings, proxmox, store, sessions))
+            describe(f"sync after {count} changes", *changed[-1])
+        sample = min(args.baseline_sample, len(guests))
+        sample_s = await baseline(info, sessions, await pool_guests(proxmox), sample)
+    await store.close()
+    await engine.dispose()
+    return figures(args, guests, first_s, first, changed, sample, sample_s)
+
+
+def figures(
+    args: argparse.Namespace,
+    guests: list[ClusterResource],
+    first_s: float,
+    first: SyncResult,
+    changed: list[tuple[float, SyncResult]],
+    sample: int,
+    sample_s: float,
+) -> dict[str, Any]:
+    """The JSON figures; the baseline extrapolated linearly from its sample."""
+    clones = len([g for g in guests if not g.template])
+    baseline_s = sample_s * clones / sample
+    changed_s = statistics.median(seconds for seconds, _ in changed)
+    note = (
+        f"measured on {sample} of {clones} VMs ({sample_s:.2f} s) and extrapolated linearly"
+        if sample < clones
+        else "measured on every VM"
+    )
+    print(f"baseline: {baseline_s:.2f} s ({note})", flush=True)
+    last = changed[-1][1]
+    return {
+        "benchmark": "sync",
+        "pool_vms": clones,
+        "outside_vms": args.outside,
+        "resources": last.resources,
+        "first_sync_s": round(first_s, 3),
+        "first_sync_changes": first.changes,
+        "changed_vms": round(args.vms * args.changed_fraction),
+        "changed_sync_s": round(changed_s, 3),
+        "changed_sync_rounds_s": [round(seconds, 3) for seconds, _ in changed],
+        "changed_sync_changes": last.changes,
+        "baseline_s": round(baseline_s, 2),
+        "baseline_note": note,
+        "speedup": round(baseline_s / changed_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--vms", type=int, default=10_000, help="VMs in the OpenVLE pool")
+    parser.add_argument("--outside", type=int, default=2_000, help="VMs in another pool")
+    parser.add_argument("--changed-fraction", type=float, default=0.01)
+    parser.add_argument("--rounds", type=int, default=3, help="changed syncs (median)")
+    parser.add_argument(
+        "--baseline-sample", type=int, default=1_000, help="VMs the naive loop is timed on"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="openvle-bench-sync-") as workdir:
+        figures = asyncio.run(run(args, Path(workdir)))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
