@@ -8,6 +8,7 @@ proportional to the number of changes; only the few VMs that need it are asked l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -33,7 +34,7 @@ from openvle_core.reconcile.plan import (
 from openvle_core.reconcile.result import SyncResult
 from openvle_core.reconcile.store import DbState, read_state, write_changes
 from openvle_core.settings import Settings
-from openvle_core.snapshot import SnapshotStore
+from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
 
 log = logging.getLogger(__name__)
 # What a sync can fail with: Proxmox (all ProxmoxError are OpenVLEError), the DB, Mongo.
@@ -54,8 +55,8 @@ async def sync_cluster(
     result = SyncResult()
     try:
         await _sync(result, sessions, proxmox, snapshot, settings, now or utcnow())
-    except SYNC_ERRORS as exc:
-        result.fail(exc)
+    except* SYNC_ERRORS as failures:  # the snapshot write runs beside the DB work
+        result.fail(failures.exceptions[0])
         log.warning("cluster sync failed: %s", result.error)
     result.duration_s = round(time.perf_counter() - started, 4)
     _record(result)
@@ -70,15 +71,34 @@ async def _sync(
     settings: Settings,
     now: datetime,
 ) -> None:
-    limit = settings.worker.sync_agent_concurrency
     view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
     result.resources, result.pool_guests, result.nodes = (
         view.total,
         len(view.guests),
         len(view.nodes),
     )
-    replaced = await snapshot.replace_all(view.snapshot_documents(), now)
+    documents = view.snapshot_documents()
+    if isinstance(snapshot, SqlSnapshotStore):  # shares the DB (SQLite: maybe one connection)
+        replaced = await snapshot.replace_all(documents, now)
+        await _update_db(result, sessions, proxmox, settings, view, now)
+    else:  # MongoDB is independent of the DB work: write both at once
+        async with asyncio.TaskGroup() as group:
+            writing = group.create_task(snapshot.replace_all(documents, now))
+            await _update_db(result, sessions, proxmox, settings, view, now)
+        replaced = writing.result()
     result.snapshot_written, result.snapshot_removed = replaced.written, replaced.removed
+
+
+async def _update_db(
+    result: SyncResult,
+    sessions: async_sessionmaker[AsyncSession],
+    proxmox: ProxmoxClient,
+    settings: Settings,
+    view: ClusterView,
+    now: datetime,
+) -> None:
+    """Read the DB's view, look live where needed, write the changes in one transaction."""
+    limit = settings.worker.sync_agent_concurrency
     state = await read_state(sessions, now)
     adopted = await _adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
