@@ -10,6 +10,7 @@ from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
 from openvle_core.db.session import transaction
+from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 from openvle_pvesim.cluster import VM
@@ -219,3 +220,15 @@ async def test_entries_are_one_per_field_in_bulk(harness: Harness) -> None:
         templates = (await session.scalars(select(Template))).all()
     assert count == result.changes
     assert len(templates) == 3
+
+
+async def test_a_template_the_engine_is_making_is_left_to_it(harness: Harness) -> None:
+    await harness.sync()
+    cluster = harness.sim.cluster
+    cluster.vms[9100] = VM(9100, "pve2", dict(cluster.vms[9001].config, name="in-progress"))
+    cluster.set_pool(9100, POOL)
+    cluster.tick()
+    async with transaction(harness.sessions) as session:
+        await OperationRepository(session).create("template.create", "vmid", "9100")
+    result = await harness.sync()
+    assert result.templates_imported == 0

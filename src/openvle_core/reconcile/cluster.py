@@ -6,8 +6,6 @@ Pool.Audit) the pool's member list is read instead. Nothing outside the pool is 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from typing import Any
 from openvle_core.db.enums import VmStatus
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.proxmox.models import ClusterResource
+from openvle_core.smbios import serial_of
 
 GUEST_TYPES = frozenset({"qemu", "lxc"})
 # Locks that mean Proxmox itself is moving the guest between states: leave it alone.
@@ -87,19 +86,12 @@ def cores(resource: ClusterResource) -> int | None:
 
 
 def smbios_serial(smbios1: str | None) -> str | None:
-    """The SMBIOS serial as a canonical UUID string, if it is one (base64=1 decoded)."""
-    if not smbios1:
+    """The SMBIOS serial as a canonical UUID string, if it is one (the engine writes our
+    VM UUID there, base64-encoded)."""
+    serial = serial_of(smbios1)
+    if serial is None:
         return None
-    props = dict(part.partition("=")[::2] for part in smbios1.split(",") if "=" in part)
-    serial = props.get("serial")
-    if not serial:
-        return None
-    if props.get("base64") == "1":
-        try:
-            serial = base64.b64decode(serial, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
     try:
-        return str(uuid.UUID(serial.strip()))
+        return str(uuid.UUID(serial))
     except ValueError:
         return None

@@ -137,8 +137,10 @@ def plan_templates(
     guests: Mapping[int, ClusterResource],
     skip: Collection[str],
     vm_vmids: Collection[int],
+    converting: Collection[int] = (),
 ) -> TemplatePlan:
-    """Compare template rows with the pool; pool templates nobody knows are imported."""
+    """Compare template rows with the pool; pool templates nobody knows are imported
+    (except those an operation is making into a template: it adds their rows)."""
     plan = TemplatePlan()
     for template in templates:
         if template.id in skip or template.status in SKIPPED_TEMPLATE_STATUSES:
@@ -147,7 +149,7 @@ def plan_templates(
         diff = _template_diff(template, guests.get(template.vmid), plan)
         if diff:
             plan.diffs[template.id] = diff
-    known = {t.vmid for t in templates} | set(vm_vmids)
+    known = {t.vmid for t in templates} | set(vm_vmids) | set(converting)
     plan.imports = [
         g for vmid, g in sorted(guests.items()) if g.template and g.name and vmid not in known
     ]

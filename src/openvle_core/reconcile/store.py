@@ -39,6 +39,7 @@ class DbState:
     templates: list[Template]
     skip_vms: set[str]
     skip_templates: set[str]
+    skip_vmids: set[int]
 
 
 @dataclass
@@ -60,6 +61,7 @@ async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) 
             templates=list(await TemplateRepository(session).all()),
             skip_vms=await _skip(ops, "vm", now),
             skip_templates=await _skip(ops, "template", now),
+            skip_vmids={int(v) for v in await _skip(ops, "vmid", now) if v.isdigit()},
         )
 
 
@@ -113,10 +115,12 @@ async def _still_valid(
 async def _template_work(
     session: AsyncSession, diffs: Mapping[str, Diff], imports: Sequence[ClusterResource]
 ) -> tuple[dict[str, Diff], list[Template]]:
-    """Template diffs still valid and imports not made meanwhile (templates are few)."""
+    """Template diffs still valid, and imports nobody made or started meanwhile."""
     if not diffs and not imports:
         return {}, []
-    busy = await OperationRepository(session).busy_targets("template")
+    ops = OperationRepository(session)
+    busy = await ops.busy_targets("template")
+    converting = {int(v) for v in await ops.busy_targets("vmid") if v.isdigit()}
     rows = {t.id: t for t in await TemplateRepository(session).all()}
     kept = {
         tid: diff
@@ -125,7 +129,7 @@ async def _template_work(
         and tid not in busy
         and all(getattr(rows[tid], f) == old for f, (old, _new) in diff.items())
     }
-    taken = {t.vmid for t in rows.values()}
+    taken = {t.vmid for t in rows.values()} | converting  # the engine adds those rows itself
     new = [_imported(g) for g in imports if g.vmid is not None and g.vmid not in taken]
     return kept, new
 

@@ -104,7 +104,9 @@ async def _update_db(
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
     await _live_looks(result, proxmox, plan, state, limit)
     vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
-    templates = plan_templates(state.templates, view.guests, state.skip_templates, vm_vmids)
+    templates = plan_templates(
+        state.templates, view.guests, state.skip_templates, vm_vmids, state.skip_vmids
+    )
     views = {v.id: v for v in state.views}
     written = await write_changes(
         sessions,
