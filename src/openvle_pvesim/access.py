@@ -117,6 +117,13 @@ def normalize_path(path: str) -> str:
     return path
 
 
+def _normal(path: str) -> str:
+    """normalize_path, skipped for the usual already-normal path."""
+    if "//" in path or not path.startswith("/") or (path.endswith("/") and path != "/"):
+        return normalize_path(path)
+    return path
+
+
 class AccessControl:
     """The access-control state of one simulated cluster."""
 
@@ -135,14 +142,20 @@ class AccessControl:
         self._tokens: dict[str, _Token] = {}
         self._acls: dict[str, list[_Acl]] = {}
         self._cache: dict[tuple[str, str | None, str, str | None], dict[str, int]] = {}
+        self._verified: dict[str, Principal] = {}  # Authorization header -> its principal
+
+    def _invalidate(self) -> None:
+        """Forget cached privileges and verified headers after any change."""
+        self._cache.clear()
+        self._verified.clear()
 
     def add_user(self, userid: str) -> None:
-        self._cache.clear()
+        self._invalidate()
         self.users.add(userid)
 
     def add_token(self, tokenid: str, secret: str, privsep: bool) -> None:
         """Add `user@realm!name` (the user is created when missing)."""
-        self._cache.clear()
+        self._invalidate()
         match = _TOKENID_RE.match(tokenid)
         if not match:
             raise ValueError(f"invalid token id {tokenid!r}")
@@ -151,7 +164,7 @@ class AccessControl:
 
     def add_role(self, roleid: str, privs: Iterable[str]) -> None:
         """Define a custom role; a privilege unknown to this version is a ValueError."""
-        self._cache.clear()
+        self._invalidate()
         privset = frozenset(privs)
         unknown = sorted(privset - self.privileges)
         if unknown:
@@ -160,7 +173,7 @@ class AccessControl:
 
     def set_acl(self, path: str, who: str, roleid: str, propagate: bool = True) -> None:
         """Grant `roleid` on `path` to a userid or tokenid."""
-        self._cache.clear()
+        self._invalidate()
         if roleid not in self.roles:
             raise ValueError(f"role '{roleid}' does not exist")
         entries = self._acls.setdefault(normalize_path(path), [])
@@ -179,7 +192,19 @@ class AccessControl:
         return self.verify_token(header)[0]
 
     def verify_token(self, header: str | None) -> tuple[Principal | None, str]:
-        """(principal, "") on success, else (None, PVE's raw error text)."""
+        """(principal, "") on success, else (None, PVE's raw error text).
+
+        A header that verified once maps to the same principal until tokens change.
+        """
+        known = self._verified.get(header) if header else None
+        if known is not None:
+            return known, ""
+        principal, error = self._verify(header)
+        if principal is not None and header:
+            self._verified[header] = principal
+        return principal, error
+
+    def _verify(self, header: str | None) -> tuple[Principal | None, str]:
         match = _TOKEN_HEADER_RE.search(header or "")
         if not match:
             return None, "No ticket"
@@ -238,8 +263,7 @@ class AccessControl:
         Cached per (principal, path, pool of the VM) because /cluster/resources asks once
         per VM; every mutation of users, tokens, roles or ACLs clears the cache.
         """
-        if "//" in path or not path.startswith("/") or (path.endswith("/") and path != "/"):
-            path = normalize_path(path)
+        path = _normal(path)
         vm = _VM_PATH_RE.match(path) if path.startswith("/vms/") else None
         key = (userid, tokenid, path, self.pool_of(int(vm[1])) if vm else None)
         cached = self._cache.get(key)
@@ -284,7 +308,7 @@ class Principal:
 
     def check(self, path: str, privs: Iterable[str], any_: bool = False) -> None:
         """Raise PVE's 403 unless the privileges are held (one of them when `any_`)."""
-        path = normalize_path(path)
+        path = _normal(path)
         held = self.access.privileges_of(self.userid, self.tokenid, path)
         wanted = list(privs)
         if any_:

@@ -20,6 +20,7 @@ from openvle_pvesim.contract import param_error
 from openvle_pvesim.formats import FormatError, check_format
 
 VERSIONS = ("9.1", "8.4")
+VALIDATED_MAX = 4096  # cached GET validations per method before the cache starts over
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$")
 _INDEXED_RE = re.compile(r"^(.+)\[n\]$")
@@ -34,6 +35,9 @@ class Method:
     info: dict[str, Any]
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     indexed: list[tuple[re.Pattern[str], dict[str, Any]]] = field(default_factory=list)
+    validated: dict[tuple[tuple[str, str], ...], dict[str, Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def allowtoken(self) -> bool:
@@ -239,7 +243,25 @@ def validate_params(method: Method, raw: dict[str, Any]) -> dict[str, Any]:
     """Check `raw` (strings, or JSON values) against the method; return coerced params.
 
     Raises the 400 `Parameter verification failed.` PVEError with per-parameter errors.
+    Validation is a pure function of the parameters, so a GET's string-only parameters
+    are checked once and the coerced result is reused (a copy each time).
     """
+    key = (
+        tuple(raw.items())
+        if method.method == "GET" and all(type(value) is str for value in raw.values())
+        else None
+    )
+    cached = method.validated.get(key) if key is not None else None
+    if cached is None:
+        cached = _validate(method, raw)
+        if key is not None:
+            if len(method.validated) >= VALIDATED_MAX:
+                method.validated.clear()
+            method.validated[key] = cached
+    return dict(cached)
+
+
+def _validate(method: Method, raw: dict[str, Any]) -> dict[str, Any]:
     values = {name: _scalar(_join_list(method, name, value)) for name, value in raw.items()}
     errors: dict[str, str] = {}
     for name, declared in method.properties.items():

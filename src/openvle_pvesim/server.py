@@ -1,4 +1,4 @@
-"""HTTP/1.1 over asyncio streams with h11, so the reason phrase can carry PVE's message.
+"""HTTP/1.1 over asyncio streams (`http1`), so the reason phrase can carry PVE's message.
 
 Keep-alive, optional TLS, gzip or deflate (level 1) when the client accepts it and the
 body exceeds 1024 bytes, PVE's headers (`Server: pve-api-daemon/3.0`, no-cache). Connection-level
@@ -16,15 +16,12 @@ import socket
 import ssl
 import struct
 import zlib
-from email.utils import formatdate
-
-import h11
 
 from openvle_pvesim.app import Reply, SimulatorApp
 from openvle_pvesim.faults import HttpFault
+from openvle_pvesim.http1 import MAX_HEAD, ProtocolError, encode_response, http_date, read_request
 
 log = logging.getLogger(__name__)
-MAX_BODY = 4 * 1024 * 1024
 GZIP_MIN = 1024
 READ_SIZE = 65536
 
@@ -41,7 +38,7 @@ class SimulatorServer:
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
         self._server = await asyncio.start_server(
-            self._serve, host, port, ssl=self.ssl_context, reuse_address=True
+            self._serve, host, port, ssl=self.ssl_context, reuse_address=True, limit=MAX_HEAD
         )
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
@@ -66,7 +63,7 @@ class SimulatorServer:
         self._connections[task] = writer
         try:
             await self._connection(reader, writer)
-        except (ConnectionError, ssl.SSLError, h11.ProtocolError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, ProtocolError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             # stop() cancels open connections; ending quietly keeps asyncio's
@@ -79,59 +76,33 @@ class SimulatorServer:
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         while True:
-            request = await _next_event(conn, reader)
-            if not isinstance(request, h11.Request):
+            request = await read_request(reader)
+            if request is None:
                 return
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-            body = await _read_body(conn, reader)
             reply = await self.app.handle(
-                request.method.decode("ascii"), request.target.decode("latin-1"), headers, body
+                request.method, request.target, request.headers, request.body
             )
             if isinstance(reply, HttpFault):
                 await _play_fault(reply, reader, writer)
                 return
-            await _send(conn, writer, reply, _encoding(headers.get("accept-encoding", "")))
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            accepted = _encoding(request.headers.get("accept-encoding", ""))
+            writer.write(_response(reply, accepted, request.keep_alive, request.method == "HEAD"))
+            await writer.drain()
+            if not request.keep_alive:
                 return
-            conn.start_next_cycle()
-
-
-async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Event | None:
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(READ_SIZE))
-            continue
-        if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-            return None
-        assert not isinstance(event, type)
-        return event
-
-
-async def _read_body(conn: h11.Connection, reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await _next_event(conn, reader)
-        if isinstance(event, h11.Data):
-            size += len(event.data)
-            if size > MAX_BODY:
-                raise ConnectionError("request body too large")
-            chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage) or event is None:
-            return b"".join(chunks)
 
 
 def _encoding(accept: str) -> str | None:
     """gzip if the client takes it, else deflate, else none (as pve-http-server)."""
+    if not accept:
+        return None
     offered = {item.split(";")[0].strip().lower() for item in accept.split(",")}
     return next((enc for enc in ("gzip", "deflate") if enc in offered), None)
 
 
 def _headers(body: bytes, encoding: str | None) -> list[tuple[str, str]]:
-    now = formatdate(usegmt=True)
+    now = http_date()
     headers = [
         ("Cache-Control", "max-age=0"),
         ("Pragma", "no-cache"),
@@ -149,29 +120,23 @@ def _headers(body: bytes, encoding: str | None) -> list[tuple[str, str]]:
 
 def reason_bytes(reason: str) -> bytes:
     """The reason phrase on the wire: one line, control characters replaced."""
+    if reason.isprintable():
+        return reason.encode("utf-8")
     text = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in reason.split("\n")[0])
     return text.encode("utf-8")
 
 
-async def _send(
-    conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, accepted: str | None
-) -> None:
+def _response(reply: Reply, accepted: str | None, keep_alive: bool, head_only: bool) -> bytes:
+    """The reply on the wire, compressed when accepted and worth it; no body for HEAD."""
     body = reply.body
     encoding = accepted if len(body) > GZIP_MIN else None
     if encoding == "gzip":
         body = gzip.compress(body, compresslevel=1, mtime=0)
     elif encoding == "deflate":
         body = zlib.compress(body, 1)
-    response = h11.Response(
-        status_code=reply.status,
-        reason=reason_bytes(reply.reason),
-        headers=_headers(body, encoding),
-    )
-    writer.write(conn.send(response) or b"")
-    if body:
-        writer.write(conn.send(h11.Data(data=body)) or b"")
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
-    await writer.drain()
+    headers = _headers(body, encoding)
+    payload = b"" if head_only else body
+    return encode_response(reply.status, reason_bytes(reply.reason), headers, payload, keep_alive)
 
 
 async def _play_fault(
