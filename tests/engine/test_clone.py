@@ -96,6 +96,8 @@ async def test_failed_clone_task_fails_at_once_with_the_reason(
     vm = await get_vm(runtime, str(op.target_id))
     assert vm is not None
     assert vm.status == VmStatus.ERROR.value
+    assert vm.vmid is None  # nothing of ours there: the vmid went back
+    assert await all_rows(runtime, VmidReservation) == []
     assert set(pool_vms(sim)) == before  # nothing half-made left behind
 
 

@@ -117,3 +117,21 @@ async def test_power_requests_queue_behind_and_delete_is_refused_while_busy(
     assert done[1].started_at is not None
     assert done[1].started_at >= done[0].finished_at
     assert not sim.cluster.vms[vm.vmid or 0].running
+
+
+async def test_start_queued_behind_a_failed_clone_fails_clearly(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    sim.faults.add("task_fail", "qmclone", n=1)
+    sim.cluster.tasks.gate.clear()
+    clone_op = await submit(
+        runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id)
+    )
+    start_op = await submit(runtime, lambda s: request_power(s, str(clone_op.target_id), "start"))
+    sim.cluster.tasks.gate.set()
+    assert (await wait_op(runtime, clone_op.id)).state == "failed"
+    started = await wait_op(runtime, start_op.id)
+    assert started.state == "failed"
+    assert started.error_type == "NotCloned"
+    assert "did not finish" in (started.error_message or "")

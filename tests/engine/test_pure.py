@@ -73,3 +73,23 @@ def test_retry_classification_and_backoff() -> None:
     assert not is_transient(ProxmoxValidationError("bad"))
     assert [backoff("vm.clone", n, 1.0) for n in range(4)] == [10.0, 30.0, 60.0, 60.0]
     assert [backoff("vm.power", n, 0.5) for n in range(3)] == [2.5, 5.0, 7.5]
+
+
+async def test_in_process_queue_drops_duplicate_keyed_jobs() -> None:
+    from openvle_core.queue import InProcessQueue
+
+    ran: list[str] = []
+
+    async def runner(op_id: str) -> None:
+        ran.append(op_id)
+
+    queue = InProcessQueue(concurrency=1)
+    await queue.enqueue("a", key="recover-1")
+    await queue.enqueue("a", key="recover-1")  # still pending: dropped
+    await queue.enqueue("a")  # unkeyed deliveries always go in
+    queue.start(runner)
+    await queue.join()
+    await queue.enqueue("a", key="recover-1")  # ran already: accepted again
+    await queue.join()
+    await queue.close()
+    assert ran == ["a", "a", "a"]

@@ -27,3 +27,9 @@ class NoPlacement(OpenVLEError):
     """No online node could take the clone."""
 
     code = "no_placement"
+
+
+class NotCloned(ConflictError):
+    """The VM row has no Proxmox VM yet (or its clone failed)."""
+
+    code = "vm_not_cloned"

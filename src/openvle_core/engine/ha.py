@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.engine.identity import confirm, require_pool_node
+from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
 from openvle_core.engine.records import load_vm, update_vm
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ async def ha_add_vm(runtime: Runtime, vm_id: str) -> bool:
     if not runtime.settings.vms.ha_enabled:
         return False
     vm = await load_vm(runtime, vm_id)
+    require_vmid(vm)
     assert vm.vmid is not None
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)

@@ -7,10 +7,18 @@ equals ours. A vmid outside our pool is refused before any request (`OutsidePool
 
 from __future__ import annotations
 
-from openvle_core.engine.errors import IdentityUnconfirmed
+from openvle_core.db.models import Vm
+from openvle_core.engine.errors import IdentityUnconfirmed, NotCloned
 from openvle_core.proxmox import OutsidePool, ProxmoxClient
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.smbios import serial_of
+
+
+def require_vmid(vm: Vm) -> int:
+    """The VM's vmid; `NotCloned` if it never got one (its clone failed or is pending)."""
+    if vm.vmid is None:
+        raise NotCloned(f"VM {vm.name} has no Proxmox VM (its clone did not finish)")
+    return vm.vmid
 
 
 async def pool_node(proxmox: ProxmoxClient, vmid: int) -> str | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
-from openvle_core.engine.identity import confirm, require_pool_node
+from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
 from openvle_core.engine.power import db_status, refresh_status
 from openvle_core.engine.records import checkpoint, load_vm, update_vm
 from openvle_core.operations.kinds import operation_kind
@@ -27,6 +27,7 @@ async def migrate_operation(runtime: Runtime, op: Operation) -> None:
     """Params: `target_node`, `online`, `with_local_disks`."""
     assert op.target_id is not None
     vm = await load_vm(runtime, op.target_id)
+    require_vmid(vm)
     assert vm.vmid is not None
     target = str(op.params["target_node"])
     node = await require_pool_node(runtime.proxmox, vm.vmid)

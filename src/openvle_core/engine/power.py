@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.engine.errors import InvalidPowerState
-from openvle_core.engine.identity import confirm, require_pool_node
+from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
 from openvle_core.engine.ip import read_agent_ip
 from openvle_core.engine.records import checkpoint, load_vm, update_vm
 from openvle_core.operations.kinds import operation_kind
@@ -83,22 +83,22 @@ async def apply_action(
 async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> None:
     """Bring the VM to the state `action` asks for (idempotent)."""
     vm = await load_vm(runtime, vm_id)
-    assert vm.vmid is not None, "the clone sets the vmid before any power action"
-    node = await require_pool_node(runtime.proxmox, vm.vmid)
-    await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)
-    current = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    vmid = require_vmid(vm)
+    node = await require_pool_node(runtime.proxmox, vmid)
+    await confirm(runtime.proxmox, node, vmid, uuid=vm.id, name=vm.name)
+    current = db_status(await runtime.proxmox.vm_status(node, vmid))
     if already_done(action, current):
         await update_vm(runtime, vm_id, status=current.value, node=node)
     else:
-        refuse(action, current, vm.vmid)
+        refuse(action, current, vmid)
         await update_vm(runtime, vm_id, status=TRANSITION.get(action, current).value, node=node)
         force = bool(op.params.get("force", False))
-        final = await apply_action(runtime, action, node, vm.vmid, force)
+        final = await apply_action(runtime, action, node, vmid, force)
         ha = final.ha.managed
         await update_vm(runtime, vm_id, status=db_status(final).value, ha_managed=ha)
     await checkpoint(runtime, op, power=action, status=(await load_vm(runtime, vm_id)).status)
     if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
-        await read_agent_ip(runtime, op, vm_id, node, vm.vmid)
+        await read_agent_ip(runtime, op, vm_id, node, vmid)
 
 
 async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) -> None:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
+from openvle_core.engine import vmids
 from openvle_core.engine.cloning import CloneSpec, clone_guest
 from openvle_core.engine.configure import configure_clone
-from openvle_core.engine.identity import require_pool_node
+from openvle_core.engine.identity import pool_node, require_pool_node
 from openvle_core.engine.placing import place_clone
 from openvle_core.engine.power import db_status, power_vm
 from openvle_core.engine.records import checkpoint, load_vm, update_vm
@@ -57,9 +58,15 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
 
 
 async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
-    """A clone that failed for good leaves the VM row in `error` (delete cleans it up)."""
-    if op.target_id is not None:
-        await update_vm(runtime, op.target_id, status=VmStatus.ERROR.value)
+    """A clone that failed for good leaves the VM row in `error` (delete cleans it up);
+    a vmid that holds nothing of ours in the pool is released."""
+    if op.target_id is None:
+        return
+    vm = await load_vm(runtime, op.target_id)
+    if vm.vmid is not None and await pool_node(runtime.proxmox, vm.vmid) is None:
+        await vmids.release(runtime, vm.vmid)
+        await update_vm(runtime, vm.id, vmid=None)
+    await update_vm(runtime, vm.id, status=VmStatus.ERROR.value)
 
 
 @operation_kind("vm.clone", on_failure=clone_failed)

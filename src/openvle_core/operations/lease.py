@@ -97,17 +97,25 @@ async def waiting_behind(runtime: Runtime, op: Operation) -> str | None:
         return await session.scalar(stmt)
 
 
-async def recoverable(runtime: Runtime) -> Sequence[str]:
-    """Operations to enqueue again: running with a dead runner, or queued for a while."""
-    stale = utcnow() - timedelta(seconds=runtime.lease_seconds)
+async def recoverable(runtime: Runtime) -> Sequence[tuple[str, str]]:
+    """(id, dedupe key) of operations to enqueue again: running with a dead runner, or
+    queued for longer than a lease. The key changes with the state, the attempt and every
+    ten leases, so one operation gets at most one recovery job per bucket."""
+    now = utcnow()
+    stale = now - timedelta(seconds=runtime.lease_seconds)
+    bucket = int(now.timestamp() // (10 * runtime.lease_seconds))
     async with transaction(runtime.sessions) as session:
         ops = await OperationRepository(session).unfinished()
-        return [op.id for op in ops if op.updated_at <= stale]
+        return [
+            (op.id, f"recover-{op.state}-{op.attempts}-{bucket}")
+            for op in ops
+            if op.updated_at <= stale
+        ]
 
 
 async def recover(runtime: Runtime) -> int:
     """Enqueue every recoverable operation again; returns how many."""
-    ids = await recoverable(runtime)
-    for op_id in ids:
-        await runtime.queue.enqueue(op_id)
-    return len(ids)
+    found = await recoverable(runtime)
+    for op_id, key in found:
+        await runtime.queue.enqueue(op_id, key=key)
+    return len(found)

@@ -15,8 +15,12 @@ from openvle_core.queue.inprocess import InProcessQueue
 class JobQueue(Protocol):
     """Where the API (after its commit) and the engine put operation ids to run."""
 
-    async def enqueue(self, op_id: str) -> None:
-        """Ask for `run_operation(op_id)` to happen soon (duplicates are harmless)."""
+    async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
+        """Ask for `run_operation(op_id)` to happen soon (duplicates are harmless).
+
+        With `key`, a second enqueue of the same (op_id, key) while the first is still
+        pending is dropped (the recovery scan uses this to avoid piling up jobs).
+        """
         ...
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Each enqueue gets its own arq job id: a duplicate delivery is harmless (the operation's
 lease decides who runs it), while a fixed id would block re-enqueueing after a crash
-until arq's in-progress key expires.
+until arq's in-progress key expires. The recovery scan passes a `key` (state, attempt,
+time bucket) so that it adds at most one job per operation per bucket.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 JOB_FUNCTION = "run_operation_job"
 
 
-def job_id(op_id: str) -> str:
-    """A fresh arq job id for one delivery of an operation."""
-    return f"op:{op_id}:{secrets.token_hex(4)}"
+def job_id(op_id: str, key: str | None = None) -> str:
+    """The arq job id of one delivery: fresh, or fixed by `key` (arq drops duplicates)."""
+    return f"op:{op_id}:{key or secrets.token_hex(4)}"
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -36,10 +37,10 @@ class ArqQueue:
         """Open a pool to Redis at `url`."""
         return cls(await create_pool(redis_settings(url)))
 
-    async def enqueue(self, op_id: str) -> None:
-        """Queue `run_operation_job(op_id)`."""
-        job: Any = await self.pool.enqueue_job(JOB_FUNCTION, op_id, _job_id=job_id(op_id))
-        if job is None:  # only possible if the random id clashed: try once more
+    async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
+        """Queue `run_operation_job(op_id)`; with `key`, at most one such job exists."""
+        job: Any = await self.pool.enqueue_job(JOB_FUNCTION, op_id, _job_id=job_id(op_id, key))
+        if job is None and key is None:  # a random id clashed: try once more
             await self.pool.enqueue_job(JOB_FUNCTION, op_id, _job_id=job_id(op_id))
 
     async def close(self) -> None:

@@ -18,7 +18,8 @@ class InProcessQueue:
 
     def __init__(self, concurrency: int = 10) -> None:
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        self._pending: set[tuple[str, str]] = set()
         self._consumers: list[asyncio.Task[None]] = []
         self._runner: Runner | None = None
         self._active = 0
@@ -29,14 +30,20 @@ class InProcessQueue:
         for n in range(self.concurrency):
             self._consumers.append(asyncio.create_task(self._consume(), name=f"openvle-job-{n}"))
 
-    async def enqueue(self, op_id: str) -> None:
-        """Queue an operation id."""
-        await self._queue.put(op_id)
+    async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
+        """Queue an operation id (dropped if the same `key` for it is still pending)."""
+        if key is not None:
+            if (op_id, key) in self._pending:
+                return
+            self._pending.add((op_id, key))
+        await self._queue.put((op_id, key))
         QUEUE_DEPTH.set(self._queue.qsize())
 
     async def _consume(self) -> None:
         while True:
-            op_id = await self._queue.get()
+            op_id, key = await self._queue.get()
+            if key is not None:
+                self._pending.discard((op_id, key))
             QUEUE_DEPTH.set(self._queue.qsize())
             self._active += 1
             try:
