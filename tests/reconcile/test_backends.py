@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
 from openvle_core.proxmox import ProxmoxClient, build_http_client
-from openvle_core.snapshot import MongoSnapshotStore
+from openvle_core.snapshot import MongoSnapshotStore, SqlSnapshotStore
 from openvle_pvesim import run_simulator
 from reconcile.conftest import FAST_RETRY, POOL_VMS, Harness, settings_for
 
@@ -89,11 +89,23 @@ async def test_the_sync_works_on_pve_84(sessions: async_sessionmaker[AsyncSessio
         settings = settings_for(sim)
         async with build_http_client(settings.proxmox) as http:
             proxmox = ProxmoxClient(http, settings.proxmox, retry=FAST_RETRY)
-            from openvle_core.snapshot import SqlSnapshotStore
-
             h = Harness(sim, proxmox, sessions, SqlSnapshotStore(sessions), settings)
             await h.add_vms(*rows_for(h))
             result = await h.sync()
         assert sim.violations == []
     assert result.ok, result.error
     assert result.vms_updated == len([v for v in range(POOL_VMS) if v % 4 == 0])
+
+
+async def test_an_empty_pool_reads_the_pool_members_instead(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """No guest carries `pool`: the pool's member list decides (here: nobody)."""
+    async with run_simulator(seed="empty", check_responses=True) as sim:
+        settings = settings_for(sim)
+        async with build_http_client(settings.proxmox) as http:
+            proxmox = ProxmoxClient(http, settings.proxmox, retry=FAST_RETRY)
+            h = Harness(sim, proxmox, sessions, SqlSnapshotStore(sessions), settings)
+            result = await h.sync()
+    assert result.ok, result.error
+    assert (result.pool_guests, result.nodes) == (0, 3)

@@ -232,3 +232,14 @@ async def test_a_template_the_engine_is_making_is_left_to_it(harness: Harness) -
         await OperationRepository(session).create("template.create", "vmid", "9100")
     result = await harness.sync()
     assert result.templates_imported == 0
+
+
+async def test_a_node_going_offline_is_logged(harness: Harness) -> None:
+    await harness.sync()
+    harness.sim.cluster.nodes["pve3"].online = False
+    await harness.sync()
+    async with harness.sessions() as session:
+        node = await session.get(Node, "pve3")
+    assert node is not None
+    assert node.status == "offline"
+    assert ("status", "online", "offline") in await log_of(harness, "pve3")
