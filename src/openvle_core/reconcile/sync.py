@@ -25,6 +25,7 @@ from openvle_core.proxmox import ProxmoxClient
 from openvle_core.reconcile import lookups
 from openvle_core.reconcile.cluster import ClusterView, fetch_cluster
 from openvle_core.reconcile.plan import (
+    TemplatePlan,
     VmPlan,
     adoptable_vms,
     plan_templates,
@@ -32,7 +33,7 @@ from openvle_core.reconcile.plan import (
     unmanaged_guests,
 )
 from openvle_core.reconcile.result import SyncResult
-from openvle_core.reconcile.store import DbState, read_state, write_changes
+from openvle_core.reconcile.store import DbState, Written, read_state, write_changes
 from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
 
@@ -71,6 +72,7 @@ async def _sync(
     settings: Settings,
     now: datetime,
 ) -> None:
+    """Fetch, then write the snapshot and update the DB (at once when they are separate)."""
     view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
     result.resources, result.pool_guests, result.nodes = (
         view.total,
@@ -117,6 +119,13 @@ async def _update_db(
         nodes=view.nodes,
         now=now,
     )
+    _tally(result, plan, templates, written, settings.proxmox.vms_pool)
+
+
+def _tally(
+    result: SyncResult, plan: VmPlan, templates: TemplatePlan, written: Written, pool: str
+) -> None:
+    """Copy the counts into the result; VMs newly missing are logged."""
     result.vms_updated, result.templates_updated = written.vms, written.templates
     result.templates_imported, result.changes = written.imported, written.changes
     result.skipped = plan.skipped + templates.skipped
@@ -126,7 +135,7 @@ async def _update_db(
         log.warning(
             "%d VMs gone from pool %s, marked missing: %s",
             len(plan.missing),
-            settings.proxmox.vms_pool,
+            pool,
             plan.missing[:LOGGED_IDS],
         )
 
