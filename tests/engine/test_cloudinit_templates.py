@@ -7,6 +7,7 @@ from typing import Any
 from engine.conftest import MakeRuntime
 from engine.kit import SHARED_TEMPLATE, add_template, all_rows, get_vm, pool_vms, run
 from openvle_core.db.models import IpAllocation, Template
+from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.service import (
@@ -29,6 +30,15 @@ CI: dict[str, Any] = {
 }
 
 
+def config_puts() -> float:
+    """PUT /nodes/{node}/qemu/{vmid}/config requests counted by the Proxmox metrics."""
+    value = REGISTRY.get_sample_value(
+        "openvle_proxmox_requests_total",
+        {"method": "PUT", "endpoint": "/nodes/{node}/qemu/{vmid}/config", "status": "200"},
+    )
+    return value or 0.0
+
+
 async def test_cloud_init_address_is_written_in_the_one_config_update(
     make_runtime: MakeRuntime, sim: Simulator
 ) -> None:
@@ -40,7 +50,9 @@ async def test_cloud_init_address_is_written_in_the_one_config_update(
                 runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id)
             )
 
+        puts_before = config_puts()
         first, second, third = await clone(), await clone(), await clone()
+        assert config_puts() - puts_before == 2  # one config update per new VM
         assert [first.state, second.state] == ["succeeded", "succeeded"]
         vm = await get_vm(runtime, str(first.target_id))
         assert vm is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.conftest import MakeRuntime
 from engine.kit import SHARED_TEMPLATE, add_template, get_vm, run, submit, wait_op
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
@@ -135,3 +136,31 @@ async def test_start_queued_behind_a_failed_clone_fails_clearly(
     assert started.state == "failed"
     assert started.error_type == "NotCloned"
     assert "did not finish" in (started.error_message or "")
+
+
+async def test_graceful_shutdown_times_out_clearly_unless_forced(
+    make_runtime: MakeRuntime, sim: Simulator
+) -> None:
+    async with make_runtime(worker={"shutdown_timeout": 5.0}) as runtime:
+        vm = await clone(runtime, start=True)
+        sim.cluster.set_agent(vm.vmid or 0, "stopped")  # ACPI takes 8 s here: over 5 s
+        op = await run(runtime, lambda s: request_power(s, vm.id, "shutdown"))
+        assert op.state == "failed"
+        assert "got timeout" in (op.error_message or "")
+        assert (await get_vm(runtime, vm.id)).status == "running"  # type: ignore[union-attr]
+        op = await run(runtime, lambda s: request_power(s, vm.id, "shutdown", force=True))
+        assert op.state == "succeeded", op.error_message
+        assert not sim.cluster.vms[vm.vmid or 0].running
+
+
+async def test_retries_stop_at_worker_max_retry(make_runtime: MakeRuntime, sim: Simulator) -> None:
+    async with make_runtime(worker={"max_retry": 2}) as runtime:
+        template_id = await add_template(runtime, *SHARED_TEMPLATE)
+        sim.faults.add("lock_timeout", "qmclone")  # every clone task loses its lock
+        op = await run(
+            runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id)
+        )
+        assert op.state == "failed"
+        assert op.attempts == 3
+        assert op.error_type == "ProxmoxTaskFailed"
+        assert (op.error_message or "").startswith("gave up after 3 attempts")
