@@ -15,7 +15,8 @@ class SyncResult:
     pool among them. `skipped` counts VMs left alone because they are transitional, have
     an operation in flight or just finished one, or are locked on Proxmox; `unknown` the
     pool guests still shown with status `unknown` (just cloned, stats lagging);
-    `lookups_failed` the live looks (status, IPv4, serial) that failed for one guest.
+    `lookups_failed` the live looks (status, IPv4, serial) that failed for one guest;
+    `unmanaged_vmids` lists the first 100 of the `unmanaged` pool VMs.
     """
 
     ok: bool = True

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # What a sync can fail with: Proxmox (all ProxmoxError are OpenVLEError), the DB, Mongo.
 SYNC_ERRORS = (OpenVLEError, SQLAlchemyError, PyMongoError, OSError)
 LOGGED_IDS = 20
+MAX_LISTED = 100  # unmanaged vmids kept in the result (the count is complete)
 
 
 async def sync_cluster(
@@ -60,6 +61,15 @@ async def sync_cluster(
         result.fail(failures.exceptions[0])
         log.warning("cluster sync failed: %s", result.error)
     result.duration_s = round(time.perf_counter() - started, 4)
+    if result.ok:
+        log.info(
+            "cluster sync in %.2f s: %d resources, %d VMs and %d templates updated, %d changes",
+            result.duration_s,
+            result.resources,
+            result.vms_updated,
+            result.templates_updated + result.templates_imported,
+            result.changes,
+        )
     _record(result)
     return result
 
@@ -156,10 +166,9 @@ async def _adopt(
         if serial in adoptable and serial not in adopted:
             adopted[serial] = vmid
     taken = set(adopted.values())
-    result.unmanaged_vmids = [
-        g.vmid for g in candidates if g.vmid is not None and g.vmid not in taken
-    ]
-    result.unmanaged, result.adopted = len(result.unmanaged_vmids), len(adopted)
+    unmanaged = [g.vmid for g in candidates if g.vmid is not None and g.vmid not in taken]
+    result.unmanaged, result.adopted = len(unmanaged), len(adopted)
+    result.unmanaged_vmids = unmanaged[:MAX_LISTED]
     if result.unmanaged_vmids:
         log.info("unmanaged VMs in the pool: %s", result.unmanaged_vmids[:LOGGED_IDS])
     return adopted
