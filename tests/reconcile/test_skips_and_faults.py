@@ -117,3 +117,15 @@ async def test_agent_failures_are_counted_not_fatal(harness: Harness) -> None:
     async with harness.sessions() as session:
         row = await VmRepository(session).require(vm.id)
     assert (row.status, row.ipv4) == (VmStatus.RUNNING, None)
+
+
+async def test_a_pool_that_suddenly_looks_empty_marks_nothing_missing(harness: Harness) -> None:
+    vm = await one_vm(harness, RUNNING_VMID, VmStatus.RUNNING)
+    cluster = harness.sim.cluster
+    for vmid in list(cluster.pools["OpenVLE-VMs"].vms):
+        cluster.set_pool(vmid, None)  # as when the token loses its pool ACL
+    result = await harness.sync()
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith("PoolLooksEmpty")
+    assert await status_of(harness, vm.id) == VmStatus.RUNNING

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.errors import OpenVLEError
 from openvle_core.operations.kinds import operation_kind
+from openvle_core.reconcile.errors import SyncFailed
 from openvle_core.reconcile.sync import sync_cluster
 
 if TYPE_CHECKING:
@@ -17,12 +17,6 @@ if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 SYNC_KIND = "sync"
-
-
-class SyncFailed(OpenVLEError):
-    """The sync could not complete (Proxmox, the DB or the snapshot store failed)."""
-
-    code = "sync_failed"
 
 
 @operation_kind(SYNC_KIND)

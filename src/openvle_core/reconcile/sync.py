@@ -24,6 +24,7 @@ from openvle_core.errors import OpenVLEError
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.reconcile import lookups
 from openvle_core.reconcile.cluster import ClusterView, fetch_cluster
+from openvle_core.reconcile.errors import PoolLooksEmpty
 from openvle_core.reconcile.plan import (
     TemplatePlan,
     VmPlan,
@@ -33,7 +34,13 @@ from openvle_core.reconcile.plan import (
     unmanaged_guests,
 )
 from openvle_core.reconcile.result import SyncResult
-from openvle_core.reconcile.store import DbState, Written, read_state, write_changes
+from openvle_core.reconcile.store import (
+    DbState,
+    Written,
+    present_vms,
+    read_state,
+    write_changes,
+)
 from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
 
@@ -89,6 +96,11 @@ async def _sync(
         len(view.guests),
         len(view.nodes),
     )
+    if not view.guests and (present := await present_vms(sessions)):
+        raise PoolLooksEmpty(
+            f"pool {settings.proxmox.vms_pool} shows no guests while {present} VMs are known: "
+            "not marking them all missing (check the token's VM.Audit and Pool.Audit)"
+        )
     documents = view.snapshot_documents()
     if isinstance(snapshot, SqlSnapshotStore):  # shares the DB (SQLite: maybe one connection)
         replaced = await snapshot.replace_all(documents, now)
