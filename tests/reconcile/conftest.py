@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,13 +47,14 @@ def settings_for(sim: Simulator) -> Settings:
 
 @dataclass
 class Harness:
-    """A simulator, a client on it, DB sessions, a snapshot store, and `sync()`."""
+    """A simulator, a client on it (and its httpx client), DB sessions, a snapshot store."""
 
     sim: Simulator
     proxmox: ProxmoxClient
     sessions: async_sessionmaker[AsyncSession]
     snapshot: SnapshotStore
     settings: Settings
+    http: httpx.AsyncClient | None = None
 
     async def sync(self) -> SyncResult:
         """One sync with this harness's parts."""
@@ -102,4 +104,4 @@ async def harness(
         proxmox = ProxmoxClient(
             http, settings.proxmox, retry=FAST_RETRY, poll=PollSchedule(first=0.005, cap=0.05)
         )
-        yield Harness(sim, proxmox, sessions, SqlSnapshotStore(sessions), settings)
+        yield Harness(sim, proxmox, sessions, SqlSnapshotStore(sessions), settings, http)

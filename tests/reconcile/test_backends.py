@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
+from openvle_core.metrics import REGISTRY
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.snapshot import MongoSnapshotStore, SqlSnapshotStore
 from openvle_pvesim import run_simulator
@@ -109,3 +111,37 @@ async def test_an_empty_pool_reads_the_pool_members_instead(
             result = await h.sync()
     assert result.ok, result.error
     assert (result.pool_guests, result.nodes) == (0, 3)
+
+
+async def test_one_cluster_resources_call_and_no_per_vm_calls(harness: Harness) -> None:
+    await harness.add_vms(*rows_for(harness))
+    await harness.sync()  # the first sync asks the agents of the running VMs for IPv4
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request.url.path.removeprefix("/api2/json"))
+
+    assert harness.http is not None
+    harness.http.event_hooks["request"].append(record)
+    harness.sim.cluster.vms[10001].node = "pve3"
+    result = await harness.sync()
+    assert result.vms_updated == 1
+    assert sent == ["/cluster/resources"]
+
+
+async def test_runs_and_changes_are_counted_in_the_metrics(harness: Harness) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    ok, failed = (
+        sample("openvle_sync_runs_total", outcome="ok"),
+        sample("openvle_sync_runs_total", outcome="failed"),
+    )
+    changes = sample("openvle_sync_changes_total")
+    result = await harness.sync()
+    harness.sim.faults.add("status", "/cluster/resources", status=502, n=3)
+    await harness.sync()
+    assert sample("openvle_sync_runs_total", outcome="ok") == ok + 1
+    assert sample("openvle_sync_runs_total", outcome="failed") == failed + 1
+    assert sample("openvle_sync_changes_total") == changes + result.changes
+    assert sample("openvle_sync_resources") == result.resources
