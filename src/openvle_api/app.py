@@ -4,6 +4,11 @@ The lifespan opens the process's `Runtime` (DB engine, Proxmox client, snapshot 
 job queue; with no REDIS_URL the queue runs operations in this process and the
 in-process scheduler runs the periodic jobs) unless one is passed in, and closes it at
 shutdown. Server-Sent Event streams end at shutdown too.
+
+On SQLite every transaction of the shared engine takes the write lock up front, which
+would queue every GET behind every other request; so the lifespan also opens a second
+engine with deferred transactions for the read-only work of GET requests (WAL lets them
+run beside the one writer). On MariaDB one engine serves both.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from openvle_api.routers import (
 )
 from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
+from openvle_core.db.session import create_engine, is_sqlite, session_factory
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.scheduler import scheduler
 from openvle_core.settings import Settings
@@ -60,6 +66,11 @@ def create_app(
                 app.state.runtime = opened
                 if settings.redis.url is None:  # embedded: cron jobs run in this process
                     await stack.enter_async_context(scheduler(opened))
+            url = settings.database.url.get_secret_value()
+            if is_sqlite(url):
+                readers = create_engine(url, pool_size=settings.database.pool_size, immediate=False)
+                stack.push_async_callback(readers.dispose)
+                app.state.read_sessions = session_factory(readers)
             try:
                 yield
             finally:
@@ -78,6 +89,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.shutdown = asyncio.Event()
     app.state.sse_poll = sse_poll
+    app.state.read_sessions = None  # set by the lifespan on SQLite
     app.state.authenticator = Authenticator(ttl=auth_cache_ttl)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.types import utcnow
@@ -48,13 +48,22 @@ class Authenticator:
         self.touch_every = touch_every
         self._cache: dict[str, _Entry] = {}
 
-    async def resolve(self, session: AsyncSession, plain: str) -> Principal | None:
-        """The principal for `plain`, from the cache or the database."""
+    async def resolve(
+        self,
+        session: AsyncSession,
+        plain: str,
+        writer: async_sessionmaker[AsyncSession] | None = None,
+    ) -> Principal | None:
+        """The principal for `plain`, from the cache or `session`.
+
+        The use is recorded through `session`, or, when the request's session is
+        read-only, in a short transaction of its own from `writer`.
+        """
         key = hash_token(plain)
         now = time.monotonic()
         entry = self._cache.get(key)
         if entry is not None and now - entry.cached_at < self.ttl and _unexpired(entry):
-            await self._touch(session, entry, now)
+            await self._touch(session, writer, entry, now)
             return entry.principal
         row = await tokens.authenticate(session, plain)
         if row is None:
@@ -63,13 +72,24 @@ class Authenticator:
         principal = Principal(row.id, row.name, TokenScope(row.scope))
         fresh = _Entry(principal, row.expires_at, now, entry.touched_at if entry else -1e18)
         self._cache[key] = fresh
-        await self._touch(session, fresh, now)
+        await self._touch(session, writer, fresh, now)
         return principal
 
-    async def _touch(self, session: AsyncSession, entry: _Entry, now: float) -> None:
-        if now - entry.touched_at >= self.touch_every:
-            entry.touched_at = now
+    async def _touch(
+        self,
+        session: AsyncSession,
+        writer: async_sessionmaker[AsyncSession] | None,
+        entry: _Entry,
+        now: float,
+    ) -> None:
+        if now - entry.touched_at < self.touch_every:
+            return
+        entry.touched_at = now
+        if writer is None:
             await tokens.record_use(session, entry.principal.token_id)
+            return
+        async with writer() as own, own.begin():
+            await tokens.record_use(own, entry.principal.token_id)
 
     def forget_all(self) -> None:
         """Drop every cached token (after a revocation in this process)."""

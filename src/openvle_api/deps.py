@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_api.auth import Authenticator, Principal
 from openvle_api.errors import ApiProblem
@@ -38,6 +38,7 @@ class UnitOfWork:
     """The request's session and the operations to enqueue once it committed."""
 
     session: AsyncSession
+    read_only: bool = False
     to_enqueue: list[str] = field(default_factory=list)
 
     def enqueue_after_commit(self, op_id: str) -> None:
@@ -45,10 +46,21 @@ class UnitOfWork:
         self.to_enqueue.append(op_id)
 
 
-async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
-    """Open a session; commit after the handler (then enqueue), roll back on error."""
-    async with runtime.sessions() as session:
-        uow = UnitOfWork(session)
+def read_sessions(request: Request, runtime: Runtime) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read-only work: on SQLite deferred transactions (see app.py)."""
+    readers: async_sessionmaker[AsyncSession] | None = request.app.state.read_sessions
+    return readers or runtime.sessions
+
+
+async def get_uow(request: Request, runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    """Open a session; commit after the handler (then enqueue), roll back on error.
+
+    GET requests only read, so they get a read session (no write lock on SQLite).
+    """
+    reading = request.method in {"GET", "HEAD"}
+    sessions = read_sessions(request, runtime) if reading else runtime.sessions
+    async with sessions() as session:
+        uow = UnitOfWork(session, read_only=sessions is not runtime.sessions)
         try:
             yield uow
         except BaseException:
@@ -77,11 +89,14 @@ def _unauthorized(detail: str, error: str | None = None) -> ApiProblem:
 def require_scope(needed: TokenScope) -> object:
     """A dependency that authenticates the bearer token and checks its scope."""
 
-    async def dependency(request: Request, uow: Uow, credentials: Credentials) -> Principal:
+    async def dependency(
+        request: Request, uow: Uow, credentials: Credentials, runtime: RuntimeDep
+    ) -> Principal:
         if credentials is None:
             raise _unauthorized("an API token is required: Authorization: Bearer <token>")
         auth: Authenticator = request.app.state.authenticator
-        principal = await auth.resolve(uow.session, credentials.credentials)
+        writer = runtime.sessions if uow.read_only else None
+        principal = await auth.resolve(uow.session, credentials.credentials, writer)
         if principal is None:
             raise _unauthorized("the API token is unknown, revoked or expired", "invalid_token")
         if not scope_allows(principal.scope, needed):

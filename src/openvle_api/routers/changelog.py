@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow
+from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import READ_ERRORS
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import ChangeOut, Page
@@ -61,7 +61,7 @@ async def stream_changes(
     start = after if after is not None else last_event_id
     stop = request.app.state.shutdown
     return StreamingResponse(
-        changelog_events(runtime.sessions, start, stop, request.app.state.sse_poll),
+        changelog_events(read_sessions(request, runtime), start, stop, request.app.state.sse_poll),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )

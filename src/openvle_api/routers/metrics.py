@@ -7,7 +7,7 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from openvle_api.deps import RuntimeDep
+from openvle_api.deps import RuntimeDep, read_sessions
 from openvle_api.errors import ApiProblem
 from openvle_api.metrics import scrape_registry
 from openvle_api.responses import problems
@@ -30,7 +30,7 @@ router = APIRouter(tags=["metrics"])
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """HTTP, operation, sync, Proxmox and queue metrics (bearer METRICS_TOKEN if set)."""
     _check_token(request, runtime.settings.api.metrics_token)
-    async with runtime.sessions() as session:
+    async with read_sessions(request, runtime)() as session:
         counts = await count_by_kind_and_state(session)
     body = generate_latest(REGISTRY) + generate_latest(scrape_registry(counts))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

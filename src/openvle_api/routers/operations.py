@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow
+from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import OperationOut, Page, operation_out
@@ -63,7 +63,10 @@ async def stream_operation(
     await queries.get_operation(uow.session, op_id)  # 404 before the stream starts
     return StreamingResponse(
         operation_events(
-            runtime.sessions, op_id, request.app.state.shutdown, request.app.state.sse_poll
+            read_sessions(request, runtime),
+            op_id,
+            request.app.state.shutdown,
+            request.app.state.sse_poll,
         ),
         media_type="text/event-stream",
         headers=SSE_HEADERS,

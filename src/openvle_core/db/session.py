@@ -31,15 +31,21 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url`, with the per-backend settings that make both behave."""
+def create_engine(
+    url: str | URL, *, echo: bool = False, pool_size: int = 10, immediate: bool = True
+) -> AsyncEngine:
+    """An async engine for `url`, with the per-backend settings that make both behave.
+
+    `immediate=False` (SQLite only) makes transactions deferred: for read-only work,
+    which then runs beside a writer (WAL) instead of queueing for the write lock.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         engine = create_async_engine(parsed, echo=echo, **kwargs)
-        _make_sqlite_transactional(engine)
+        _make_sqlite_transactional(engine, immediate=immediate)
         return engine
     return create_async_engine(
         parsed,
@@ -59,7 +65,7 @@ def engine_from_settings(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+def _make_sqlite_transactional(engine: AsyncEngine, *, immediate: bool = True) -> None:
     """Let SQLAlchemy own BEGIN (so savepoints work), enable FKs, WAL and a busy timeout."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -76,7 +82,7 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
         # IMMEDIATE: take the write lock up front (waiting up to the busy timeout). A
         # deferred transaction that reads, then writes after another writer committed,
         # fails at once with "database is locked"; so keep SQLite transactions short.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
