@@ -17,7 +17,7 @@ from engine.kit import (
     wait_op,
 )
 from openvle_core.db.enums import ChangeSource, VmStatus
-from openvle_core.db.models import ChangelogEntry, Operation, VmidReservation
+from openvle_core.db.models import ChangelogEntry, Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.smbios import parse_smbios1
@@ -78,6 +78,7 @@ async def test_nextid_collision_moves_to_the_next_id(runtime: Runtime, sim: Simu
     assert len(others) == 1
     assert others[0].vmid != vm.vmid
     assert vm.vmid > others[0].vmid
+    assert (op.result or {})["collisions"] == [others[0].vmid]
     assert [r.vmid for r in await all_rows(runtime, VmidReservation)] == [vm.vmid]
     assert pool_vms(sim)[vm.vmid] == "after-race"
 
@@ -149,3 +150,26 @@ async def wait_row(runtime: Runtime, op_id: str) -> Operation:
         row = await session.get(Operation, op_id)
         assert row is not None
         return row
+
+
+async def test_synchronous_collision_leaves_the_other_vm_alone(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """A vmid taken on the template's node is refused before the task exists (PVE's
+    `config file already exists`); the reservation moves on and VM 200 stays as it was."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    async with transaction(runtime.sessions) as session:
+        op = await request_clone(session, runtime.settings, template_id=template_id)
+        vm = await session.get(Vm, str(op.target_id))
+        assert vm is not None
+        vm.vmid, vm.node = 200, "pve1"  # as if 200 had been reserved before a crash
+    before = dict(sim.cluster.vms[200].config)
+    await runtime.queue.enqueue(op.id)
+    done = await wait_op(runtime, op.id)
+    assert done.state == "succeeded", done.error_message
+    cloned = await get_vm(runtime, vm.id)
+    assert cloned is not None
+    assert cloned.vmid not in {None, 200}
+    assert (done.result or {})["collisions"] == [200]
+    assert sim.cluster.vms[200].config == before
+    assert sim.cluster.pool_of(200) == "Other-Team"

@@ -44,17 +44,22 @@ class CloneSpec:
 
 async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
     """Clone until done; returns the new vmid. Collisions move to the next id."""
-    vmid, lost = spec.vmid, 0
+    vmid = spec.vmid
+    lost: set[int] = set((op.result or {}).get("collisions", []))
     for _ in range(MAX_COLLISIONS):
         if vmid is None:
-            vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, above=lost)
+            avoid = frozenset(lost)
+            vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, avoid=avoid)
             await spec.record_vmid(vmid)
         if await _clone_once(runtime, op, spec, vmid):
             return vmid
         await vmids.release(runtime, vmid)
         await spec.record_vmid(None)
-        lost, vmid = vmid, None
-    raise VmidCollisions(f"gave up after {MAX_COLLISIONS} vmid collisions (last {lost})")
+        collisions = [*(op.result or {}).get("collisions", []), vmid]
+        await checkpoint(runtime, op, collisions=collisions)
+        lost.add(vmid)
+        vmid = None
+    raise VmidCollisions(f"gave up after {MAX_COLLISIONS} vmid collisions: {sorted(lost)}")
 
 
 async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:

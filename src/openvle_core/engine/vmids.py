@@ -3,7 +3,7 @@
 `reserve` takes the hint, skips ids reserved in `vmid_reservations` or used by a VM row,
 and claims the first free one (the primary key makes two claims of one id impossible).
 A collision reported later by Proxmox (another client took the id) is handled by the
-caller: `release` and reserve again, above the lost id.
+caller: `release` and reserve again, avoiding the lost ids.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ if TYPE_CHECKING:
 SCAN_LIMIT = 1000
 
 
-async def reserve(runtime: Runtime, *, vm_id: str | None, op_id: str, above: int = 0) -> int:
-    """Reserve the first free vmid at or after Proxmox's hint (and above `above`)."""
-    candidate = max(await runtime.proxmox.next_vmid(), above + 1)
+async def reserve(
+    runtime: Runtime, *, vm_id: str | None, op_id: str, avoid: frozenset[int] = frozenset()
+) -> int:
+    """Reserve the first free vmid at or after Proxmox's hint, skipping `avoid` (lost ids)."""
+    candidate = await runtime.proxmox.next_vmid()
     async with transaction(runtime.sessions) as session:
         reservations = VmidReservationRepository(session)
         reserved = await reservations.reserved()
         for _ in range(SCAN_LIMIT):
-            free = candidate not in reserved and not await _in_use(session, candidate)
+            free = candidate not in reserved and candidate not in avoid
+            free = free and not await _in_use(session, candidate)
             if free and await reservations.try_reserve(candidate, vm_id=vm_id, operation_id=op_id):
                 return candidate
             candidate += 1
