@@ -310,10 +310,13 @@ class Cluster:
         out: list[dict[str, Any]] = []
         if kind in (None, "vm"):
             has = principal.has
+            audits: dict[str | None, bool] = {None: False}  # pool -> Pool.Audit, asked once
             for vm in self.vms.values():
                 if has(f"/vms/{vm.vmid}", "VM.Audit"):
                     pool = self._pool_of.get(vm.vmid)
-                    audit = pool is not None and has(f"/pool/{pool}", "Pool.Audit")
+                    audit = audits.get(pool)
+                    if audit is None:
+                        audit = audits[pool] = has(f"/pool/{pool}", "Pool.Audit")
                     out.append(self.vm_resource(vm, audit))
         if kind in (None, "node"):
             out.extend(node_entries(self, principal))
