@@ -5,10 +5,11 @@ process so the server does not share this process's GIL, then sends REQUESTS GET
 pool VM's status/current with CONCURRENCY in flight, three ways, in one run. The three
 contenders alternate for ROUNDS rounds (after one warm-up round each) and the median is
 reported, so neither the order nor a noisy moment favours one of them. Besides requests
-per second (bounded by the simulator, which saturates one core), the client process's
-CPU time per request is reported: that is the cost the client itself adds.
+per second, the CPU time per request of the client process (the cost the client itself
+adds) and of the simulator process (Linux /proc; to show which side is the bottleneck)
+are reported.
 Prints progress lines, then one JSON line: client_rps, httpx_rps, proxmoxer_rps, the
-ratios, and *_cpu_us_per_req.
+ratios, *_cpu_us_per_req and *_sim_cpu_us_per_req.
 """
 
 from __future__ import annotations
@@ -67,14 +68,24 @@ def settings_for(info: dict[str, Any]) -> ProxmoxSettings:
 
 Figures = tuple[float, float]
 """(requests per second, client CPU microseconds per request)."""
+COUNT = REQUESTS // CONCURRENCY * CONCURRENCY
 
 
 def figures(started: float, cpu_started: float) -> Figures:
     """Throughput and this process's CPU per request since the two start marks."""
-    count = REQUESTS // CONCURRENCY * CONCURRENCY
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    return count / wall, cpu / count * 1e6
+    return COUNT / wall, cpu / COUNT * 1e6
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of process `pid` (from /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_concurrently(one: Callable[[], Awaitable[object]]) -> Figures:
@@ -143,32 +154,43 @@ def bench_proxmoxer(settings: ProxmoxSettings) -> Figures:
     return figures(started, cpu_started)
 
 
-def measure(settings: ProxmoxSettings) -> dict[str, list[Figures]]:
+Sample = tuple[float, float, float]
+"""Figures plus the simulator's CPU microseconds per request."""
+
+
+def measure(settings: ProxmoxSettings, sim_pid: int) -> dict[str, list[Sample]]:
     """One warm-up round each, then ROUNDS alternating rounds of the three contenders."""
     contenders: dict[str, Callable[[], Figures]] = {
         "client": lambda: asyncio.run(bench_client(settings)),
         "httpx": lambda: asyncio.run(bench_httpx(settings)),
         "proxmoxer": lambda: bench_proxmoxer(settings),
     }
-    results: dict[str, list[Figures]] = {name: [] for name in contenders}
+    results: dict[str, list[Sample]] = {name: [] for name in contenders}
     for round_no in range(ROUNDS + 1):
         for name, run in contenders.items():
+            sim_started = process_cpu(sim_pid)
             rps, cpu_us = run()
-            print(f"round {round_no} {name:9} {rps:8.1f} req/s {cpu_us:7.1f} us CPU/req")
+            sim_us = (process_cpu(sim_pid) - sim_started) / COUNT * 1e6
+            print(
+                f"round {round_no} {name:9} {rps:8.1f} req/s {cpu_us:7.1f} us CPU/req"
+                f" (simulator {sim_us:5.1f} us CPU/req)"
+            )
             if round_no > 0:
-                results[name].append((rps, cpu_us))
+                results[name].append((rps, cpu_us, sim_us))
     return results
 
 
 def main() -> None:
     proc, info = start_simulator()
     try:
-        results = measure(settings_for(info))
+        results = measure(settings_for(info), proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    rps = {name: statistics.median(r for r, _ in runs) for name, runs in results.items()}
-    cpu = {name: statistics.median(c for _, c in runs) for name, runs in results.items()}
+    rps, cpu, sim = (
+        {name: statistics.median(sample[i] for sample in runs) for name, runs in results.items()}
+        for i in range(3)
+    )
     result = {
         "requests": REQUESTS,
         "concurrency": CONCURRENCY,
@@ -181,6 +203,7 @@ def main() -> None:
         "client_cpu_us_per_req": round(cpu["client"], 1),
         "httpx_cpu_us_per_req": round(cpu["httpx"], 1),
         "proxmoxer_cpu_us_per_req": round(cpu["proxmoxer"], 1),
+        **{f"{name}_sim_cpu_us_per_req": round(value, 1) for name, value in sim.items()},
     }
     print(json.dumps(result))
 
