@@ -103,10 +103,10 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
         ctx={"settings": settings, "lease_seconds": lease_seconds},
         cron_jobs=cron_jobs(settings),
         max_jobs=settings.worker.max_jobs,
-        handle_signals=False,
     )
-    try:
-        await worker.main()
+    try:  # SIGINT/SIGTERM cancel the jobs (recovery resumes them) and end the worker
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.async_run()
     finally:
         await worker.close()
 
