@@ -243,3 +243,16 @@ async def test_a_node_going_offline_is_logged(harness: Harness) -> None:
     assert node is not None
     assert node.status == "offline"
     assert ("status", "online", "offline") in await log_of(harness, "pve3")
+
+
+async def test_the_snapshot_keeps_state_not_usage_counters(harness: Harness) -> None:
+    await harness.sync()
+    harness.sim.cluster.tick()  # every running guest's cpu, mem and uptime move
+    result = await harness.sync()
+    assert result.snapshot_written <= result.nodes  # only nodes, whose figures are kept
+    guest = await harness.snapshot.get(f"qemu/{RUNNING[0]}")
+    assert guest is not None
+    assert guest["status"] == "running"
+    assert guest["maxmem"] > 0
+    assert "cpu" not in guest
+    assert "uptime" not in guest

@@ -20,6 +20,10 @@ GUEST_TYPES = frozenset({"qemu", "lxc"})
 # Locks that mean Proxmox itself is moving the guest between states: leave it alone.
 BUSY_LOCKS = frozenset({"clone", "create", "migrate", "rollback", "destroyed"})
 MIB = 1024**2
+# A running guest's usage moves on every pvestatd tick (10 s): kept, it would make every
+# sync rewrite every running VM's snapshot document. The snapshot holds state (status,
+# node, lock, sizes); usage over time is the metrics exporters' business.
+GUEST_USAGE = frozenset({"cpu", "mem", "disk", "uptime"})
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,12 @@ class ClusterView:
     total: int
 
     def snapshot_documents(self) -> list[dict[str, Any]]:
-        """The resources the snapshot store keeps: the nodes and our pool's guests."""
-        kept = [*self.nodes, *self.guests.values()]
-        return [r.model_dump(exclude_none=True) for r in kept]
+        """What the snapshot store keeps: the nodes with their figures, and our pool's guests
+        without their usage counters (see `GUEST_USAGE`)."""
+        nodes = [r.model_dump(exclude_none=True) for r in self.nodes]
+        usage = set(GUEST_USAGE)
+        guests = [r.model_dump(exclude_none=True, exclude=usage) for r in self.guests.values()]
+        return nodes + guests
 
 
 async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
