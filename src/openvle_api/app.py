@@ -7,8 +7,8 @@ shutdown. Server-Sent Event streams end at shutdown too.
 
 On SQLite every transaction of the shared engine takes the write lock up front, which
 would queue every GET behind every other request; so the lifespan also opens a second
-engine with deferred transactions for the read-only work of GET requests (WAL lets them
-run beside the one writer). On MariaDB one engine serves both.
+engine for the read-only work of GET requests (readdb.py). On MariaDB one engine serves
+both.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from openvle_api.auth import DEFAULT_TTL, Authenticator
 from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
 from openvle_api.metrics import HttpMetricsMiddleware
 from openvle_api.openapi import build_openapi, route_id
+from openvle_api.readdb import create_read_engine
 from openvle_api.routers import (
     changelog,
     events,
@@ -37,7 +39,7 @@ from openvle_api.routers import (
 )
 from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
-from openvle_core.db.session import create_engine, is_sqlite, session_factory
+from openvle_core.db.session import is_sqlite, session_factory
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.scheduler import scheduler
 from openvle_core.settings import Settings
@@ -67,8 +69,8 @@ def create_app(
                 if settings.redis.url is None:  # embedded: cron jobs run in this process
                     await stack.enter_async_context(scheduler(opened))
             url = settings.database.url.get_secret_value()
-            if is_sqlite(url):
-                readers = create_engine(url, pool_size=settings.database.pool_size, immediate=False)
+            if is_sqlite(url) and make_url(url).database not in (None, "", ":memory:"):
+                readers = create_read_engine(url, settings.database.pool_size)
                 stack.push_async_callback(readers.dispose)
                 app.state.read_sessions = session_factory(readers)
             try:

@@ -24,8 +24,11 @@ from openvle_core.runtime import Runtime
 from openvle_core.tokens.service import scope_allows
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The process's runtime, opened by the app's lifespan."""
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime, opened by the app's lifespan.
+
+    (Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread.)
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -124,7 +127,7 @@ class PageParams:
     cursor: str | None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (max {MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,

@@ -7,7 +7,7 @@ busy timeout are turned on for every connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,16 +32,24 @@ def is_sqlite(url: str | URL) -> bool:
 
 
 def create_engine(
-    url: str | URL, *, echo: bool = False, pool_size: int = 10, immediate: bool = True
+    url: str | URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    immediate: bool = True,
+    async_creator: Callable[[], Awaitable[Any]] | None = None,
 ) -> AsyncEngine:
     """An async engine for `url`, with the per-backend settings that make both behave.
 
     `immediate=False` (SQLite only) makes transactions deferred: for read-only work,
     which then runs beside a writer (WAL) instead of queueing for the write lock.
+    `async_creator` (SQLite only) opens the driver connections itself.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+        if async_creator is not None:
+            kwargs = {"async_creator": async_creator}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         engine = create_async_engine(parsed, echo=echo, **kwargs)

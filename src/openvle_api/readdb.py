@@ -1,0 +1,61 @@
+"""The API's read-only SQLite engine: deferred transactions, queries on the loop's thread.
+
+On SQLite the shared engine's transactions take the write lock up front (BEGIN
+IMMEDIATE), and aiosqlite runs every call on a worker thread. For the GET requests of
+the API both are costly: each read would queue for the write lock, and under load each
+thread hop waits for the GIL. Reads here use deferred transactions (WAL lets them run
+beside the one writer and never makes them wait for it) and run each sqlite3 call
+directly on the event loop's thread, where a primary-key lookup takes microseconds.
+The busy timeout is short, since a wait would block the loop (WAL readers do not wait
+in normal operation).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from typing import Any
+
+import aiosqlite
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openvle_core.db.session import create_engine
+
+READ_BUSY_TIMEOUT_MS = 200
+
+
+class InlineConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose calls run at once on the caller's thread."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # made on aiosqlite's thread, used on the loop's: hence check_same_thread=False
+    return sqlite3.connect(path, timeout=READ_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+
+
+def create_read_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """A read-only engine on the same SQLite file as `url`."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        raise ValueError("a read engine needs an SQLite file, not an in-memory database")
+
+    async def creator() -> InlineConnection:
+        connection: InlineConnection = await InlineConnection(partial(_connect, path), 64)  # type: ignore[assignment]  # aiosqlite types __await__ as the base class
+        return connection
+
+    engine = create_engine(url, pool_size=pool_size, immediate=False, async_creator=creator)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return engine
