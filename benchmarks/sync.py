@@ -17,7 +17,9 @@ mostly with their IPv4). Then, in one run:
    (the output says so); the same run, the same servers.
 
 Prints progress, then one JSON line with first_sync_s, changed_sync_s, baseline_s,
-speedup (baseline_s / changed_sync_s) and the counts behind them.
+speedup (baseline_s / changed_sync_s) and the counts behind them; changed_sync_cpu_s is
+this process's CPU time during a changed sync (median), which a busy machine inflates
+less than the wall time.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,20 +212,29 @@ async def pool_guests(proxmox: ProxmoxClient) -> list[ClusterResource]:
     return [g for g in await proxmox.cluster_resources() if g.pool == POOL and g.type == "qemu"]
 
 
+@dataclass
+class Timed:
+    """A sync's wall time, this process's CPU time during it, and its result."""
+
+    seconds: float
+    cpu_s: float
+    result: SyncResult
+
+
 async def timed_sync(
     settings: Settings,
     proxmox: ProxmoxClient,
     store: MongoSnapshotStore,
     sessions: async_sessionmaker[AsyncSession],
-) -> tuple[float, SyncResult]:
-    started = time.perf_counter()
+) -> Timed:
+    started, cpu = time.perf_counter(), time.process_time()
     result = await sync_cluster(
         sessions=sessions, proxmox=proxmox, snapshot=store, settings=settings
     )
-    elapsed = time.perf_counter() - started
+    timed = Timed(time.perf_counter() - started, time.process_time() - cpu, result)
     if not result.ok:
         raise SystemExit(f"sync failed: {result.error}")
-    return elapsed, result
+    return timed
 
 
 async def baseline(
@@ -282,10 +294,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         mongo.wait(10)
 
 
-def describe(label: str, seconds: float, result: SyncResult) -> None:
+def describe(label: str, timed: Timed) -> None:
     """One progress line for a timed sync."""
+    result = timed.result
     print(
-        f"{label}: {seconds:.3f} s; {result.vms_updated} VMs updated, {result.changes} "
+        f"{label}: {timed.seconds:.3f} s ({timed.cpu_s:.3f} s CPU here); "
+        f"{result.vms_updated} VMs updated, {result.changes} "
         f"changes, {result.ip_lookups} IP lookups, {result.snapshot_written} snapshot "
         f"documents written",
         flush=True,
@@ -310,51 +324,51 @@ async def measure(
         total = len(await proxmox.cluster_resources("vm"))
         print(f"simulator: {total} guests, {len(guests)} in {POOL}; seeding MariaDB", flush=True)
         await seed_db(sessions, guests)
-        first_s, first = await timed_sync(settings, proxmox, store, sessions)
-        describe("first sync", first_s, first)
-        rng, changed = random.Random(7), list[tuple[float, SyncResult]]()
+        first = await timed_sync(settings, proxmox, store, sessions)
+        describe("first sync", first)
+        rng, changed = random.Random(7), list[Timed]()
         count = max(1, round(args.vms * args.changed_fraction))
         for _ in range(args.rounds):
             await change_some(admin, await pool_guests(proxmox), count, rng)
             changed.append(await timed_sync(settings, proxmox, store, sessions))
-            describe(f"sync after {count} changes", *changed[-1])
+            describe(f"sync after {count} changes", changed[-1])
         sample = min(args.baseline_sample, len(guests))
         sample_s = await baseline(info, sessions, await pool_guests(proxmox), sample)
     await store.close()
     await engine.dispose()
-    return figures(args, guests, first_s, first, changed, sample, sample_s)
+    return figures(args, guests, first, changed, sample, sample_s)
 
 
 def figures(
     args: argparse.Namespace,
     guests: list[ClusterResource],
-    first_s: float,
-    first: SyncResult,
-    changed: list[tuple[float, SyncResult]],
+    first: Timed,
+    changed: list[Timed],
     sample: int,
     sample_s: float,
 ) -> dict[str, Any]:
     """The JSON figures; the baseline extrapolated linearly from its sample."""
     clones = len([g for g in guests if not g.template])
     baseline_s = sample_s * clones / sample
-    changed_s = statistics.median(seconds for seconds, _ in changed)
+    changed_s = statistics.median(t.seconds for t in changed)
     note = (
         f"measured on {sample} of {clones} VMs ({sample_s:.2f} s) and extrapolated linearly"
         if sample < clones
         else "measured on every VM"
     )
     print(f"baseline: {baseline_s:.2f} s ({note})", flush=True)
-    last = changed[-1][1]
+    last = changed[-1].result
     return {
         "benchmark": "sync",
         "pool_vms": clones,
         "outside_vms": args.outside,
         "resources": last.resources,
-        "first_sync_s": round(first_s, 3),
-        "first_sync_changes": first.changes,
+        "first_sync_s": round(first.seconds, 3),
+        "first_sync_changes": first.result.changes,
         "changed_vms": round(args.vms * args.changed_fraction),
         "changed_sync_s": round(changed_s, 3),
-        "changed_sync_rounds_s": [round(seconds, 3) for seconds, _ in changed],
+        "changed_sync_rounds_s": [round(t.seconds, 3) for t in changed],
+        "changed_sync_cpu_s": round(statistics.median(t.cpu_s for t in changed), 3),
         "changed_sync_changes": last.changes,
         "baseline_s": round(baseline_s, 2),
         "baseline_note": note,
