@@ -28,7 +28,7 @@ def disk_keys(config: dict[str, Any]) -> list[str]:
     """Disk keys (not CD-ROMs), boot disk first in scsi/virtio/sata/ide order."""
     keys = [k for k in config if DISK_RE.match(k) and "media=cdrom" not in str(config[k])]
     order = {"scsi": 0, "virtio": 1, "sata": 2, "ide": 3}
-    return sorted(keys, key=lambda k: (order.get(re.sub(r"\d+$", "", k), 9), k))
+    return sorted(keys, key=lambda k: (order.get(k.rstrip("0123456789"), 9), k))
 
 
 def volume_keys(config: dict[str, Any]) -> list[str]:
