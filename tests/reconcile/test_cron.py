@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, lock_key, sync_cron, sync_tick
+from openvle_core.reconcile.lock import lock_key, sync_lock
+from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, sync_cron, sync_tick
 from reconcile.conftest import Harness
 
 
@@ -59,3 +60,21 @@ def test_the_cron_spec_is_unique_and_follows_the_interval(harness: Harness) -> N
     assert job.second == 0
     assert job.minute == set(range(60))  # WORKER_PVE_PERIODIC_INTERVAL defaults to 60 s
     assert job.keep_result_s >= 60  # a late worker finds the result and does not re-run
+
+
+async def test_the_redis_lock_waits_its_turn_or_gives_up(harness: Harness, redis: Redis) -> None:
+    key = lock_key(harness.settings)
+    await redis.set(key, "another-worker", ex=60)
+    async with sync_lock(redis, harness.settings, wait=0.3) as acquired:
+        assert acquired is False  # still held after the wait
+
+    async def other_worker_finishes() -> None:
+        await asyncio.sleep(0.2)
+        await redis.delete(key)
+
+    finishing = asyncio.create_task(other_worker_finishes())
+    async with sync_lock(redis, harness.settings, wait=30) as acquired:
+        assert acquired is True
+        assert await redis.get(key) not in {None, b"another-worker"}
+    await finishing
+    assert await redis.get(key) is None

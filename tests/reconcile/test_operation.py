@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from openvle_core.db.enums import OperationState
 from openvle_core.db.session import transaction
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.operations.service import request_sync, run_operation
 from openvle_core.queue import InProcessQueue
+from openvle_core.reconcile.lock import sync_lock
 from openvle_core.runtime import Runtime
 from reconcile.conftest import Harness
 
@@ -43,3 +46,13 @@ async def test_a_failed_sync_fails_its_operation_with_the_reason(harness: Harnes
     assert (state, error_type) == (OperationState.FAILED, "SyncFailed")
     assert result is not None
     assert str(result["error"]).startswith("ProxmoxUnavailable")
+
+
+async def test_a_requested_sync_waits_for_a_running_one(harness: Harness) -> None:
+    async with sync_lock(None, harness.settings) as held:
+        assert held
+        waiting = asyncio.create_task(run_sync_operation(harness))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # still waiting for the lock
+    state, _, _ = await waiting
+    assert state == OperationState.SUCCEEDED

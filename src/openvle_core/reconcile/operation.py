@@ -1,7 +1,7 @@
 """The "sync" operation kind: `request_sync` + `run_operation` run `sync_cluster` on demand.
 
-A failed sync fails the operation with the result's reason; a successful one leaves the
-result's counts on the operation.
+It waits for a periodic sync that is running (the same lock), then syncs. A failed sync
+fails the operation with the result's reason; a successful one leaves its counts on it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.reconcile.errors import SyncFailed
+from openvle_core.reconcile.lock import lock_ttl, redis_for, sync_lock
 from openvle_core.reconcile.sync import sync_cluster
 
 if TYPE_CHECKING:
@@ -22,12 +23,19 @@ SYNC_KIND = "sync"
 @operation_kind(SYNC_KIND)
 async def run_sync(runtime: Runtime, op: Operation) -> None:
     """Sync now; the counts go to `op.result`, a failure raises `SyncFailed`."""
-    result = await sync_cluster(
-        sessions=runtime.sessions,
-        proxmox=runtime.proxmox,
-        snapshot=runtime.snapshot,
-        settings=runtime.settings,
-    )
+    settings = runtime.settings
+    async with (
+        redis_for(settings) as redis,
+        sync_lock(redis, settings, wait=lock_ttl(settings)) as acquired,
+    ):
+        if not acquired:
+            raise SyncFailed(f"another sync held the lock for over {lock_ttl(settings)} s")
+        result = await sync_cluster(
+            sessions=runtime.sessions,
+            proxmox=runtime.proxmox,
+            snapshot=runtime.snapshot,
+            settings=settings,
+        )
     op.result = result.as_dict()
     if not result.ok:
         raise SyncFailed(result.error or "sync failed")
