@@ -108,7 +108,8 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()
     finally:
-        await worker.close()
+        with contextlib.suppress(asyncio.CancelledError):  # close() gathers cancelled jobs
+            await worker.close()
 
 
 async def run_embedded(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:

@@ -32,7 +32,16 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def database_url(tmp_path: Path) -> str:
+    """A migrated SQLite file (the embedded default's database)."""
     url = sqlite_url(tmp_path)
+    await upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture
+async def mariadb_engine_url(mariadb_database_factory: Any) -> str:
+    """A fresh migrated MariaDB database (production's database)."""
+    url = str(await mariadb_database_factory("engine"))
     await upgrade_to_head(url)
     return url
 
@@ -61,17 +70,24 @@ async def arq_worker(settings: Settings) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        with contextlib.suppress(asyncio.CancelledError):  # close() gathers cancelled jobs
+            await worker.close()
 
 
 MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
 
 
-@pytest.fixture(params=["inprocess", "arq"])
-def make_runtime(request: pytest.FixtureRequest, sim: Simulator, database_url: str) -> MakeRuntime:
-    """Factory: `async with make_runtime(cloudinit={...}) as runtime:`."""
-    transport = str(request.param)
+@pytest.fixture(params=["inprocess-sqlite", "arq-mariadb"])
+def make_runtime(request: pytest.FixtureRequest, sim: Simulator) -> MakeRuntime:
+    """Factory: `async with make_runtime(cloudinit={...}) as runtime:`.
+
+    Two set-ups, the embedded default (in-process queue, SQLite) and production's (arq on
+    real Redis with an arq worker in this process, MariaDB): both transports, both DBs.
+    """
+    transport = str(request.param).split("-")[0]
     redis_url = str(request.getfixturevalue("redis_url")) if transport == "arq" else None
+    fixture = "database_url" if transport == "inprocess" else "mariadb_engine_url"
+    database_url = str(request.getfixturevalue(fixture))
 
     @contextlib.asynccontextmanager
     async def factory(**options: Any) -> AsyncIterator[Runtime]:
