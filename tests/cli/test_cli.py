@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from conftest import free_port
 from openvle_cli.main import main
 from openvle_core.db.session import create_engine, session_factory
 from openvle_core.nodes.repository import NodeRepository
@@ -106,3 +113,36 @@ def _node_names(url: str) -> list[str]:
             await engine.dispose()
 
     return asyncio.run(names())
+
+
+def test_api_serves_until_terminated(env: str, tmp_path: Path) -> None:
+    assert main(["migrate"]) == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openvle_cli.main", "api", "--port", str(port)],
+        env={**os.environ, "WORKER_PVE_PERIODIC_INTERVAL": "3600"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        body = _wait_for_json(f"http://127.0.0.1:{port}/health/live", proc)
+        assert body == {"status": "ok"}
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/api/v1/vms", timeout=5)
+        assert anonymous.status_code == 401
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM as its exit status
+    assert proc.returncode in {0, -signal.SIGTERM}, stderr.decode()
+    assert "Application shutdown complete." in stderr.decode()
+
+
+def _wait_for_json(url: str, proc: subprocess.Popen[bytes]) -> object:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(f"openvle api exited with {proc.returncode}")
+        try:
+            return httpx.get(url, timeout=1).json()
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("openvle api did not answer")
