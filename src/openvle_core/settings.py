@@ -167,6 +167,12 @@ class WorkerSettings(BaseSettings):
     full_clones_per_storage: int = Field(
         default=1, ge=1, description="Parallel full clones per non-shared storage."
     )
+    clones_per_storage: int = Field(
+        default=8, ge=1, description="Parallel clones per storage (linked or full)."
+    )
+    event_parallel_vms: int = Field(
+        default=32, ge=1, description="VMs one event deploy or archive works on at once."
+    )
     agent_ip_timeout: float = Field(
         default=120.0, gt=0, description="Seconds to wait for a VM's IPv4 via the guest agent."
     )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Runtime", "Operation"], Awaitable[None]]
 FailureHook = Callable[["Runtime", "Operation", BaseException], Awaitable[None]]
-KIND_MODULES = ("openvle_core.engine.kinds",)
+KIND_MODULES = ("openvle_core.engine.kinds", "openvle_core.events.kinds")
 OPTIONAL_KIND_MODULES = ("openvle_core.reconcile",)
 
 

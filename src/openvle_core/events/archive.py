@@ -1,0 +1,77 @@
+"""Operation kinds `event.archive` (the event) and `event.vm_archive` (one VM of it).
+
+Per VM, with the engine's own steps: HA resource removed (`ha_remove_vm`), a graceful
+shutdown that turns into a stop after `WORKER_SHUTDOWN_TIMEOUT` (`power_vm` with
+`force`), then the engine's delete (identity checked, destroyed with purge, addresses and
+vmid released, row deleted). Nothing is touched on Proxmox unless the vmid is in our pool
+and the VM there is confirmed ours. The event ends `archived` when every VM is gone; safe
+to run again (a VM already gone is simply skipped).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from openvle_core.db.enums import EventStatus, VmStatus
+from openvle_core.db.models import Operation
+from openvle_core.db.session import transaction
+from openvle_core.engine.delete import delete_operation
+from openvle_core.engine.ha import ha_remove_vm
+from openvle_core.engine.identity import pool_node
+from openvle_core.engine.power import db_status, power_vm, refresh_status
+from openvle_core.events.batch import ChildOutcome, done_vms, run_children
+from openvle_core.events.lifecycle import ARCHIVE_KIND, finish_event, mark_failed
+from openvle_core.events.limits import active_limits
+from openvle_core.operations.kinds import operation_kind
+from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+VM_KIND = "event.vm_archive"
+ARCHIVE_ROUNDS = 3
+
+
+async def event_vm_ids(runtime: Runtime, event_id: str) -> list[str]:
+    """Ids of the event's VMs still in the database."""
+    async with transaction(runtime.sessions) as session:
+        return [vm.id for vm in await VmRepository(session).for_event(event_id)]
+
+
+@operation_kind(ARCHIVE_KIND, on_failure=mark_failed)
+async def archive_event(runtime: Runtime, op: Operation) -> None:
+    """Archive the event `op.target_id` (see the module docstring)."""
+    assert op.target_id is not None
+    total = len(await event_vm_ids(runtime, op.target_id)) + len(await done_vms(runtime, op.id))
+    outcomes: list[ChildOutcome] = []
+    async with active_limits(runtime):
+        for _ in range(ARCHIVE_ROUNDS):
+            todo = await event_vm_ids(runtime, op.target_id)
+            if not todo:
+                break
+            done = total - len(todo)
+            outcomes = await run_children(runtime, op, VM_KIND, todo, {"force": True},
+                                          already_done=done, total=total)  # fmt: skip
+    await finish_event(runtime, op, outcomes, EventStatus.ARCHIVED, archived_vms=total)
+
+
+async def _vm_exists(runtime: Runtime, vm_id: str) -> bool:
+    async with transaction(runtime.sessions) as session:
+        return await VmRepository(session).get(vm_id) is not None
+
+
+@operation_kind(VM_KIND, on_failure=refresh_status)
+async def archive_vm(runtime: Runtime, op: Operation) -> None:
+    """One VM of an event: HA off, shut down (stop after the timeout), delete."""
+    assert op.target_id is not None
+    if not await _vm_exists(runtime, op.target_id):
+        return  # an earlier run deleted it
+    async with transaction(runtime.sessions) as session:
+        vm = await VmRepository(session).require(op.target_id)
+    node = await pool_node(runtime.proxmox, vm.vmid) if vm.vmid is not None else None
+    if node and vm.vmid is not None and not (op.result or {}).get("destroy_upid"):
+        await ha_remove_vm(runtime, vm.id)
+        state = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+        if state is VmStatus.RUNNING:
+            await power_vm(runtime, op, vm.id, "shutdown")
+    await delete_operation(runtime, op)

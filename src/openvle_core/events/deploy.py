@@ -1,0 +1,139 @@
+"""Operation kinds `event.deploy` (the event) and `event.vm_deploy` (one VM of it).
+
+The deploy makes the event's VM rows that are missing (one per participant per template,
+named by `naming`), then runs a child operation per VM that is not done yet, in rounds:
+a VM whose child failed for good gets a new child in the next round (`DEPLOY_ROUNDS`).
+The event ends `deployed` when every VM runs, else the operation fails naming each VM
+that did not and why. Running it again creates only what is missing.
+
+Per VM the engine's own steps run, each checked against Proxmox first and recorded:
+`vm.clone`'s handler (address, placement, clone with pool, the one config update with
+SMBIOS family = slug and cloud-init), then the start with IP detection (`power_vm`), then
+the HA resource (`ha_add_vm`). The clone waits for its node and storage slots (`limits`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openvle_core.db.enums import EventStatus, VmStatus
+from openvle_core.db.models import Event, Operation, Template, Vm
+from openvle_core.db.session import transaction
+from openvle_core.engine.ha import ha_add_vm
+from openvle_core.engine.identity import require_pool_node
+from openvle_core.engine.placing import place_clone
+from openvle_core.engine.power import power_vm
+from openvle_core.engine.records import load_vm, update_vm
+from openvle_core.engine.vm_clone import clone_failed, clone_operation
+from openvle_core.events.batch import ChildOutcome, done_vms, run_children
+from openvle_core.events.lifecycle import DEPLOY_KIND, finish_event, mark_failed
+from openvle_core.events.limits import active_limits, current_limits, template_disks
+from openvle_core.events.naming import plan_names
+from openvle_core.events.repository import EventRepository
+from openvle_core.operations.kinds import operation_kind
+from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+VM_KIND = "event.vm_deploy"
+DEPLOY_ROUNDS = 3
+
+
+async def ensure_vms(runtime: Runtime, event_id: str) -> list[str]:
+    """The ids of every VM the event wants, creating the missing rows (status cloning)."""
+    async with transaction(runtime.sessions) as session:
+        event = await EventRepository(session).require(event_id)
+        templates = await _templates(session, await EventRepository(session).template_ids(event_id))
+        rows = await VmRepository(session).for_event(event_id)
+        have = {(vm.participant, vm.template_id): vm for vm in rows}
+        taken = await _names_of_others(session, event)
+        pairs = [(t.id, t.name) for t in templates]
+        plan = plan_names(event.slug, event.id, event.participants, pairs, taken)
+        full = runtime.settings.vms.full_clone_default
+        new = [
+            Vm(name=p.name, template_id=p.template_id, event_id=event.id,
+               participant=p.participant, status=VmStatus.CLONING.value, full_clone=full)
+            for p in plan if (p.participant, p.template_id) not in have
+        ]  # fmt: skip
+        await VmRepository(session).add_many(new)
+        made = {(vm.participant, vm.template_id): vm.id for vm in new}
+        return [have[k].id if k in have else made[k] for k in
+                ((p.participant, p.template_id) for p in plan)]  # fmt: skip
+
+
+async def _templates(session: AsyncSession, template_ids: list[str]) -> list[Template]:
+    repo = TemplateRepository(session)
+    return [await repo.require(tid) for tid in template_ids]
+
+
+async def _names_of_others(session: AsyncSession, event: Event) -> set[str]:
+    """Names of other events' VMs that start like ours (a clash needs a suffix)."""
+    prefix = event.slug.replace("_", "-")
+    stmt = select(Vm.name).where(Vm.name.like(f"{prefix}-%"), Vm.event_id != event.id)
+    return set((await session.scalars(stmt)).all())
+
+
+@operation_kind(DEPLOY_KIND, on_failure=mark_failed)
+async def deploy_event(runtime: Runtime, op: Operation) -> None:
+    """Deploy the event `op.target_id` (see the module docstring)."""
+    assert op.target_id is not None
+    vm_ids = await ensure_vms(runtime, op.target_id)
+    outcomes: list[ChildOutcome] = []
+    async with active_limits(runtime) as limits:
+        for _ in range(DEPLOY_ROUNDS):
+            done = await done_vms(runtime, op.id)
+            todo = [vm for vm in vm_ids if vm not in done]
+            if not todo:
+                break
+            outcomes = await run_children(runtime, op, VM_KIND, todo, {"start": False},
+                                          already_done=len(done), total=len(vm_ids))  # fmt: skip
+        peaks = {":".join(k): v for k, v in limits.peak.items()}
+    await finish_event(runtime, op, outcomes, EventStatus.DEPLOYED, clone_slots_peak=peaks)
+
+
+async def _place(runtime: Runtime, vm: Vm, template: Template) -> str:
+    """The VM's node: kept if set, else chosen now (one placement at a time)."""
+    if vm.node is not None:
+        return vm.node
+    limits = current_limits(runtime)
+    assert limits is not None
+    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    async with limits.placing:
+        node = await place_clone(runtime, vm.id, template_node, disks.config)
+        await update_vm(runtime, vm.id, node=node, status=VmStatus.CLONING.value)
+    return node
+
+
+async def _clone_limited(runtime: Runtime, op: Operation, vm_id: str) -> None:
+    """The engine's clone-and-configure, inside the node and storage slots when limited."""
+    limits = current_limits(runtime)
+    if limits is None or (op.result or {}).get("cloned"):
+        await clone_operation(runtime, op)
+        return
+    vm = await load_vm(runtime, vm_id)
+    assert vm.template_id is not None
+    async with transaction(runtime.sessions) as session:
+        template = await TemplateRepository(session).require(vm.template_id)
+    node = await _place(runtime, vm, template)
+    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    async with limits.clone_slot(node, disks, vm.full_clone):
+        await clone_operation(runtime, op)
+
+
+@operation_kind(VM_KIND, on_failure=clone_failed)
+async def deploy_vm(runtime: Runtime, op: Operation) -> None:
+    """One VM of an event: clone + configure, start + IP, HA (each step idempotent)."""
+    assert op.target_id is not None
+    vm = await load_vm(runtime, op.target_id)
+    if vm.status == VmStatus.ERROR.value:
+        await update_vm(runtime, vm.id, status=VmStatus.CLONING.value)
+    await _clone_limited(runtime, op, vm.id)
+    await power_vm(runtime, op, vm.id, "start")
+    await ha_add_vm(runtime, vm.id)

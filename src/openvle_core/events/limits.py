@@ -1,0 +1,123 @@
+"""Concurrency limits of event work, shared by every deploy and archive of one process.
+
+Proxmox answers parallel clones with lock timeouts (the storage lock of a full clone, the
+config lock of a node), so a clone waits for a slot first: `WORKER_CLONES_PER_NODE` per
+target node, `WORKER_CLONES_PER_STORAGE` per storage it writes to, and for a full clone
+onto a non-shared storage `WORKER_FULL_CLONES_PER_STORAGE` per (storage, node). Slots are
+always taken in one global order (node, storages, full-clone storages), so two clones
+never wait for each other. `WORKER_EVENT_PARALLEL_VMS` bounds the VMs one event works on.
+
+The limits live while some event operation of this runtime runs (`active_limits`); a
+per-VM operation run on its own (recovered after a crash) finds none and is not limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from openvle_core.engine.placing import storages_of
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class TemplateDisks:
+    """Where a template's disks live: its node, config, storages and which are shared."""
+
+    node: str
+    config: VmConfig
+    storages: frozenset[str]
+    shared: frozenset[str]
+
+
+@dataclass
+class Limits:
+    """The semaphores of one process, created on first use per key."""
+
+    settings: WorkerSettings
+    placing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    templates: dict[int, TemplateDisks] = field(default_factory=dict)
+    _slots: dict[tuple[str, ...], asyncio.Semaphore] = field(default_factory=dict)
+    users: int = 0
+
+    holding: dict[tuple[str, ...], int] = field(default_factory=dict)
+    peak: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def size(self, key: tuple[str, ...]) -> int:
+        """How many holders the slot `key` admits."""
+        if key[0] == "node":
+            return self.settings.clones_per_node
+        if key[0] == "storage":
+            return self.settings.clones_per_storage
+        return self.settings.full_clones_per_storage
+
+    def _slot(self, key: tuple[str, ...]) -> asyncio.Semaphore:
+        if key not in self._slots:
+            self._slots[key] = asyncio.Semaphore(self.size(key))
+        return self._slots[key]
+
+    def clone_keys(self, node: str, disks: TemplateDisks, full: bool) -> list[tuple[str, ...]]:
+        """The slots a clone to `node` needs, in the global order."""
+        keys: list[tuple[str, ...]] = [("node", node)]
+        keys += [("storage", sid) for sid in sorted(disks.storages)]
+        if full:
+            keys += [("full", sid, node) for sid in sorted(disks.storages - disks.shared)]
+        return keys
+
+    @contextlib.asynccontextmanager
+    async def clone_slot(self, node: str, disks: TemplateDisks, full: bool) -> AsyncIterator[None]:
+        """Hold every slot a clone needs while the block runs (peaks kept for checks)."""
+        keys = self.clone_keys(node, disks, full)
+        async with contextlib.AsyncExitStack() as stack:
+            for key in keys:
+                await stack.enter_async_context(self._slot(key))
+            for key in keys:
+                self.holding[key] = self.holding.get(key, 0) + 1
+                self.peak[key] = max(self.peak.get(key, 0), self.holding[key])
+            try:
+                yield
+            finally:
+                for key in keys:
+                    self.holding[key] -= 1
+
+
+_ACTIVE: dict[int, Limits] = {}
+
+
+@contextlib.asynccontextmanager
+async def active_limits(runtime: Runtime) -> AsyncIterator[Limits]:
+    """The process's limits while the block runs (shared by concurrent event operations)."""
+    key = id(runtime)
+    limits = _ACTIVE.setdefault(key, Limits(runtime.settings.worker))
+    limits.users += 1
+    try:
+        yield limits
+    finally:
+        limits.users -= 1
+        if limits.users == 0:
+            _ACTIVE.pop(key, None)
+
+
+def current_limits(runtime: Runtime) -> Limits | None:
+    """The limits of a running event operation of this runtime, if any."""
+    return _ACTIVE.get(id(runtime))
+
+
+async def template_disks(runtime: Runtime, limits: Limits, vmid: int, node: str) -> TemplateDisks:
+    """A template's disks (read once per template while the limits live)."""
+    cached = limits.templates.get(vmid)
+    if cached is not None:
+        return cached
+    config = await runtime.proxmox.vm_config(node, vmid)
+    resources = await runtime.proxmox.cluster_resources("storage")
+    shared = frozenset(r.storage for r in resources if r.storage and r.shared)
+    disks = TemplateDisks(node, config, frozenset(storages_of(config)), shared)
+    limits.templates[vmid] = disks
+    return disks
