@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from openvle_cli import tokens
+from openvle_cli import demo, tokens
 from openvle_core import __version__
 from openvle_core.settings import ConfigError, Settings, load_settings
 
@@ -24,15 +24,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tokens.app, name="token")
+app.command("demo")(demo.command)
 
 
 def settings_or_exit() -> Settings:
     """The settings from the environment and .env; exit 2 with the problems otherwise."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(2) from None
+    from openvle_core.logging import setup_logging
+
+    setup_logging(settings)
+    return settings
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,99 @@
+"""`make demo`'s command end to end: start it, drive it with the printed token, stop it.
+
+The events deploy endpoint has not landed yet, so the test clones and starts two VMs
+through POST /vms (what a deploy does per participant) and waits until both run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+READY_TIMEOUT = 90.0
+
+
+def demo_command() -> list[str]:
+    """What `make demo` runs (`uv run --frozen openvle demo`), or the venv's script."""
+    uv = shutil.which("uv")
+    if uv is not None:
+        return [uv, "run", "--frozen", "openvle", "demo"]
+    return [str(Path(sys.executable).with_name("openvle")), "demo"]
+
+
+def read_ready_line(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Skip anything before the JSON line (uv may print), return it parsed."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"demo exited early ({proc.wait()}): {proc.stderr.read()}")  # type: ignore[union-attr]
+        if line.startswith("{"):
+            info: dict[str, Any] = json.loads(line)
+            return info
+    raise AssertionError("the demo printed no JSON line in time")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PYTHONUNBUFFERED": "1"}
+    args = [*demo_command(), "--port", "0", "--time-scale", "0", "--data-dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=Path(__file__).parents[2], start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield proc, read_ready_line(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_operation(client: httpx.Client, op_id: str) -> dict[str, Any]:
+    """Poll the operation until it finishes (bounded by the test timeout)."""
+    while True:
+        op: dict[str, Any] = client.get(f"/operations/{op_id}").json()
+        if op["state"] in {"succeeded", "failed"}:
+            return op
+        time.sleep(0.1)
+
+
+def test_demo_serves_clones_and_stops_cleanly(
+    demo: tuple[subprocess.Popen[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    proc, info = demo
+    assert set(info) == {"api_url", "docs_url", "admin_token", "pve_url"}
+    headers = {"Authorization": f"Bearer {info['admin_token']}"}
+    assert httpx.get(info["docs_url"]).status_code == 200
+    with httpx.Client(base_url=info["api_url"], headers=headers, timeout=10) as client:
+        templates = client.get("/templates").json()["items"]
+        assert {t["name"] for t in templates} >= {"debian-12-template", "ubuntu-2404-template"}
+        debian = next(t for t in templates if t["name"] == "debian-12-template")
+        ops = []
+        for n in (1, 2):
+            reply = client.post("/vms", json={"template_id": debian["id"], "name": f"demo-{n}",
+                                              "start": True})  # fmt: skip
+            assert reply.status_code == 202, reply.text
+            ops.append(reply.json())
+        finished = [wait_operation(client, op["id"]) for op in ops]
+        assert [op["state"] for op in finished] == ["succeeded", "succeeded"], finished
+        vms = [client.get(f"/vms/{op['target_id']}").json() for op in ops]
+        assert [vm["status"] for vm in vms] == ["running", "running"]
+        assert all(vm["vmid"] and vm["node"] for vm in vms)
+    proc.send_signal(signal.SIGTERM)  # uv forwards it to the demo
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+    assert (tmp_path / "openvle.sqlite3").exists()
