@@ -36,14 +36,19 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
-def build_http_client(
-    settings: ProxmoxSettings, *, max_connections: int = 20, keepalive: int = 10
-) -> httpx.AsyncClient:
-    """The process-wide AsyncClient for Proxmox: TLS per PVE_VERIFY_SSL, explicit timeouts."""
+def build_http_client(settings: ProxmoxSettings, *, max_connections: int = 20) -> httpx.AsyncClient:
+    """The process-wide AsyncClient for Proxmox: TLS per PVE_VERIFY_SSL, explicit timeouts.
+
+    Every connection may stay alive: httpcore 1.0 counts busy connections against the
+    keep-alive limit (encode/httpcore#1035), so a lower limit makes most requests beyond
+    it pay a fresh TLS handshake under load.
+    """
     return httpx.AsyncClient(
         verify=tls_verify(settings.verify_ssl),
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
     )
 
 
