@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from openvle_core.events.schedule import EVENTS_INTERVAL_S, events_tick
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations.lease import recover
 from openvle_core.runtime import Runtime
@@ -47,7 +48,8 @@ async def recover_tick(ctx: dict[str, Any]) -> int:
 
 
 def default_jobs(runtime: Runtime) -> list[PeriodicJob]:
-    """Recovery every lease, and the periodic sync if the reconciler is installed."""
+    """Recovery every lease, the periodic sync if the reconciler is installed, and the
+    event lifecycle (deploy at the start, archive after the end) every minute."""
     jobs = [PeriodicJob("recover", runtime.lease_seconds, recover_tick)]
     try:
         from openvle_worker.cron_sync import sync_tick
@@ -57,6 +59,7 @@ def default_jobs(runtime: Runtime) -> list[PeriodicJob]:
     else:
         interval = float(runtime.settings.worker.pve_periodic_interval)
         jobs.append(PeriodicJob("sync", interval, sync_tick))
+    jobs.append(PeriodicJob("events", EVENTS_INTERVAL_S, events_tick))
     return jobs
 
 

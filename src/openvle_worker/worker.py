@@ -17,6 +17,7 @@ from arq import cron, func
 from arq.cron import CronJob
 from arq.worker import Function, create_worker
 
+from openvle_core.events.schedule import EVENTS_JOB_NAME, events_tick
 from openvle_core.operations.lease import recover
 from openvle_core.operations.service import run_operation
 from openvle_core.queue.arq import JOB_FUNCTION, redis_settings
@@ -69,7 +70,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 
     recovery = cron(recover_tick, name="recover", second=set(range(0, 60, 10)), unique=True,
                     run_at_startup=False, max_tries=1)  # fmt: skip
-    return [recovery, sync_cron(settings)]
+    events = cron(events_tick, name=EVENTS_JOB_NAME, second=0, unique=True,
+                  run_at_startup=False, max_tries=1)  # fmt: skip
+    return [recovery, sync_cron(settings), events]
 
 
 def _settings_for_import() -> Settings | None:

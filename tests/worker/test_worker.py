@@ -27,7 +27,8 @@ def test_worker_registers_the_job_and_both_crons(tmp_path: Path) -> None:
         hostname, tokens, ca_file = "127.0.0.1:8006", {"openvle@pve!ci": "x"}, None
 
     settings = settings_for(FakeSim(), sqlite_url(tmp_path))  # type: ignore[arg-type]
-    assert sorted(job.name for job in cron_jobs(settings)) == ["recover", "sync_tick"]
+    names = sorted(job.name for job in cron_jobs(settings))
+    assert names == ["events_tick", "recover", "sync_tick"]
 
 
 async def test_embedded_scheduler_recovers_an_operation_whose_runner_died(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 EVENTS_JOB_NAME = "events_tick"
+EVENTS_INTERVAL_S = 60.0
 
 
 @dataclass
