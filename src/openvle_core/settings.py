@@ -52,7 +52,7 @@ class ProxmoxSettings(BaseSettings):
         default=4, ge=1, description="Tries per idempotent call on transient errors."
     )
     retry_total_time: float = Field(
-        default=20.0, gt=0, description="Time budget per call across its retries, s."
+        default=60.0, gt=0, description="Time budget per call across its retries, s."
     )
     agent_ignored_networks: list[ipaddress.IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("172.17.0.0/16")],
