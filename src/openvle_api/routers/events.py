@@ -1,4 +1,4 @@
-"""GET/POST /events, GET/PATCH/DELETE /events/{id} (deploy/archive come later)."""
+"""GET/POST /events, GET/PATCH/DELETE /events/{id}, POST /events/{id}/deploy|archive (202)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from openvle_api.accepted import MUTATION_ERRORS, accepted
 from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
 from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import EventIn, EventOut, EventPatch, Page, event_out
+from openvle_api.schemas import EventIn, EventOut, EventPatch, OperationOut, Page, event_out
 from openvle_core.db.enums import EventStatus
-from openvle_core.events import queries, service
+from openvle_core.events import lifecycle, queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
 
@@ -73,3 +74,31 @@ async def delete_event(event_id: str, uow: Uow, _: AdminAuth) -> Response:
     """Delete an event without VMs (archive a deployed one first)."""
     await service.delete_event(uow.session, event_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{event_id}/deploy",
+    name="deployEvent",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Deploy an event",
+)
+async def deploy_event(event_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
+    """Queue the deploy: one VM per participant per template, cloned into the pool, SMBIOS
+    set, started, IP read, HA added. Progress is VMs done / total; again = what is missing."""
+    op = await lifecycle.request_deploy(uow.session, event_id)
+    return accepted(uow, response, op)
+
+
+@router.post(
+    "/{event_id}/archive",
+    name="archiveEvent",
+    status_code=202,
+    responses=MUTATION_ERRORS,
+    summary="Archive an event",
+)
+async def archive_event(event_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
+    """Queue the archive: HA removed, VMs shut down (stopped after the timeout) and deleted,
+    addresses released, the event marked archived. Safe to repeat."""
+    op = await lifecycle.request_archive(uow.session, event_id)
+    return accepted(uow, response, op)
