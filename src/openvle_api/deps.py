@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -89,7 +89,7 @@ def _unauthorized(detail: str, error: str | None = None) -> ApiProblem:
     return ApiProblem(401, "unauthorized", detail, {"WWW-Authenticate": challenge})
 
 
-def require_scope(needed: TokenScope) -> object:
+def require_scope(needed: TokenScope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the bearer token and checks its scope."""
 
     async def dependency(

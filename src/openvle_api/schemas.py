@@ -15,6 +15,8 @@ from openvle_core.db.enums import (
     TokenScope,
     VmStatus,
 )
+from openvle_core.db.models import Operation
+from openvle_core.events.queries import EventView
 
 T = TypeVar("T")
 
@@ -263,7 +265,7 @@ class TokenOut(Schema):
     revoked_at: datetime | None
 
 
-def operation_out(op: Any) -> OperationOut:
+def operation_out(op: Operation) -> OperationOut:
     """The API view of an `Operation` row."""
     error = None
     if op.state == OperationState.FAILED.value or op.error_message:
@@ -286,7 +288,7 @@ def operation_out(op: Any) -> OperationOut:
     )
 
 
-def event_out(view: Any) -> EventOut:
+def event_out(view: EventView) -> EventOut:
     """The API view of an `EventView` (row plus template ids)."""
     e = view.event
     return EventOut(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -44,10 +45,10 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
 
 
-async def _guard(coro: object) -> Check:
+async def _guard(probe: Awaitable[object]) -> Check:
     """Run a probe with a timeout; any failure is the check's detail, not a 500."""
     try:
-        await asyncio.wait_for(coro, CHECK_TIMEOUT)  # type: ignore[arg-type]  # any awaitable
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)
     except Exception as exc:  # a probe reports every failure; that is its whole job
         return Check(ok=False, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
     return Check(ok=True)

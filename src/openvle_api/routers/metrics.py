@@ -6,6 +6,7 @@ import secrets
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
 from openvle_api.deps import RuntimeDep, read_sessions
 from openvle_api.errors import ApiProblem
@@ -36,10 +37,10 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _check_token(request: Request, expected: object) -> None:
+def _check_token(request: Request, expected: SecretStr | None) -> None:
     if expected is None:
         return
-    secret = expected.get_secret_value()  # type: ignore[attr-defined]  # SecretStr
+    secret = expected.get_secret_value()
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), secret.encode()):
