@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from openvle_cli import demo, tokens
+from openvle_cli import demo, doctor, tokens
 from openvle_core import __version__
 from openvle_core.settings import ConfigError, Settings, load_settings
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(tokens.app, name="token")
 app.command("demo")(demo.command)
+app.command("doctor")(doctor.command)
 
 
 def settings_or_exit() -> Settings:

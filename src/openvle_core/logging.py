@@ -186,6 +186,6 @@ def configure_logging(
     handler._openvle = True  # type: ignore[attr-defined]  # marks our handler for re-config
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -1,0 +1,62 @@
+"""`openvle doctor`: a table of OK / FAIL with the command that fixes each failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openvle_core.doctor import Check, DoctorReport, Status, run_doctor
+
+STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+
+
+def render(report: DoctorReport, console: Console) -> None:
+    """The report as a table, then a one-line verdict."""
+    table = Table(show_lines=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    table.add_column("fix", overflow="fold")
+    for check in report.checks:
+        table.add_row(
+            check.name,
+            f"[{STYLES[check.status]}]{check.status.value}[/]",
+            check.detail,
+            "\n".join(check.fix),
+            end_section=False,
+        )
+    console.print(table)
+    failed = [c.name for c in report.checks if c.status is Status.FAIL]
+    console.print("all checks passed" if not failed else f"FAILED: {', '.join(failed)}",
+                  markup=False)  # fmt: skip
+
+
+def command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check settings, database, Redis, MongoDB and Proxmox (TLS, token, pool, privileges).
+
+    Each failure comes with the exact command that fixes it (`pveum ...` on a node);
+    the exit status is 1 when any check failed.
+    """
+    from openvle_cli.main import settings_or_exit
+    from openvle_core.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        report = DoctorReport([Check("settings", Status.FAIL, exc.message)])
+    else:
+        settings = settings_or_exit()
+        report = asyncio.run(run_doctor(settings))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        render(report, Console(width=160 if not Console().is_terminal else None))
+    if not report.ok:
+        raise typer.Exit(1)
