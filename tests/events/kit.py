@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.kit import POOL, add_template, wait_op
-from openvle_core.db.models import Event, IpAllocation, Operation, Vm
+from openvle_core.db.models import Event, IpAllocation, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import lifecycle, service
 from openvle_core.runtime import Runtime
@@ -28,7 +28,7 @@ async def make_event(
     **times: datetime,
 ) -> str:
     """A scheduled event over the given seeded templates; returns its id."""
-    ids = [await add_template(runtime, *t) for t in templates]
+    ids = [await template_id(runtime, *t) for t in templates]
     start = times.get("starts_at", datetime.now(UTC) + timedelta(days=1))
     end = times.get("ends_at", start + timedelta(hours=8))
     async with transaction(runtime.sessions) as session:
@@ -37,6 +37,13 @@ async def make_event(
             participants=participants, template_ids=ids,
         )  # fmt: skip
         return view.event.id
+
+
+async def template_id(runtime: Runtime, vmid: int, name: str, node: str) -> str:
+    """The template row of a seeded PVE template, made on first use."""
+    async with transaction(runtime.sessions) as session:
+        found = await session.scalar(select(Template.id).where(Template.vmid == vmid))
+    return found or await add_template(runtime, vmid, name, node)
 
 
 async def request(runtime: Runtime, action: str, event_id: str) -> Operation:

@@ -93,6 +93,7 @@ async def finish_event(
     failed = [o for o in outcomes if not o.succeeded]
     names = await _names(runtime, [o.vm_id for o in failed])
     listed = [{"vm_id": o.vm_id, "name": names.get(o.vm_id), "error": o.error} for o in failed]
+    listed.sort(key=lambda f: str(f["name"] or f["vm_id"]))
     await checkpoint(runtime, op, failed=listed, **result)
     if failed:
         what = "deploy" if op.kind == DEPLOY_KIND else "archive"

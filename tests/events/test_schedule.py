@@ -1,0 +1,67 @@
+"""The lifecycle cron: deploy at the start (minus the lead time), archive after the end
+plus the transition period; exactly once when several workers tick at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.kit import wait_op
+from events.conftest import MakeRuntime, runtime_factory
+from events.kit import DEBIAN, event_row, make_event, pool_guests
+from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.events.schedule import events_tick, run_schedule
+from openvle_pvesim import Simulator
+
+LEAD = {"event_lead_time": 900, "event_transition_period": 600}
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+async def workers(
+    request: pytest.FixtureRequest,
+    sim: Simulator,
+    database_url: str,
+    mariadb_database_factory: Any,
+) -> MakeRuntime:
+    """Runtimes sharing one database, as separate workers would (in-process queues)."""
+    if request.param == "sqlite":
+        return runtime_factory(sim, database_url, None)
+    url = str(await mariadb_database_factory("events"))
+    await upgrade_to_head(url)
+    return runtime_factory(sim, url, None)
+
+
+async def test_two_workers_deploy_and_archive_each_due_event_once(
+    workers: MakeRuntime, sim: Simulator
+) -> None:
+    now = datetime.now(UTC)
+    async with workers(worker=LEAD) as one, workers(worker=LEAD) as two:
+        started = await make_event(one, "start", 1, (DEBIAN,), starts_at=now - timedelta(minutes=1))
+        soon = await make_event(one, "soon", 1, (DEBIAN,), starts_at=now + timedelta(minutes=10))
+        later = await make_event(one, "later", 1, (DEBIAN,), starts_at=now + timedelta(hours=1))
+        ended = await make_event(one, "ended", 1, (DEBIAN,), starts_at=now - timedelta(hours=3),
+                                 ends_at=now - timedelta(minutes=11))  # fmt: skip
+        fresh = await make_event(one, "fresh", 1, (DEBIAN,), starts_at=now - timedelta(hours=3),
+                                 ends_at=now - timedelta(minutes=9))  # fmt: skip
+
+        first, second = await asyncio.gather(run_schedule(one), run_schedule(two))
+
+        deploys = {**first.deploys, **second.deploys}
+        archives = {**first.archives, **second.archives}
+        assert sorted(deploys) == sorted([started, soon])
+        assert len(first.deploys) + len(second.deploys) == 2
+        assert list(archives) == [ended]
+        assert len(first.archives) + len(second.archives) == 1
+        for op_id in [*deploys.values(), *archives.values()]:
+            assert (await wait_op(one, op_id)).state == "succeeded"
+        assert (await event_row(one, later)).status == "scheduled"
+        assert (await event_row(one, fresh)).status == "scheduled"
+        assert (await event_row(one, ended)).status == "archived"
+        assert len(pool_guests(sim)) == 2
+
+        again: Any = await events_tick({"runtime": two})
+
+        assert again == {"deploys": {}, "archives": {}, "skipped": []}
