@@ -6,10 +6,14 @@ from the current config are sent, so a re-run after a crash sends nothing twice.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
 from openvle_core.db.session import transaction
+from openvle_core.engine.dbretry import in_transaction
 from openvle_core.events.repository import EventRepository
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
@@ -60,6 +64,15 @@ def cloudinit_options(settings: Settings, config: VmConfig, address: str) -> dic
     return options
 
 
+async def allocate_address(runtime: Runtime, vm_id: str) -> IPv4Address:
+    """The VM's cloud-init address (its own if it has one), in a retried transaction."""
+
+    async def allocate(session: AsyncSession) -> IPv4Address:
+        return await allocate_ip(session, runtime.settings.cloudinit, vm_id)
+
+    return await in_transaction(runtime.sessions, allocate)
+
+
 async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
     """Apply our config in one update; returns the cloud-init address, if any."""
     assert vm.vmid is not None
@@ -70,8 +83,7 @@ async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
         options.update(smbios_options(settings, config, vm, await event_slug(runtime, vm.event_id)))
     address: str | None = None
     if settings.cloudinit.enabled:
-        async with transaction(runtime.sessions) as session:
-            address = str(await allocate_ip(session, settings.cloudinit, vm.id))
+        address = str(await allocate_address(runtime, vm.id))
         options.update(cloudinit_options(settings, config, address))
     if options:
         await runtime.proxmox.update_vm_config(node, vm.vmid, options, digest=config.digest)

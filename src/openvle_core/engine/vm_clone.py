@@ -14,12 +14,11 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.engine import vmids
 from openvle_core.engine.cloning import CloneSpec, clone_guest
-from openvle_core.engine.configure import configure_clone
+from openvle_core.engine.configure import allocate_address, configure_clone
 from openvle_core.engine.identity import pool_node, require_pool_node
 from openvle_core.engine.placing import place_clone
 from openvle_core.engine.power import db_status, power_vm
 from openvle_core.engine.records import checkpoint, load_vm, update_vm
-from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.templates.repository import TemplateRepository
 
@@ -30,8 +29,7 @@ if TYPE_CHECKING:
 async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
     """Cloud-init on: claim the VM's address before cloning (idempotent)."""
     if runtime.settings.cloudinit.enabled:
-        async with transaction(runtime.sessions) as session:
-            address = await allocate_ip(session, runtime.settings.cloudinit, vm_id)
+        address = await allocate_address(runtime, vm_id)
         await update_vm(runtime, vm_id, ipv4=str(address))
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.session import transaction
+from openvle_core.engine.dbretry import in_transaction
 from openvle_core.engine.errors import VmidCollisions
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vmids.repository import VmidReservationRepository
@@ -28,16 +29,23 @@ async def reserve(
     runtime: Runtime, *, vm_id: str | None, op_id: str, avoid: frozenset[int] = frozenset()
 ) -> int:
     """Reserve the first free vmid at or after Proxmox's hint, skipping `avoid` (lost ids)."""
-    candidate = await runtime.proxmox.next_vmid()
-    async with transaction(runtime.sessions) as session:
+    hint = await runtime.proxmox.next_vmid()
+
+    async def claim(session: AsyncSession) -> int | None:
         reservations = VmidReservationRepository(session)
         reserved = await reservations.reserved()
+        candidate = hint
         for _ in range(SCAN_LIMIT):
             free = candidate not in reserved and candidate not in avoid
             free = free and not await _in_use(session, candidate)
             if free and await reservations.try_reserve(candidate, vm_id=vm_id, operation_id=op_id):
                 return candidate
             candidate += 1
+        return None
+
+    vmid = await in_transaction(runtime.sessions, claim)
+    if vmid is not None:
+        return vmid
     raise VmidCollisions(f"no free vmid found in {SCAN_LIMIT} ids after the nextid hint")
 
 

@@ -17,11 +17,13 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
+from openvle_core.engine.dbretry import in_transaction
 from openvle_core.operations.repository import OperationRepository
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ class Claim(Enum):
 
 async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
     """Take the operation for this process if nobody else runs it."""
-    async with transaction(runtime.sessions) as session:
+
+    async def take(session: AsyncSession) -> tuple[Claim, Operation | None]:
         stmt = select(Operation).where(Operation.id == op_id).with_for_update()
         op = await session.scalar(stmt)
         if op is None or op.state in {OperationState.SUCCEEDED, OperationState.FAILED}:
@@ -52,6 +55,8 @@ async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
         await repo.mark_running(op)
         op.updated_at = utcnow()
         return Claim.TAKEN, op
+
+    return await in_transaction(runtime.sessions, take)
 
 
 async def touch(runtime: Runtime, op_id: str) -> None:
