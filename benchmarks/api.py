@@ -7,6 +7,7 @@ from the same app and server. A small keep-alive HTTP/1.1 load generator (raw as
 streams, so the client costs little CPU) keeps BENCH_CONCURRENCY requests in flight
 for BENCH_SECONDS per measurement; the three targets alternate for BENCH_ROUNDS rounds
 after a warm-up and the median round is reported. Every response must be 200.
+BENCH_DATABASE_URL runs it on another (empty) database, e.g. MariaDB.
 Prints progress lines, then one JSON line: vm_rps, vm_p99_ms, list_rps, list_p99_ms,
 bare_rps, bare_p99_ms, vm_vs_bare.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 VMS = int(os.environ.get("BENCH_VMS", "10000"))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL")  # an empty database; default: SQLite
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
@@ -173,7 +175,7 @@ def main() -> None:
         serve(int(sys.argv[2]))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        url = DATABASE_URL or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
         vm_id, token = asyncio.run(prepare(url))
         print(f"database ready: {VMS} VMs", flush=True)
         port = free_port()

@@ -69,7 +69,8 @@ async def get_uow(request: Request, runtime: RuntimeDep) -> AsyncIterator[UnitOf
         except BaseException:
             await session.rollback()
             raise
-        await session.commit()
+        if not uow.read_only:  # a read-only session has nothing to commit; close ends it
+            await session.commit()
     for op_id in uow.to_enqueue:
         await runtime.queue.enqueue(op_id)
 
