@@ -19,6 +19,7 @@ from engine.kit import (
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import ChangelogEntry, Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
+from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
 from openvle_core.smbios import parse_smbios1
 from openvle_core.vms.service import request_clone
@@ -173,3 +174,29 @@ async def test_synchronous_collision_leaves_the_other_vm_alone(
     assert (done.result or {})["collisions"] == [200]
     assert sim.cluster.vms[200].config == before
     assert sim.cluster.pool_of(200) == "Other-Team"
+
+
+async def test_placement_counts_clones_still_in_flight(runtime: Runtime, sim: Simulator) -> None:
+    """Twelve 2-core clones already placed on pve1 (not yet in PVE's stats) make pve3,
+    the next least loaded node, the better choice."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    async with transaction(runtime.sessions) as session:
+        session.add_all(
+            Vm(name=f"inflight-{n}", node="pve1", status="cloning", template_id=template_id)
+            for n in range(12)
+        )
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id))
+    assert op.state == "succeeded", op.error_message
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None
+    assert vm.node == "pve3"
+
+
+async def test_failures_are_counted_in_metrics(runtime: Runtime, sim: Simulator) -> None:
+    labels = {"kind": "vm.clone", "state": "failed"}
+    before = REGISTRY.get_sample_value("openvle_operations_total", labels) or 0.0
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    sim.faults.add("task_fail", "qmclone", n=1)
+    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id))
+    assert op.state == "failed"
+    assert REGISTRY.get_sample_value("openvle_operations_total", labels) == before + 1

@@ -8,7 +8,7 @@ from engine.conftest import MakeRuntime
 from engine.kit import SHARED_TEMPLATE, add_template, get_vm, run, submit, wait_op
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
-from openvle_core.engine.ha import ha_add_vm
+from openvle_core.engine.ha import ha_add_vm, ha_remove_vm
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_delete, request_power
@@ -164,3 +164,20 @@ async def test_retries_stop_at_worker_max_retry(make_runtime: MakeRuntime, sim: 
         assert op.attempts == 3
         assert op.error_type == "ProxmoxTaskFailed"
         assert (op.error_message or "").startswith("gave up after 3 attempts")
+
+
+async def test_ha_helpers_are_idempotent_and_follow_the_setting(
+    make_runtime: MakeRuntime, sim: Simulator
+) -> None:
+    async with make_runtime() as runtime:
+        vm = await clone(runtime)
+        assert await ha_add_vm(runtime, vm.id)
+        assert await ha_add_vm(runtime, vm.id)  # already there: no second POST, no error
+        assert list(sim.cluster.ha) == [vm.vmid]
+        assert await ha_remove_vm(runtime, vm.id)
+        assert not await ha_remove_vm(runtime, vm.id)
+        assert vm.vmid not in sim.cluster.ha
+        assert not (await get_vm(runtime, vm.id)).ha_managed  # type: ignore[union-attr]
+    async with make_runtime(vms={"ha_enabled": False}) as runtime:
+        assert not await ha_add_vm(runtime, vm.id)
+        assert vm.vmid not in sim.cluster.ha
