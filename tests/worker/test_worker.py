@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from openvle_core.runtime import open_runtime
 from openvle_core.scheduler import PeriodicJob, recover_tick, scheduler
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import run_simulator
-from openvle_worker.worker import WorkerSettings, cron_jobs
+from openvle_worker.worker import WorkerSettings, cron_jobs, run_worker
 
 
 def test_worker_registers_the_job_and_both_crons(tmp_path: Path) -> None:
@@ -55,3 +57,27 @@ async def test_embedded_scheduler_recovers_an_operation_whose_runner_died(
             assert finished.state == "succeeded", finished.error_message
             assert finished.attempts == 2
             assert (await get_vm(runtime, vm_id)).status == "running"  # type: ignore[union-attr]
+
+
+async def test_run_worker_without_redis_runs_the_embedded_loop(tmp_path: Path) -> None:
+    """No REDIS_URL: in-process queue and scheduler; queued work left from before the
+    start (e.g. by an API that crashed before enqueueing) is picked up."""
+    url = sqlite_url(tmp_path)
+    await upgrade_to_head(url)
+    async with run_simulator(version="9.1", time_scale=0.01) as sim:
+        settings = settings_for(sim, url)
+        async with open_runtime(settings, in_process=True) as runtime:
+            template_id = await add_template(runtime, *SHARED_TEMPLATE)
+            async with transaction(runtime.sessions) as session:
+                op = await request_clone(session, settings, template_id=template_id)
+                await session.flush()
+                op.updated_at = utcnow() - timedelta(seconds=60)  # never enqueued
+            worker = asyncio.create_task(run_worker(settings, lease_seconds=0.5))
+            try:
+                finished = await wait_op(runtime, op.id, timeout=30)
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            assert finished.state == "succeeded", finished.error_message
+            assert finished.attempts == 1
