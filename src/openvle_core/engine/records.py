@@ -12,6 +12,7 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource
 from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
+from openvle_core.logging import bind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
@@ -25,6 +26,8 @@ TRACKED_TEMPLATE_FIELDS = ("status", "node", "name")
 
 async def checkpoint(runtime: Runtime, op: Operation, **values: Any) -> None:
     """Merge `values` into the operation's `result` (its step record) and commit."""
+    if values.get("vmid") is not None:
+        bind(vmid=values["vmid"])  # later log lines of this operation name the VM
     async with transaction(runtime.sessions) as session:
         row = await OperationRepository(session).require(op.id)
         row.result = {**(row.result or {}), **values}
@@ -47,6 +50,8 @@ async def load_vm(runtime: Runtime, vm_id: str) -> Vm:
 
 async def update_vm(runtime: Runtime, vm_id: str, **fields: Any) -> Vm:
     """Set VM columns; every changed status/node/ipv4/vmid goes to the changelog."""
+    if fields.get("vmid") is not None:
+        bind(vmid=fields["vmid"])
     async with transaction(runtime.sessions) as session:
         vm = await VmRepository(session).require(vm_id)
         changes = _apply(vm, "vm", vm_id, fields, TRACKED_VM_FIELDS)

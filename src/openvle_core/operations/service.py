@@ -20,6 +20,7 @@ from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.engine.retry import backoff, is_transient
 from openvle_core.errors import OpenVLEError
+from openvle_core.logging import bind, log_context
 from openvle_core.metrics import OPERATION_RETRIES, OPERATION_SECONDS, OPERATIONS
 from openvle_core.operations import lease
 from openvle_core.operations.kinds import KindSpec, kind_spec, operation_kind
@@ -40,10 +41,16 @@ async def request_sync(session: AsyncSession) -> Operation:
 
 async def run_operation(runtime: Runtime, op_id: str) -> None:
     """Do the work of one operation row (see the module docstring)."""
+    with log_context(operation_id=op_id):  # every log line of the run carries the id
+        await _run_operation(runtime, op_id)
+
+
+async def _run_operation(runtime: Runtime, op_id: str) -> None:
     outcome, op = await lease.claim(runtime, op_id)
     if outcome is not lease.Claim.TAKEN or op is None:
         log.debug("operation %s not run: %s", op_id, outcome.value)
         return
+    bind(kind=op.kind)
     spec = kind_spec(op.kind)
     async with lease.heartbeat(runtime, op.id):
         if spec is None:
