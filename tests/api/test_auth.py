@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from api.conftest import Api, Backend, open_api
-from openvle_core.tokens.service import authenticate, revoke_token
+from openvle_core.db.enums import TokenScope
+from openvle_core.db.types import utcnow
+from openvle_core.tokens.service import authenticate, create_token, revoke_token
 from openvle_pvesim import Simulator
 
 MISSING = "0193a5a0-0000-7000-8000-000000000000"
@@ -98,3 +101,12 @@ async def test_health_is_open(api: Api) -> None:
     assert body["ready"] is True
     assert set(body["checks"]) == {"database", "queue", "snapshot"}
     assert body["proxmox"]["ok"] is True
+
+
+async def test_expired_tokens_are_refused(backend: Backend, sim: Simulator) -> None:
+    async with open_api(backend, sim) as api:
+        async with api.runtime.sessions() as session, session.begin():
+            row, plain = await create_token(session, "soon", TokenScope.ADMIN)
+            row.expires_at = utcnow() - timedelta(seconds=1)  # as if its time had come
+        got = await api.client.get("/api/v1/nodes", headers={"Authorization": f"Bearer {plain}"})
+        assert got.status_code == 401

@@ -106,3 +106,13 @@ async def test_patch_slug_clash(api: Api) -> None:
     )
     assert got.status_code == 409
     assert got.json()["type"] == "urn:openvle:problem:slug_taken"
+
+
+async def test_times_need_a_timezone(api: Api) -> None:
+    (t1,) = await _templates(api, 9405)
+    body = event_body([t1], slug="naive1", starts_at="2030-03-01T09:00:00")
+    got = await api.client.post("/api/v1/events", json=body, headers=api.auth())
+    assert got.status_code == 422
+    assert got.json()["errors"] == [
+        {"loc": ["body", "starts_at"], "msg": "times need a timezone (e.g. 2026-03-01T09:00:00Z)"}
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from api.conftest import Api
 from api.kit import change, node, seed, template, vm
 from openvle_core.db.models import Template
@@ -59,3 +61,13 @@ async def test_templates_and_changelog(api: Api) -> None:
     )
     items = page.json()["items"]
     assert [(i["old"], i["new"], i["source"]) for i in items] == [("running", "stopped", "sync")]
+
+
+async def test_changelog_since_and_entity_filters(api: Api) -> None:
+    early, late = change("since-vm", "a", "b"), change("since-vm", "b", "c")
+    early.time = datetime(2020, 1, 1, tzinfo=UTC)
+    late.time = datetime(2030, 1, 1, tzinfo=UTC)
+    await seed(api.runtime.sessions, early, late, change("other-vm", "x", "y"))
+    params = {"entity": "vm", "entity_id": "since-vm", "since": "2025-01-01T00:00:00Z"}
+    got = await api.client.get("/api/v1/changelog", params=params, headers=api.auth("read"))
+    assert [(i["old"], i["new"]) for i in got.json()["items"]] == [("b", "c")]

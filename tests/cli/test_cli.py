@@ -146,3 +146,9 @@ def _wait_for_json(url: str, proc: subprocess.Popen[bytes]) -> object:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError("openvle api did not answer")
+
+
+def test_token_names_are_checked(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert main(["token", "create", " "]) == 1
+    assert "a token name is 1-64 characters" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.models import ApiToken
+from openvle_core.db.types import utcnow
+from openvle_core.tokens.errors import InvalidTokenRequest
 from openvle_core.tokens.repository import ApiTokenRepository
 
 SCOPE_RANK = {TokenScope.READ: 0, TokenScope.OPERATE: 1, TokenScope.ADMIN: 2}
@@ -27,7 +29,9 @@ async def create_token(
 ) -> tuple[ApiToken, str]:
     """Stage a new token; returns the row and the plain secret (never stored, show once)."""
     if not name.strip() or len(name) > 64:
-        raise ValueError("a token name is 1-64 characters")
+        raise InvalidTokenRequest("a token name is 1-64 characters")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidTokenRequest("the expiry must be in the future")
     return await ApiTokenRepository(session).create(name, scope, expires_at=expires_at)
 
 
