@@ -200,3 +200,23 @@ async def test_failures_are_counted_in_metrics(runtime: Runtime, sim: Simulator)
     op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id))
     assert op.state == "failed"
     assert REGISTRY.get_sample_value("openvle_operations_total", labels) == before + 1
+
+
+async def test_a_vanished_clone_task_is_checked_and_redone(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """A recorded UPID that Proxmox no longer knows: check the pool, then clone again."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    ghost = "UPID:pve1:00001234:00005678:6750A0B0:qmclone:9000:openvle@pve!ci:"
+    async with transaction(runtime.sessions) as session:
+        op = await request_clone(session, runtime.settings, template_id=template_id)
+        vm = await session.get(Vm, str(op.target_id))
+        assert vm is not None
+        vm.vmid, vm.node = 4000, "pve1"
+        session.add(VmidReservation(vmid=4000, vm_id=vm.id, operation_id=op.id))
+        op.result = {"clone_upid": ghost, "clone_vmid": 4000}
+    await runtime.queue.enqueue(op.id)
+    done = await wait_op(runtime, op.id)
+    assert done.state == "succeeded", done.error_message
+    assert done.attempts == 2
+    assert pool_vms(sim)[4000] == vm.name

@@ -19,7 +19,8 @@ from openvle_core.engine import vmids
 from openvle_core.engine.errors import VmidCollisions
 from openvle_core.engine.identity import is_ours, pool_node, require_pool_node
 from openvle_core.engine.records import add_upid, checkpoint
-from openvle_core.proxmox import ProxmoxConflict, ProxmoxTaskFailed
+from openvle_core.engine.retry import TransientStep
+from openvle_core.proxmox import ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -77,6 +78,9 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
         await add_upid(runtime, op, upid)
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
+    except ProxmoxNotFound as exc:  # the task is unknown (node reinstalled, log rotated)
+        await checkpoint(runtime, op, clone_upid=None)
+        raise TransientStep(f"clone task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed as exc:
         await checkpoint(runtime, op, clone_upid=None)
         if vmids.is_collision(exc.exitstatus, vmid):

@@ -18,9 +18,10 @@ from openvle_core.engine.ha import ha_remove_vmid
 from openvle_core.engine.identity import confirm, pool_node
 from openvle_core.engine.power import refresh_status
 from openvle_core.engine.records import add_upid, checkpoint, update_vm
+from openvle_core.engine.retry import TransientStep
 from openvle_core.ipam.allocator import release_ips
 from openvle_core.operations.kinds import operation_kind
-from openvle_core.proxmox import OutsidePool, ProxmoxTaskFailed
+from openvle_core.proxmox import OutsidePool, ProxmoxNotFound, ProxmoxTaskFailed
 from openvle_core.vmids.repository import VmidReservationRepository
 from openvle_core.vms.repository import VmRepository
 
@@ -63,6 +64,9 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
         await add_upid(runtime, op, upid)
     try:
         await pve.wait_task(upid, DESTROY_TIMEOUT)
+    except ProxmoxNotFound as exc:  # the task is unknown: look at the VM again
+        await checkpoint(runtime, op, destroy_upid=None)
+        raise TransientStep(f"destroy task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed:
         await checkpoint(runtime, op, destroy_upid=None)
         raise
@@ -90,5 +94,8 @@ async def delete_operation(runtime: Runtime, op: Operation) -> None:
     await checkpoint(runtime, op, deleted_vmid=vm.vmid)
 
 
-# A VM in these states may legitimately be absent from Proxmox (never made, or gone).
-_GONE = frozenset({VmStatus.MISSING.value, VmStatus.ERROR.value, VmStatus.CLONING.value})
+# A VM in these states may legitimately be absent from Proxmox (never made, gone, or
+# destroyed by an earlier run of this delete: `deleting` is set just before destroying).
+_GONE = frozenset(
+    {VmStatus.MISSING.value, VmStatus.ERROR.value, VmStatus.CLONING.value, VmStatus.DELETING.value}
+)
