@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from arq.constants import default_queue_name
+
 from api.conftest import Api, Backend, open_api
+from openvle_core.queue import ArqQueue
 from openvle_pvesim import Simulator
 
 
@@ -63,3 +66,12 @@ async def test_docs_pages_use_local_assets(api: Api) -> None:
         script = await api.client.get(f"/docs/static/{asset}")
         assert script.status_code == 200
         assert len(script.content) > 100_000
+
+
+async def test_metrics_queue_depth(api: Api) -> None:
+    text = (await api.client.get("/metrics")).text
+    lines = [line for line in text.splitlines() if line.startswith("openvle_queue_depth ")]
+    assert len(lines) == 1
+    if isinstance(api.runtime.queue, ArqQueue):  # read from Redis at scrape time
+        waiting = await api.runtime.queue.pool.zcard(default_queue_name)
+        assert float(lines[0].split()[1]) == waiting
