@@ -52,19 +52,38 @@ def root(ctx: typer.Context) -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Default: API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: API_PORT.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, envvar="API_WORKERS", help="uvicorn processes (>1 needs REDIS_URL)."),
+    ] = 1,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(envvar="API_PROXY_HEADERS", help="Trust X-Forwarded-For/-Proto."),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            envvar="API_FORWARDED_ALLOW_IPS",
+            help="Proxies whose forwarded headers are trusted: IPs, networks, or *.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the REST API (with no REDIS_URL, operations run in this process too)."""
-    import uvicorn
-
-    from openvle_api.app import create_app
+    from openvle_cli.serve import serve_api
 
     settings = settings_or_exit()
-    uvicorn.run(
-        create_app(settings),
+    if workers > 1 and settings.redis.url is None:
+        typer.echo(
+            "--workers > 1 needs REDIS_URL (the embedded queue runs in one process)", err=True
+        )
+        raise typer.Exit(2)
+    serve_api(
+        settings,
         host=host or settings.api.host,
         port=port or settings.api.port,
-        log_level=settings.log.level.lower(),
-        timeout_graceful_shutdown=5,
+        workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 

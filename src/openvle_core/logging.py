@@ -40,6 +40,7 @@ _PATTERNS = (
     ),
 )
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_HIDDEN = {"context", "color_message"}  # uvicorn adds an ANSI-coloured copy of the message
 
 
 @contextlib.contextmanager
@@ -141,7 +142,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key: value
         for key, value in vars(record).items()
-        if key not in _STANDARD_ATTRS and key != "context" and not key.startswith("_")
+        if key not in _STANDARD_ATTRS and key not in _HIDDEN and not key.startswith("_")
     }
 
 
