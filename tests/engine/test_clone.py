@@ -220,3 +220,30 @@ async def test_a_vanished_clone_task_is_checked_and_redone(
     assert done.state == "succeeded", done.error_message
     assert done.attempts == 2
     assert pool_vms(sim)[4000] == vm.name
+
+
+async def test_a_clone_started_just_before_a_crash_is_not_made_twice(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """The earlier run died after Proxmox accepted the clone but before the UPID was
+    recorded: the re-run's own clone collides with it, and it waits for that clone."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    async with transaction(runtime.sessions) as session:
+        op = await request_clone(session, runtime.settings, template_id=template_id)
+        vm = await session.get(Vm, str(op.target_id))
+        assert vm is not None
+        vm.vmid, vm.node = 4100, "pve1"
+        session.add(VmidReservation(vmid=4100, vm_id=vm.id, operation_id=op.id))
+        op.result = {"clone_intent": 4100}
+    sim.cluster.tasks.gate.clear()
+    await runtime.proxmox.start_clone("pve1", 9000, 4100, name=vm.name)  # the dead run's
+    await runtime.queue.enqueue(op.id)
+    await asyncio.sleep(0.3)  # let the re-run post its own clone while both are held
+    sim.cluster.tasks.gate.set()
+    done = await wait_op(runtime, op.id)
+    assert done.state == "succeeded", done.error_message
+    ours = {vmid: name for vmid, name in pool_vms(sim).items() if name == vm.name}
+    assert ours == {4100: vm.name}  # exactly one clone, at the recorded vmid
+    assert (done.result or {}).get("collisions") is None
+    assert len(done.upids) == 1
+    assert (done.result or {})["clone_upid"] is None  # ours lost the flock to the dead run's

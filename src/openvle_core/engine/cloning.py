@@ -3,13 +3,17 @@
 Before each step Proxmox is asked first: a vmid already in our pool and confirmed ours
 means an earlier run finished the clone; a recorded UPID is waited for instead of cloning
 again. A collision (another client took the vmid: synchronous `already exists`, or the
-task failing on the new id's config lock/file) releases the reservation and moves on to a
-higher id; the other client's VM is never touched. Any other task failure removes what is
-left of our half-made VM (identity confirmed) and is raised for the retry policy.
+task failing on the new id's config lock/file) releases the reservation and moves on to
+another id; the other client's VM is never touched. The intent to clone is recorded
+before the POST: if a run died between Proxmox accepting the clone and the UPID being
+recorded, the next run's collision on that vmid waits for our own clone to appear. Any
+other task failure removes what is left of our half-made VM (identity confirmed) and is
+raised for the retry policy.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 MAX_COLLISIONS = 5
 CLONE_TASK_TIMEOUT = 3600.0
+EARLIER_CLONE_WAIT = 900.0
 
 
 @dataclass
@@ -67,27 +72,45 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
     """True when `vmid` now holds our clone; False on a collision."""
     result = op.result or {}
     upid = result.get("clone_upid") if result.get("clone_vmid") == vmid else None
+    # An earlier run recorded its intent but not the UPID: it may have died right after
+    # Proxmox accepted the clone. A collision on this vmid may then be our own clone.
+    maybe_started = upid is None and result.get("clone_intent") == vmid
     if upid is None:
         existing = await _existing(runtime, spec, vmid)
         if existing is not None:
             return existing
+        await checkpoint(runtime, op, clone_intent=vmid)
         upid = await _start(runtime, spec, vmid)
         if upid is None:
-            return False
+            return maybe_started and await _await_earlier(runtime, spec, vmid)
         await checkpoint(runtime, op, clone_upid=upid, clone_vmid=vmid)
         await add_upid(runtime, op, upid)
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
     except ProxmoxNotFound as exc:  # the task is unknown (node reinstalled, log rotated)
-        await checkpoint(runtime, op, clone_upid=None)
+        await checkpoint(runtime, op, clone_upid=None, clone_intent=None)
         raise TransientStep(f"clone task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed as exc:
-        await checkpoint(runtime, op, clone_upid=None)
+        await checkpoint(runtime, op, clone_upid=None, clone_intent=None)
         if vmids.is_collision(exc.exitstatus, vmid):
-            return False
+            return maybe_started and await _await_earlier(runtime, spec, vmid)
         await remove_half_made(runtime, spec, vmid)
         raise
     return True
+
+
+async def _await_earlier(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool:
+    """Wait (bounded) for a clone an earlier run may have started to land in our pool."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EARLIER_CLONE_WAIT
+    delay = 0.2
+    while loop.time() < deadline:
+        existing = await _existing(runtime, spec, vmid)
+        if existing is not None:
+            return existing
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 10.0)
+    return False
 
 
 async def _existing(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool | None:
