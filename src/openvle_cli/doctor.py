@@ -16,24 +16,23 @@ STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", St
 
 
 def render(report: DoctorReport, console: Console) -> None:
-    """The report as a table, then a one-line verdict."""
-    table = Table(show_lines=True)
+    """The table of checks, then the fix commands unwrapped (to copy), then a verdict."""
+    table = Table()
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("detail", overflow="fold")
-    table.add_column("fix", overflow="fold")
     for check in report.checks:
-        table.add_row(
-            check.name,
-            f"[{STYLES[check.status]}]{check.status.value}[/]",
-            check.detail,
-            "\n".join(check.fix),
-            end_section=False,
-        )
+        status = f"[{STYLES[check.status]}]{check.status.value}[/]"
+        table.add_row(check.name, status, check.detail)
     console.print(table)
+    for check in report.checks:
+        if check.fix and check.status in {Status.FAIL, Status.WARN}:
+            console.print(f"\nto fix {check.name}:", markup=False)
+            for line in check.fix:
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     failed = [c.name for c in report.checks if c.status is Status.FAIL]
-    console.print("all checks passed" if not failed else f"FAILED: {', '.join(failed)}",
-                  markup=False)  # fmt: skip
+    verdict = "all checks passed" if not failed else f"FAILED: {', '.join(failed)}"
+    console.print(f"\n{verdict}", markup=False)
 
 
 def command(
