@@ -20,7 +20,8 @@ from arq.worker import Function, create_worker
 from openvle_core.events.schedule import EVENTS_JOB_NAME, events_tick
 from openvle_core.operations.lease import recover
 from openvle_core.operations.service import run_operation
-from openvle_core.queue.arq import JOB_FUNCTION, redis_settings
+from openvle_core.queue.arq import JOB_FUNCTION
+from openvle_core.queue.arq import redis_settings as arq_redis
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
 from openvle_core.scheduler import recover_tick, scheduler
 from openvle_core.settings import ConfigError, Settings, load_settings
@@ -76,10 +77,15 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 
 
 def _settings_for_import() -> Settings | None:
+    """The environment's settings for the arq CLI (`arq openvle_worker.worker.WorkerSettings`);
+    None when they are invalid (then run_worker, which gets them passed, is the way)."""
     try:
         return load_settings()
     except ConfigError:
         return None
+
+
+_IMPORT_SETTINGS = _settings_for_import()
 
 
 class WorkerSettings:
@@ -90,7 +96,12 @@ class WorkerSettings:
     ]
     on_startup = startup
     on_shutdown = shutdown
-    cron_jobs: list[CronJob] = []  # noqa: RUF012 - filled from the settings by run_worker
+    cron_jobs: list[CronJob] = cron_jobs(_IMPORT_SETTINGS) if _IMPORT_SETTINGS else []
+    redis_settings = (
+        arq_redis(_IMPORT_SETTINGS.redis.url.get_secret_value())
+        if _IMPORT_SETTINGS and _IMPORT_SETTINGS.redis.url
+        else None
+    )
     job_timeout = JOB_TIMEOUT_S
 
 
@@ -102,7 +113,7 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
     base = {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown}
     worker = create_worker(
         {**base, "job_timeout": JOB_TIMEOUT_S},
-        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        redis_settings=arq_redis(settings.redis.url.get_secret_value()),
         ctx={"settings": settings, "lease_seconds": lease_seconds},
         cron_jobs=cron_jobs(settings),
         max_jobs=settings.worker.max_jobs,
