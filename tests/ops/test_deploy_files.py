@@ -1,0 +1,142 @@
+"""compose.yaml, .env.example, the Dockerfile and the monitoring files, checked against
+the code and the README: `docker-compose config` accepts the compose file with the
+example .env, every setting is documented, the Dockerfile's steps are the README's."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from conftest import require_service
+from openvle_core.settings import describe_settings
+
+ROOT = Path(__file__).parents[2]
+SETTINGS = {name for name, _, _ in describe_settings()}
+COMPOSE_ONLY = {"MARIADB_PASSWORD", "MONGO_PASSWORD", "API_PUBLISHED_PORT", "OPENVLE_IMAGE",
+                "PVESIM_TOKEN_SECRET", "API_WORKERS", "API_PROXY_HEADERS",
+                "API_FORWARDED_ALLOW_IPS"}  # fmt: skip
+
+
+def env_example() -> dict[str, str]:
+    """Variables .env.example names (set or commented out) -> example value."""
+    found = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^#?([A-Z][A-Z0-9_]+)=(.*)$", line)
+        if match:
+            found[match[1]] = match[2]
+    return found
+
+
+def compose() -> dict[str, object]:
+    data: dict[str, object] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def test_env_example_documents_every_setting() -> None:
+    documented = env_example()
+    assert SETTINGS - set(documented) == set(), "add these to .env.example"
+    assert set(documented) - SETTINGS - COMPOSE_ONLY == set(), "unknown variables"
+
+
+def test_compose_uses_only_known_variables() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    substituted = set(re.findall(r"\$\{([A-Z_]+)", text))
+    assert substituted <= SETTINGS | COMPOSE_ONLY
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for name in ("api", "worker", "api-sim", "worker-sim", "migrate"):
+        env = services[name]["environment"]
+        assert set(env) <= SETTINGS, name
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["api-sim"]["depends_on"]["pvesim"]["condition"] == "service_healthy"
+    assert services["pvesim"]["profiles"] == ["sim"]
+    assert all("healthcheck" in services[s] for s in ("mariadb", "mongodb", "redis", "worker"))
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        require_service("docker-compose", "not installed (apt-get install -y docker-compose)")
+    assert exe is not None
+    for name in ("compose.yaml", "Dockerfile"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    for profile in ("cluster", "sim"):
+        run = subprocess.run([exe, "--profile", profile, "config"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        resolved = yaml.safe_load(run.stdout)
+        api = resolved["services"]["api-sim" if profile == "sim" else "api"]
+        assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert "change-me-mariadb" in api["environment"]["DATABASE_URL"]
+    (tmp_path / ".env").write_text("PVE_HOSTNAME=pve1:8006\n")  # no passwords
+    run = subprocess.run([exe, "config"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert run.returncode != 0
+    assert "MARIADB_PASSWORD" in run.stderr
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = []
+    for line in text.splitlines():
+        match = re.match(r"^([A-Z]+)\s+(.*)$", line.strip())
+        if match:
+            pairs.append((match[1], match[2]))
+    return pairs
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_dockerfile_matches_the_readme() -> None:
+    steps = dockerfile_instructions()
+    section = readme_section("Production deployment")
+    runs = [arg for op, arg in steps if op == "RUN" and arg.startswith("uv ")]
+    assert runs == ["uv sync --frozen --no-dev --no-install-project", "uv sync --frozen --no-dev"]
+    for command in runs:
+        assert command in section, command
+    cmd = json.loads(next(arg for op, arg in steps if op == "CMD"))
+    assert " ".join(cmd) in section
+    assert ("USER", "openvle") in steps
+    assert "non-root" in section
+    health = next(arg for op, arg in steps if op == "HEALTHCHECK")
+    assert "/health/live" in health
+    assert "/health/live" in section
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for op, arg in steps:
+        if op == "COPY" and "--from" not in arg:
+            for source in arg.split()[:-1]:
+                assert (ROOT / source).exists(), source
+                assert source not in ignored, source
+
+
+def test_monitoring_files_use_real_metric_names() -> None:
+    from openvle_api import metrics as api_metrics  # noqa: F401  (registers HTTP metrics)
+    from openvle_core import scheduler  # noqa: F401  (registers the scheduler counter)
+    from openvle_core.metrics import REGISTRY
+
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+    known = set()
+    for metric in REGISTRY.collect():  # label-less families have no samples yet: use types
+        known.update(metric.name + s for s in suffixes.get(metric.type, [""]))
+    known.add("openvle_operations_current")
+    dashboard = (ROOT / "deploy/grafana/openvle.json").read_text()
+    alerts = (ROOT / "deploy/prometheus/alerts.yml").read_text()
+    used = set(re.findall(r"\b(openvle_[a-z_]+)", dashboard + alerts))
+    assert used, "no metrics referenced"
+    assert used - known == set()
+    panels = json.loads(dashboard)["panels"]
+    assert len(panels) >= 6
+    rules = yaml.safe_load(alerts)["groups"][0]["rules"]
+    names = {rule["alert"] for rule in rules}
+    assert {"OpenVLESyncFailing", "OpenVLEOperationsFailing", "OpenVLEProxmoxUnreachable"} <= names
