@@ -113,12 +113,20 @@ def data_directory(given: Path | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class DemoError(Exception):
+    """A problem the demo reports in one line (no traceback)."""
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (0 = a free port), handed to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DemoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -160,6 +168,7 @@ async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> N
     from openvle_core.scheduler import scheduler
     from openvle_pvesim import run_simulator
 
+    sock = bind_socket(options.host, options.port)  # fail fast when the port is taken
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -177,22 +186,23 @@ async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> N
                     token = await prepare(runtime)
                     async with scheduler(runtime):
                         app = create_app(settings, runtime)
-                        await _serve(app, options, sim, token, stop, ready)
+                        await _serve(app, sock, sim, token, stop, ready, options)
     finally:
+        sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
 async def _serve(
     app: object,
-    options: DemoOptions,
+    sock: socket.socket,
     sim: Simulator,
     token: str,
     stop: asyncio.Event,
     ready: Callable[[DemoInfo], None],
+    options: DemoOptions,
 ) -> None:
-    """Serve the API on its own socket until `stop` is set."""
-    sock = bind_socket(options.host, options.port)
+    """Serve the API on `sock` until `stop` is set."""
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]  # a FastAPI app is an ASGI app
@@ -215,7 +225,6 @@ async def _serve(
     finally:
         server.should_exit = True
         await task
-        sock.close()
 
 
 def banner(info: DemoInfo, options: DemoOptions) -> str:
@@ -262,6 +271,8 @@ def command(
     then a banner; Ctrl-C or SIGTERM stops it.
     """
     options = DemoOptions(host, port, data_dir, time_scale, pve_version, vms, log_level.upper())
+    if pve_version not in {"9.1", "8.4"}:
+        raise typer.BadParameter("must be 9.1 or 8.4", param_hint="--pve-version")
 
     def ready(info: DemoInfo) -> None:
         typer.echo(info.json_line())
@@ -269,7 +280,11 @@ def command(
         sys.stdout.flush()
 
     _configure_demo_logging(options)
-    asyncio.run(run_demo(options, ready))
+    try:
+        asyncio.run(run_demo(options, ready))
+    except DemoError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
 
 
 def _configure_demo_logging(options: DemoOptions) -> None:

@@ -97,3 +97,19 @@ def test_demo_serves_clones_and_stops_cleanly(
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
     assert (tmp_path / "openvle.sqlite3").exists()
+
+
+def test_demo_reports_a_taken_port_in_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = str(Path(sys.executable).with_name("openvle"))
+        run = subprocess.run([script, "demo", "--port", str(port)], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith(f"cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
