@@ -1,7 +1,8 @@
-"""Engine fixtures: a simulator over TLS, a migrated SQLite database, a Runtime.
+"""Engine fixtures: a simulator over TLS, a migrated database, a Runtime.
 
-`runtime` is parametrised over both transports: the in-process queue and arq over real
-Redis with an arq worker running in this process (same `run_operation`).
+Every engine test runs in three set-ups (`SETUPS`): the in-process queue on SQLite, arq
+over real Redis with an arq worker in this process on MariaDB (same `run_operation`),
+and the in-process queue against PVE 8.4.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,31 @@ from openvle_pvesim import Simulator, run_simulator
 LEASE = 2.0
 
 
+@dataclass(frozen=True)
+class Setup:
+    """One engine set-up: the queue transport, the database and the PVE version."""
+
+    transport: str
+    database: str
+    version: str
+
+
+SETUPS = {
+    "inprocess-sqlite-9.1": Setup("inprocess", "sqlite", "9.1"),  # the embedded default
+    "arq-mariadb-9.1": Setup("arq", "mariadb", "9.1"),  # production
+    "inprocess-sqlite-8.4": Setup("inprocess", "sqlite", "8.4"),  # the older PVE
+}
+
+
+@pytest.fixture(params=list(SETUPS))
+def setup(request: pytest.FixtureRequest) -> Setup:
+    return SETUPS[str(request.param)]
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with run_simulator(version="9.1", time_scale=TIME_SCALE, check_responses=True) as s:
+async def sim(setup: Setup) -> AsyncIterator[Simulator]:
+    options = {"time_scale": TIME_SCALE, "check_responses": True}
+    async with run_simulator(version=setup.version, **options) as s:
         yield s
         assert s.violations == []
 
@@ -77,16 +101,17 @@ async def arq_worker(settings: Settings) -> AsyncIterator[None]:
 MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
 
 
-@pytest.fixture(params=["inprocess-sqlite", "arq-mariadb"])
-def make_runtime(request: pytest.FixtureRequest, sim: Simulator) -> MakeRuntime:
+@pytest.fixture
+def make_runtime(request: pytest.FixtureRequest, setup: Setup, sim: Simulator) -> MakeRuntime:
     """Factory: `async with make_runtime(cloudinit={...}) as runtime:`.
 
-    Two set-ups, the embedded default (in-process queue, SQLite) and production's (arq on
-    real Redis with an arq worker in this process, MariaDB): both transports, both DBs.
+    Three set-ups: the embedded default (in-process queue, SQLite), production's (arq on
+    real Redis with an arq worker in this process, MariaDB), and the embedded default
+    against PVE 8.4: both transports, both databases, both PVE versions.
     """
-    transport = str(request.param).split("-")[0]
+    transport = setup.transport
     redis_url = str(request.getfixturevalue("redis_url")) if transport == "arq" else None
-    fixture = "database_url" if transport == "inprocess" else "mariadb_engine_url"
+    fixture = "database_url" if setup.database == "sqlite" else "mariadb_engine_url"
     database_url = str(request.getfixturevalue(fixture))
 
     @contextlib.asynccontextmanager
