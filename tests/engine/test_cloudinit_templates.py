@@ -125,3 +125,25 @@ async def test_convert_a_pool_vm_into_a_template(runtime: Runtime, sim: Simulato
     templates = {t.vmid: t for t in await all_rows(runtime, Template)}
     assert templates[vmid].status == "available"
     assert templates[vmid].name == "golden"
+
+
+async def test_template_delete_refused_by_proxmox_while_an_unknown_clone_uses_it(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """A linked clone the DB does not know (made outside OpenVLE): PVE refuses, the
+    operation fails with TemplateInUse and the template stays available."""
+    base_id = await add_template(runtime, *SHARED_TEMPLATE)
+    derived = await run(
+        runtime, lambda s: request_create_template(s, from_template_id=base_id, name="shared")
+    )
+    assert derived.state == "succeeded", derived.error_message
+    new_id = (derived.result or {})["template_id"]
+    vmid = (derived.result or {})["vmid"]
+    node = (derived.result or {})["node"]
+    await runtime.proxmox.clone_vm(node, vmid, 4300, name="made-by-hand")
+    op = await run(runtime, lambda s: request_delete_template(s, new_id))
+    assert op.state == "failed"
+    assert op.error_type == "TemplateInUse"
+    assert vmid in sim.cluster.vms
+    rows = {t.id: t for t in await all_rows(runtime, Template)}
+    assert rows[new_id].status == "available"
