@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from openvle_cli import demo, doctor, tokens
+from openvle_cli import demo, doctor, progress, tokens
 from openvle_core import __version__
 from openvle_core.settings import ConfigError, Settings, load_settings
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(tokens.app, name="token")
 app.command("demo")(demo.command)
 app.command("doctor")(doctor.command)
+app.command("follow")(progress.command)
 
 
 def settings_or_exit() -> Settings:
@@ -108,9 +109,13 @@ def migrate() -> None:
 @app.command()
 def sync() -> None:
     """Sync the database with the cluster now, in this process, and print the outcome."""
+    from rich.console import Console
+
     from openvle_cli.sync import sync_once
 
-    state, error = asyncio.run(sync_once(settings_or_exit()))
+    settings = settings_or_exit()
+    with Console(stderr=True).status("syncing the cluster ..."):
+        state, error = asyncio.run(sync_once(settings))
     typer.echo(f"sync {state}" + (f": {error}" if error else ""))
     if error:
         raise typer.Exit(1)
