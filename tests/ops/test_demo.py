@@ -1,7 +1,7 @@
 """`make demo`'s command end to end: start it, drive it with the printed token, stop it.
 
-The events deploy endpoint has not landed yet, so the test clones and starts two VMs
-through POST /vms (what a deploy does per participant) and waits until both run.
+The test creates an event of two participants on the Debian template, deploys it through
+POST /events/{id}/deploy with the printed admin token, and waits until both VMs run.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +83,24 @@ def test_demo_serves_clones_and_stops_cleanly(
         templates = client.get("/templates").json()["items"]
         assert {t["name"] for t in templates} >= {"debian-12-template", "ubuntu-2404-template"}
         debian = next(t for t in templates if t["name"] == "debian-12-template")
-        ops = []
-        for n in (1, 2):
-            reply = client.post("/vms", json={"template_id": debian["id"], "name": f"demo-{n}",
-                                              "start": True})  # fmt: skip
-            assert reply.status_code == 202, reply.text
-            ops.append(reply.json())
-        finished = [wait_operation(client, op["id"]) for op in ops]
-        assert [op["state"] for op in finished] == ["succeeded", "succeeded"], finished
-        vms = [client.get(f"/vms/{op['target_id']}").json() for op in ops]
+        now = datetime.now(UTC)
+        event = client.post("/events", json={
+            "slug": "demo1", "name": "Demo", "template_ids": [debian["id"]], "participants": 2,
+            "starts_at": (now + timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=2)).isoformat(),
+        })  # fmt: skip
+        assert event.status_code == 201, event.text
+        deploy = client.post(f"/events/{event.json()['id']}/deploy")
+        assert deploy.status_code == 202, deploy.text
+        finished = wait_operation(client, deploy.json()["id"])
+        assert finished["state"] == "succeeded", finished
+        assert (finished["progress"]["done"], finished["progress"]["total"]) == (2, 2)
+        vms = client.get("/vms", params={"event_id": event.json()["id"]}).json()["items"]
+        assert sorted(vm["name"] for vm in vms) == [
+            "demo1-001-debian-12-template", "demo1-002-debian-12-template"]  # fmt: skip
         assert [vm["status"] for vm in vms] == ["running", "running"]
-        assert all(vm["vmid"] and vm["node"] for vm in vms)
+        assert all(vm["vmid"] and vm["node"] and vm["ipv4"] for vm in vms)
+        assert client.get(f"/events/{event.json()['id']}").json()["status"] == "deployed"
     proc.send_signal(signal.SIGTERM)  # uv forwards it to the demo
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
