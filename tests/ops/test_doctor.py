@@ -133,3 +133,30 @@ def test_cli_exit_status_and_json(
         capsys.readouterr()
         assert main(["doctor"]) == 0
         assert "all checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sim", ["9.1"], indirect=True)
+async def test_services_ok_and_unreachable(
+    sim: Simulator, redis_url: str, mongodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openvle_core import doctor
+    from openvle_core.doctor import check_mongodb, check_redis
+    from openvle_core.settings import MongoSettings, RedisSettings
+
+    monkeypatch.setattr(doctor, "CHECK_TIMEOUT", 1.0)  # the dead ones below time out sooner
+    base = settings_for(sim)
+
+    def with_urls(redis: str, mongo: str) -> Settings:
+        return base.model_copy(update={
+            "redis": RedisSettings(_env_file=None, url=SecretStr(redis)),
+            "mongodb": MongoSettings(_env_file=None, url=SecretStr(mongo)),
+        })  # fmt: skip
+
+    good = with_urls(redis_url, mongodb_url)
+    assert (await check_redis(good)).status is Status.OK
+    assert (await check_mongodb(good)).status is Status.OK
+    dead = with_urls("redis://127.0.0.1:1/0", "mongodb://127.0.0.1:1/")
+    redis, mongo = await check_redis(dead), await check_mongodb(dead)
+    assert (redis.status, mongo.status) == (Status.FAIL, Status.FAIL)
+    assert "REDIS_URL" in redis.fix[0]
+    assert "MONGODB_URL" in mongo.fix[0]
