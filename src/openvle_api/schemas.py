@@ -229,6 +229,21 @@ class ProxmoxStatus(BaseModel):
         description="Per feature, what the token lacks (null when unreachable)."
     )
     error: str | None = Field(default=None, description="Why it is unreachable.")
+    checks: list[DoctorCheckOut] = Field(
+        default_factory=list,
+        description="The Proxmox checks of `openvle doctor`, each failure with its fix.",
+    )
+
+
+class DoctorCheckOut(BaseModel):
+    """One `openvle doctor` check: how it went and the commands that fix a failure."""
+
+    name: str = Field(examples=["privileges: guest_agent"])
+    status: str = Field(description="OK, WARN, FAIL or SKIP.", examples=["FAIL"])
+    detail: str = Field(examples=["missing VM.GuestAgent.Audit on /pool/OpenVLE-VMs"])
+    fix: list[str] = Field(
+        examples=[["pveum role modify OpenVLE-VMs --append 1 --privs VM.GuestAgent.Audit"]]
+    )
 
 
 class Check(BaseModel):

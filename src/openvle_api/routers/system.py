@@ -8,9 +8,11 @@ from openvle_api.accepted import ACCEPTED, accepted
 from openvle_api.deps import AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
 from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import MissingPrivilegeOut, OperationOut, ProxmoxStatus
+from openvle_api.schemas import DoctorCheckOut, MissingPrivilegeOut, OperationOut, ProxmoxStatus
+from openvle_core.doctor import proxmox_checks
 from openvle_core.operations.service import request_sync
 from openvle_core.proxmox import ProxmoxError, ProxmoxTlsError, ProxmoxUnavailable
+from openvle_core.runtime import Runtime
 
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
@@ -35,6 +37,13 @@ async def sync_now(uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
 )
 async def proxmox_status(_: AdminAuth, runtime: RuntimeDep) -> ProxmoxStatus:
     """The PVE version, whether it answers, and what the token lacks on the pool."""
+    status = await _proxmox_status(runtime)
+    checks = await proxmox_checks(runtime.proxmox, runtime.settings)  # as `openvle doctor`
+    status.checks = [DoctorCheckOut.model_validate(c.as_dict()) for c in checks]
+    return status
+
+
+async def _proxmox_status(runtime: Runtime) -> ProxmoxStatus:
     pool = runtime.settings.proxmox.vms_pool
     try:
         version = await runtime.proxmox.version()
