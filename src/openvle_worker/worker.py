@@ -66,7 +66,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
-    """Recovery every 10 s and the periodic sync (exactly once per tick across workers)."""
+    """Recovery every 10 s, the periodic sync and the event lifecycle (each exactly once
+    per tick across workers)."""
     from openvle_worker.cron_sync import sync_cron
 
     recovery = cron(recover_tick, name="recover", second=set(range(0, 60, 10)), unique=True,
