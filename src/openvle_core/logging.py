@@ -165,6 +165,18 @@ def _collect_models(model: BaseModel, found: list[str]) -> None:
                 found.append(match.group(1))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (it may be replaced after set-up)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(settings: Settings, *, stream: Any = None) -> logging.Handler:
     """`configure_logging` for LOG_LEVEL and LOG_FORMAT, hiding every configured secret."""
     return configure_logging(
@@ -176,7 +188,9 @@ def configure_logging(
     level: str = "INFO", fmt: str = "text", *, secrets: Iterable[str] = (), stream: Any = None
 ) -> logging.Handler:
     """Install the one root handler (replacing an earlier one of ours); return it."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler[Any] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.addFilter(ContextFilter())
     handler.addFilter(SecretFilter(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
