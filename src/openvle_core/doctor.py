@@ -144,6 +144,10 @@ async def proxmox_checks(client: ProxmoxClient, settings: Settings) -> list[Chec
     checks = [first]
     if first.status is Status.FAIL:
         return checks
+    if settings.proxmox.verify_ssl is False:
+        fingerprint = await certificate_fingerprint(settings.proxmox.hostname)
+        detail = f"PVE_VERIFY_SSL=false: certificate not verified (SHA-256 {fingerprint})"
+        checks.append(Check("tls", Status.WARN, detail, fixes.tls(settings.proxmox.hostname)))
     checks.append(await _check_pool(client, settings))
     checks.extend(await _check_privileges(client, settings))
     checks.append(await _check_agent(client, settings))

@@ -110,10 +110,26 @@ async def test_wrong_secret_and_untrusted_certificate(sim: Simulator) -> None:
     assert found["proxmox"].status is Status.FAIL
     assert "pveum user token add openvle@pve ci --privsep 1" in found["proxmox"].fix
     assert list(found) == ["proxmox"]  # nothing else is asked once the token fails
+    unverified = (await checks(settings_for(sim, verify_ssl=False)))["tls"]
+    assert unverified.status is Status.WARN
+    assert FINGERPRINT.search(unverified.detail), unverified.detail
     tls = (await checks(settings_for(sim, verify_ssl=True)))["proxmox"]
     assert tls.status is Status.FAIL
     assert FINGERPRINT.search(tls.detail), tls.detail
+    assert server_fingerprint(sim) in tls.detail  # the certificate the server presents
     assert tls.fix[-1].startswith("PVE_VERIFY_SSL=")
+
+
+def server_fingerprint(sim: Simulator) -> str:
+    """SHA-256 of the simulator's server certificate (the first of its chain file)."""
+    import hashlib
+    import ssl
+
+    assert sim.ca_file is not None
+    pem = (sim.ca_file.parent / "server.pem").read_text()
+    first = pem[: pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(first)).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
 
 def test_cli_exit_status_and_json(
