@@ -43,15 +43,15 @@ def command(
     Each failure comes with the exact command that fixes it (`pveum ...` on a node);
     the exit status is 1 when any check failed.
     """
-    from openvle_cli.main import settings_or_exit
+    from openvle_core.logging import setup_logging
     from openvle_core.settings import ConfigError, load_settings
 
     try:
         settings = load_settings()
-    except ConfigError as exc:
+    except ConfigError as exc:  # reported as the first (and only) check
         report = DoctorReport([Check("settings", Status.FAIL, exc.message)])
     else:
-        settings = settings_or_exit()
+        setup_logging(settings)
         report = asyncio.run(run_doctor(settings))
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from openvle_core import doctor_fixes as fixes
@@ -81,7 +83,15 @@ async def run_doctor(settings: Settings) -> DoctorReport:
     report.checks.append(await check_redis(settings))
     report.checks.append(await check_mongodb(settings))
     policy = RetryPolicy(attempts=1, total_time=CHECK_TIMEOUT)
-    async with build_http_client(settings.proxmox) as http:
+    try:
+        http = build_http_client(settings.proxmox)
+    except (OSError, ssl.SSLError) as exc:  # PVE_VERIFY_SSL names a missing or bad file
+        detail = f"PVE_VERIFY_SSL={settings.proxmox.verify_ssl}: cannot load the CA bundle ({exc})"
+        report.checks.append(
+            Check("proxmox", Status.FAIL, detail, fixes.tls(settings.proxmox.hostname))
+        )
+        return report
+    async with http:
         client = ProxmoxClient(http, settings.proxmox, retry=policy)
         report.checks.extend(await proxmox_checks(client, settings))
     return report
@@ -92,6 +102,10 @@ async def check_database(settings: Settings) -> Check:
     from openvle_core.db.migrate import current_revision, head_revision
 
     url = settings.database.url.get_secret_value()
+    path = sqlite_file(url)
+    if path is not None and not path.exists():  # do not create an empty file by looking
+        return Check("database", Status.FAIL, f"SQLite file {path} does not exist",
+                     ("openvle migrate",))  # fmt: skip
     try:
         current = await asyncio.wait_for(current_revision(url), CHECK_TIMEOUT)
     except Exception as exc:  # any driver error means "cannot use the database"
@@ -101,6 +115,16 @@ async def check_database(settings: Settings) -> Check:
         return Check("database", Status.FAIL, f"schema at {current or 'nothing'}, newest {head}",
                      ("openvle migrate",))  # fmt: skip
     return Check("database", Status.OK, f"reachable, schema at {head}")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 async def check_redis(settings: Settings) -> Check:
@@ -249,7 +273,6 @@ async def _check_agent(client: ProxmoxClient, settings: Settings) -> Check:
 async def certificate_fingerprint(hostname: str) -> str:
     """SHA-256 of the server's certificate as AA:BB:..., read without verifying it."""
     import hashlib
-    import ssl
 
     host, _, port = hostname.rpartition(":")
     context = ssl.create_default_context()

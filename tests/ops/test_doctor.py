@@ -113,6 +113,9 @@ async def test_wrong_secret_and_untrusted_certificate(sim: Simulator) -> None:
     unverified = (await checks(settings_for(sim, verify_ssl=False)))["tls"]
     assert unverified.status is Status.WARN
     assert FINGERPRINT.search(unverified.detail), unverified.detail
+    missing_ca = await run_doctor(settings_for(sim, verify_ssl=Path("/nonexistent/ca.pem")))
+    assert [c.status for c in missing_ca.checks][-1] is Status.FAIL
+    assert "cannot load the CA bundle" in missing_ca.checks[-1].detail
     tls = (await checks(settings_for(sim, verify_ssl=True)))["proxmox"]
     assert tls.status is Status.FAIL
     assert FINGERPRINT.search(tls.detail), tls.detail
