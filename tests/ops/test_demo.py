@@ -121,3 +121,21 @@ def test_demo_reports_a_taken_port_in_one_line() -> None:
     assert run.stderr.strip().startswith(f"cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    script = str(Path(sys.executable).with_name("openvle"))
+    args = [script, "demo", "--port", "0", "--time-scale", "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)  # fmt: skip
+    try:
+        info = read_ready_line(proc)
+        assert httpx.get(info["api_url"].removesuffix("/api/v1") + "/health/live").is_success
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+    assert list(tmp_path.iterdir()) == []  # the temporary data directory lives elsewhere
