@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import OperationState
@@ -28,6 +30,8 @@ from openvle_core.operations.repository import OperationRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class Claim(Enum):
@@ -73,7 +77,10 @@ async def heartbeat(runtime: Runtime, op_id: str) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             await asyncio.sleep(runtime.lease_seconds / 3)
-            await touch(runtime, op_id)
+            try:
+                await touch(runtime, op_id)
+            except (DBAPIError, OSError) as exc:  # a DB blip: try again next beat
+                log.warning("lease of operation %s not renewed: %s", op_id, exc)
 
     task = asyncio.create_task(beat())
     try:
