@@ -140,3 +140,19 @@ def test_unparsable_list_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch)
         load_settings(env_file=None)
     names = [name for name, _ in caught.value.problems]
     assert names == ["PVE_AGENT_IGNORED_NETWORKS", "API_PORT"]
+
+
+def test_verify_ssl_is_a_bool_or_an_existing_ca_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PVE_VERIFY_SSL", "maybe")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert [name for name, _ in caught.value.problems] == ["PVE_VERIFY_SSL"]
+    assert "CA bundle" in caught.value.message
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("PVE_VERIFY_SSL", str(bundle))
+    assert load_settings(env_file=None).proxmox.verify_ssl == bundle
+    monkeypatch.setenv("PVE_VERIFY_SSL", "0")
+    assert load_settings(env_file=None).proxmox.verify_ssl is False

@@ -67,6 +67,15 @@ class ProxmoxSettings(BaseSettings):
             raise ValueError("must be host:port, e.g. pve1.example.org:8006")
         return value
 
+    @field_validator("verify_ssl")
+    @classmethod
+    def _ca_bundle_exists(cls, value: bool | Path) -> bool | Path:
+        if isinstance(value, Path) and not value.is_file():
+            raise ValueError(
+                f"must be true, false, or the path of a CA bundle file; {value} is none"
+            )
+        return value
+
     @property
     def token_id(self) -> str:
         """The full token id, `USER@REALM!TOKENID`."""
