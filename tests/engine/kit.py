@@ -53,7 +53,7 @@ def make_settings(
     """Settings for the simulator's CI token, a database, fast retries and timeouts."""
     user, _, name = CI_TOKEN.partition("!")
     env: dict[str, Any] = {"_env_file": None}
-    worker_values = {"retry_backoff_scale": 0.001, "agent_ip_timeout": 3.0,
+    worker_values = {"retry_backoff_scale": 0.001, "agent_ip_timeout": 10.0,
                      "shutdown_timeout": 30.0, **(worker or {})}  # fmt: skip
     return Settings(
         proxmox=ProxmoxSettings(
@@ -109,7 +109,7 @@ async def submit(runtime: Runtime, request: Request) -> Operation:
     return op
 
 
-async def wait_op(runtime: Runtime, op_id: str, timeout: float = 60.0) -> Operation:  # noqa: ASYNC109
+async def wait_op(runtime: Runtime, op_id: str, timeout: float = 120.0) -> Operation:  # noqa: ASYNC109
     """Poll the row until the operation finished."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -124,7 +124,7 @@ async def wait_op(runtime: Runtime, op_id: str, timeout: float = 60.0) -> Operat
         await asyncio.sleep(0.02)
 
 
-async def run(runtime: Runtime, request: Request, timeout: float = 60.0) -> Operation:  # noqa: ASYNC109
+async def run(runtime: Runtime, request: Request, timeout: float = 120.0) -> Operation:  # noqa: ASYNC109
     """Submit and wait."""
     op = await submit(runtime, request)
     return await wait_op(runtime, op.id, timeout)

@@ -238,7 +238,7 @@ async def test_a_clone_started_just_before_a_crash_is_not_made_twice(
     sim.cluster.tasks.gate.clear()
     await runtime.proxmox.start_clone("pve1", 9000, 4100, name=vm.name)  # the dead run's
     await runtime.queue.enqueue(op.id)
-    await asyncio.sleep(0.3)  # let the re-run post its own clone while both are held
+    await until_clones_started(runtime, [op], 1)  # the re-run posted its own clone too
     sim.cluster.tasks.gate.set()
     done = await wait_op(runtime, op.id)
     assert done.state == "succeeded", done.error_message

@@ -74,12 +74,15 @@ async def test_missing_guest_agent_is_recorded_not_a_failure(
     assert (refreshed.status, refreshed.ipv4) == ("running", None)
 
 
-async def test_agent_not_running_times_out_into_a_note(runtime: Runtime, sim: Simulator) -> None:
-    vm = await clone(runtime)
-    sim.cluster.set_agent(vm.vmid or 0, "stopped")
-    op = await run(runtime, lambda s: request_power(s, vm.id, "start"))
-    assert op.state == "succeeded"
-    assert (op.result or {})["ip_missing"] == "guest agent not running"
+async def test_agent_not_running_times_out_into_a_note(
+    make_runtime: MakeRuntime, sim: Simulator
+) -> None:
+    async with make_runtime(worker={"agent_ip_timeout": 1.0}) as runtime:
+        vm = await clone(runtime)
+        sim.cluster.set_agent(vm.vmid or 0, "stopped")
+        op = await run(runtime, lambda s: request_power(s, vm.id, "start"))
+        assert op.state == "succeeded"
+        assert (op.result or {})["ip_missing"] == "guest agent not running"
 
 
 async def test_ha_managed_vm_waits_for_the_real_state(runtime: Runtime, sim: Simulator) -> None:

@@ -94,7 +94,7 @@ class Workers:
                     proc.wait()
 
 
-async def until(check: Callable[[], Any], timeout: float = 60.0) -> Any:  # noqa: ASYNC109
+async def until(check: Callable[[], Any], timeout: float = 120.0) -> Any:  # noqa: ASYNC109
     """Await `check()` until it returns something truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
