@@ -203,7 +203,7 @@ class Operation(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = _updated()
 
 
