@@ -54,6 +54,9 @@ async def test_deploy_then_archive_leaves_the_cluster_as_it_was(
     assert sim.cluster.ha == {}
     assert await event_vms(runtime, event_id) == []
     assert tasks_of(sim, "qmdestroy") == 6
+    again = await run(runtime, "archive", event_id)  # safe to repeat
+    assert again.state == "succeeded"
+    assert tasks_of(sim, "qmdestroy") == 6
 
 
 async def test_deploy_again_creates_only_what_is_missing(runtime: Runtime, sim: Simulator) -> None:
