@@ -7,8 +7,8 @@ shutdown. Server-Sent Event streams end at shutdown too.
 
 On SQLite every transaction of the shared engine takes the write lock up front, which
 would queue every GET behind every other request; so the lifespan also opens a second
-engine for the read-only work of GET requests (readdb.py). On MariaDB one engine serves
-both.
+engine for the read-only work of GET requests, and a synchronous one for the hottest
+Core reads (readdb.py). On MariaDB one engine serves all.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
 from openvle_api.metrics import HttpMetricsMiddleware
 from openvle_api.openapi import build_openapi, route_id
-from openvle_api.readdb import create_read_engine
+from openvle_api.readdb import SQLiteRowReader, create_read_engine
 from openvle_api.routers import (
     changelog,
     events,
@@ -73,10 +73,14 @@ def create_app(
                 readers = create_read_engine(url, settings.database.pool_size)
                 stack.push_async_callback(readers.dispose)
                 app.state.read_sessions = session_factory(readers)
+                row_reader = SQLiteRowReader(url, settings.database.pool_size)
+                stack.push_async_callback(row_reader.dispose)
+                app.state.row_reader = row_reader
             try:
                 yield
             finally:
                 app.state.shutdown.set()
+                app.state.row_reader = None
 
     app = FastAPI(
         title=f"{settings.project_name} Proxmox service",
@@ -92,6 +96,7 @@ def create_app(
     app.state.shutdown = asyncio.Event()
     app.state.sse_poll = sse_poll
     app.state.read_sessions = None  # set by the lifespan on SQLite
+    app.state.row_reader = None  # likewise
     app.state.authenticator = Authenticator(ttl=auth_cache_ttl)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)

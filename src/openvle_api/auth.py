@@ -48,6 +48,19 @@ class Authenticator:
         self.touch_every = touch_every
         self._cache: dict[str, _Entry] = {}
 
+    def peek(self, plain: str) -> Principal | None:
+        """The cached principal for `plain` if no database work is due (no lookup, no touch).
+
+        None means: call `resolve` (the token may still be valid).
+        """
+        entry = self._cache.get(hash_token(plain))
+        if entry is None:
+            return None
+        now = time.monotonic()
+        if now - entry.cached_at >= self.ttl or now - entry.touched_at >= self.touch_every:
+            return None
+        return entry.principal if _unexpired(entry) else None
+
     async def resolve(
         self,
         session: AsyncSession,

@@ -4,6 +4,9 @@
 (before the response is sent) or rolled back on error; operation ids queued on it with
 `enqueue_after_commit` are handed to the job queue only after the commit succeeded.
 `ReadAuth`, `OperateAuth` and `AdminAuth` require a bearer token of at least that scope.
+`ReadAuth` (GET requests only) needs no unit of work: a cached token costs no database
+work, and a lookup opens a read session of its own. `Reader` runs Core reads without a
+session (readdb.py on SQLite).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from openvle_api.auth import Authenticator, Principal
 from openvle_api.errors import ApiProblem
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from openvle_core.db.session import EngineRowReader, RowReader, transaction
 from openvle_core.runtime import Runtime
 from openvle_core.tokens.service import scope_allows
 
@@ -90,32 +94,72 @@ def _unauthorized(detail: str, error: str | None = None) -> ApiProblem:
     return ApiProblem(401, "unauthorized", detail, {"WWW-Authenticate": challenge})
 
 
+def _checked(principal: Principal | None, needed: TokenScope) -> Principal:
+    """`principal` if it may do what needs `needed`; the 401 or 403 otherwise."""
+    if principal is None:
+        raise _unauthorized("the API token is unknown, revoked or expired", "invalid_token")
+    if not scope_allows(principal.scope, needed):
+        raise ApiProblem(
+            403,
+            "forbidden",
+            f"this needs a token with scope '{needed}'; this one has '{principal.scope}'",
+            {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+    return principal
+
+
+def _plain_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
+        raise _unauthorized("an API token is required: Authorization: Bearer <token>")
+    return credentials.credentials
+
+
 def require_scope(needed: TokenScope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the bearer token and checks its scope."""
 
     async def dependency(
         request: Request, uow: Uow, credentials: Credentials, runtime: RuntimeDep
     ) -> Principal:
-        if credentials is None:
-            raise _unauthorized("an API token is required: Authorization: Bearer <token>")
+        plain = _plain_token(credentials)
         auth: Authenticator = request.app.state.authenticator
         writer = runtime.sessions if uow.read_only else None
-        principal = await auth.resolve(uow.session, credentials.credentials, writer)
-        if principal is None:
-            raise _unauthorized("the API token is unknown, revoked or expired", "invalid_token")
-        if not scope_allows(principal.scope, needed):
-            raise ApiProblem(
-                403,
-                "forbidden",
-                f"this needs a token with scope '{needed}'; this one has '{principal.scope}'",
-                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
-            )
-        return principal
+        return _checked(await auth.resolve(uow.session, plain, writer), needed)
 
     return dependency
 
 
-ReadAuth = Annotated[Principal, Depends(require_scope(TokenScope.READ))]
+async def read_auth(request: Request, credentials: Credentials) -> Principal:
+    """`require_scope(READ)` for GET requests, without a unit of work.
+
+    A cached token is checked without the database; otherwise the lookup runs in a read
+    session of its own and the use is recorded in a short write transaction.
+    """
+    plain = _plain_token(credentials)
+    auth: Authenticator = request.app.state.authenticator
+    principal = auth.peek(plain)
+    if principal is None:
+        runtime: Runtime = request.app.state.runtime
+        readers = read_sessions(request, runtime)
+        if readers is runtime.sessions:  # one engine: look up and record use in one go
+            async with transaction(readers) as session:
+                principal = await auth.resolve(session, plain)
+        else:  # SQLite's read engine cannot write: the use goes through the shared one
+            async with readers() as session:
+                principal = await auth.resolve(session, plain, runtime.sessions)
+    return _checked(principal, TokenScope.READ)
+
+
+async def get_row_reader(request: Request) -> RowReader:
+    """The app's RowReader (readdb.py's on SQLite), else one on the runtime's engine."""
+    reader: RowReader | None = request.app.state.row_reader
+    if reader is None:  # MariaDB, in-memory SQLite, or an app served without its lifespan
+        runtime: Runtime = request.app.state.runtime
+        return EngineRowReader(runtime.sessions.kw["bind"])
+    return reader
+
+
+Reader = Annotated[RowReader, Depends(get_row_reader)]
+ReadAuth = Annotated[Principal, Depends(read_auth)]
 OperateAuth = Annotated[Principal, Depends(require_scope(TokenScope.OPERATE))]
 AdminAuth = Annotated[Principal, Depends(require_scope(TokenScope.ADMIN))]
 

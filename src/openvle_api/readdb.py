@@ -8,18 +8,27 @@ beside the one writer and never makes them wait for it) and run each sqlite3 cal
 directly on the event loop's thread, where a primary-key lookup takes microseconds.
 The busy timeout is short, since a wait would block the loop (WAL readers do not wait
 in normal operation).
+
+The hottest reads (one VM, a page of VMs) skip even that: `SQLiteRowReader` runs their
+Core statements on a plain, synchronous SQLAlchemy engine over the same file (query_only
+connections, one statement = one implicit read transaction), on the loop's thread as
+above but without the async adaptation's greenlet switches (~30 us instead of ~130 us
+for a primary-key read).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+import sqlalchemy
+from sqlalchemy import Executable, Row, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from openvle_core.db.session import create_engine
 
@@ -40,11 +49,16 @@ def _connect(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=READ_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
 
 
-def create_read_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """A read-only engine on the same SQLite file as `url`."""
+def _sqlite_file(url: str) -> str:
     path = make_url(url).database
     if not path or path == ":memory:":
         raise ValueError("a read engine needs an SQLite file, not an in-memory database")
+    return path
+
+
+def create_read_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """A read-only engine on the same SQLite file as `url`."""
+    path = _sqlite_file(url)
 
     async def creator() -> InlineConnection:
         connection: InlineConnection = await InlineConnection(partial(_connect, path), 64)  # type: ignore[assignment]  # aiosqlite types __await__ as the base class
@@ -59,3 +73,33 @@ def create_read_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def _connect_query_only(path: str) -> sqlite3.Connection:
+    connection = _connect(path)
+    connection.execute("PRAGMA query_only=ON")  # this engine never writes
+    return connection
+
+
+class SQLiteRowReader:
+    """A RowReader on a synchronous engine over the same SQLite file (see the module doc)."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        path = _sqlite_file(url)
+        self.engine: Engine = sqlalchemy.create_engine(
+            "sqlite://",  # the file is opened by the creator
+            creator=partial(_connect_query_only, path),
+            poolclass=QueuePool,
+            pool_size=pool_size,
+        )
+
+    async def rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """All rows of `stmt`; the sqlite3 calls run right here, on the loop's thread."""
+        with self.engine.connect() as connection:
+            return connection.execute(stmt, params).all()
+
+    async def dispose(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import AdminAuth, OperateAuth, Paging, ReadAuth, RuntimeDep, Uow
+from openvle_api.deps import AdminAuth, OperateAuth, Paging, ReadAuth, Reader, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import OperationOut, Page, VmCreate, VmMigrate, VmOut
@@ -19,7 +19,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/vms", tags=["vms"])
 
 @router.get("", name="listVms", responses=READ_ERRORS, summary="List VMs")
 async def list_vms(
-    uow: Uow,
+    reader: Reader,
     _: ReadAuth,
     paging: Paging,
     event_id: Annotated[str | None, Query(max_length=36)] = None,
@@ -28,8 +28,8 @@ async def list_vms(
     status: Annotated[VmStatus | None, Query()] = None,
 ) -> Page[VmOut]:
     """VMs matching every given filter, oldest first."""
-    page = await queries.list_vms(
-        uow.session,
+    page = await queries.list_vm_rows(
+        reader,
         event_id=event_id,
         template_id=template_id,
         node=node,
@@ -43,9 +43,9 @@ async def list_vms(
 
 
 @router.get("/{vm_id}", name="getVm", responses=ONE_ERRORS, summary="Get a VM")
-async def get_vm(vm_id: str, uow: Uow, _: ReadAuth) -> VmOut:
+async def get_vm(vm_id: str, reader: Reader, _: ReadAuth) -> VmOut:
     """One VM by its OpenVLE UUID."""
-    return VmOut.model_validate(await queries.get_vm(uow.session, vm_id))
+    return VmOut.model_validate(await queries.get_vm_row(reader, vm_id))
 
 
 @router.post(

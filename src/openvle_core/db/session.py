@@ -7,11 +7,11 @@ busy timeout are turned on for every connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import event
+from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -105,3 +105,31 @@ async def transaction(
     """The outermost caller's unit of work: commit on success, roll back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+class RowReader(Protocol):
+    """Runs one read-only Core statement and returns its rows, with no ORM session.
+
+    For hot read paths (the API's GETs), where a session and ORM objects cost more than
+    the query itself.
+    """
+
+    async def rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """All rows of `stmt` (bound with `params`)."""
+        ...
+
+
+class EngineRowReader:
+    """A RowReader on a pooled connection of an async engine (any backend)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """All rows of `stmt`, in a transaction of its own (rolled back: it only read)."""
+        async with self.engine.connect() as connection:
+            return (await connection.execute(stmt, params)).all()

@@ -1,12 +1,38 @@
-"""Read side of VMs: one VM, a filtered page of VMs."""
+"""Read side of VMs: one VM, a filtered page of VMs.
+
+`get_vm`/`list_vms` load ORM objects through a session; `get_vm_row`/`list_vm_rows`
+read just the API's columns through a RowReader (no session, no ORM objects), for the
+API's hot GET paths. Both give the same values (the columns' types convert them alike).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
-from openvle_core.db.pagination import Page
+from openvle_core.db.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+from openvle_core.db.session import RowReader
+from openvle_core.vms.errors import VmNotFound
 from openvle_core.vms.repository import VmRepository
+
+VM_COLUMNS = (
+    Vm.id,
+    Vm.vmid,
+    Vm.name,
+    Vm.node,
+    Vm.template_id,
+    Vm.event_id,
+    Vm.status,
+    Vm.ipv4,
+    Vm.full_clone,
+    Vm.ha_managed,
+    Vm.created_at,
+    Vm.updated_at,
+)
+_VM_BY_ID = select(*VM_COLUMNS).where(Vm.id == bindparam("vm_id"))  # built once
 
 
 async def get_vm(session: AsyncSession, vm_id: str) -> Vm:
@@ -33,3 +59,36 @@ async def list_vms(
         limit=limit,
         cursor=cursor,
     )
+
+
+async def get_vm_row(reader: RowReader, vm_id: str) -> Row[Any]:
+    """The VM_COLUMNS of the VM with this UUID; VmNotFound otherwise."""
+    rows = await reader.rows(_VM_BY_ID, {"vm_id": vm_id})
+    if not rows:
+        raise VmNotFound(f"VM {vm_id} not found")
+    return rows[0]
+
+
+async def list_vm_rows(
+    reader: RowReader,
+    *,
+    event_id: str | None = None,
+    template_id: str | None = None,
+    node: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[Row[Any]]:
+    """Like `list_vms` (same filters, order and cursors), as rows of VM_COLUMNS."""
+    size = clamp_limit(limit)
+    stmt = select(*VM_COLUMNS)
+    filters = {"event_id": event_id, "template_id": template_id, "node": node}
+    for column, value in {**filters, "status": status}.items():
+        if value is not None:
+            stmt = stmt.where(getattr(Vm, column) == value)
+    if cursor is not None:
+        stmt = stmt.where(Vm.id > decode_cursor(cursor))
+    rows = await reader.rows(stmt.order_by(Vm.id.asc()).limit(size + 1))
+    if len(rows) <= size:
+        return Page(items=rows, next_cursor=None)
+    return Page(items=rows[:size], next_cursor=encode_cursor(rows[size - 1].id))
