@@ -1,0 +1,90 @@
+"""The API's Core read path for VMs: same values and cursors as the ORM path, read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from openvle_api.readdb import SQLiteRowReader
+from openvle_api.schemas import VmOut
+from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.db.models import Template, Vm
+from openvle_core.db.session import (
+    EngineRowReader,
+    RowReader,
+    create_engine,
+    session_factory,
+    transaction,
+)
+from openvle_core.vms import queries
+from openvle_core.vms.errors import VmNotFound
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> str:
+    """An SQLite file with 7 VMs on two nodes."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rows.sqlite3'}"
+    await upgrade_to_head(url)
+    engine = create_engine(url)
+    async with transaction(session_factory(engine)) as session:
+        template = Template(vmid=9000, name="debian-12", node="pve1")
+        session.add(template)
+        await session.flush()
+        for i in range(7):
+            node = "pve1" if i % 2 else "pve2"
+            session.add(Vm(vmid=100 + i, name=f"vm{i}", node=node, template_id=template.id))
+    await engine.dispose()
+    return url
+
+
+def _json(items: Iterable[object]) -> list[str]:
+    """The API's JSON of each VM (an ORM object or a row)."""
+    return [VmOut.model_validate(item).model_dump_json() for item in items]
+
+
+@pytest.mark.parametrize("kind", ["sync", "engine"])
+async def test_rows_match_the_orm(database: str, kind: str) -> None:
+    engine = create_engine(database, immediate=False)  # reads only: no write lock to share
+    sync_reader = SQLiteRowReader(database)
+    reader: RowReader = sync_reader if kind == "sync" else EngineRowReader(engine)
+    try:
+        async with session_factory(engine)() as session:
+            for node in (None, "pve1"):
+                orm_cursor = row_cursor = None
+                while True:
+                    orm = await queries.list_vms(session, node=node, limit=2, cursor=orm_cursor)
+                    rows = await queries.list_vm_rows(reader, node=node, limit=2, cursor=row_cursor)
+                    assert _json(rows.items) == _json(orm.items)
+                    assert rows.next_cursor == orm.next_cursor
+                    if orm.next_cursor is None:
+                        break
+                    orm_cursor = row_cursor = orm.next_cursor
+            vm = (await queries.list_vms(session, limit=1)).items[0]
+            row = await queries.get_vm_row(reader, vm.id)
+            assert _json([row]) == _json([await queries.get_vm(session, vm.id)])
+        with pytest.raises(VmNotFound):
+            await queries.get_vm_row(reader, "no-such-vm")
+    finally:
+        await sync_reader.dispose()
+        await engine.dispose()
+
+
+async def test_sqlite_rows_are_read_beside_a_writer_and_never_written(database: str) -> None:
+    engine = create_engine(database)
+    reader = SQLiteRowReader(database)
+    try:
+        async with transaction(session_factory(engine)) as holding:
+            holding.add(Vm(vmid=999, name="uncommitted"))
+            await holding.flush()  # holds the write lock from here on
+            page = await queries.list_vm_rows(reader, limit=100)
+            assert "uncommitted" not in {row.name for row in page.items}
+            assert len(page.items) == 7
+        with reader.engine.connect() as connection, pytest.raises(OperationalError):
+            connection.execute(text("DELETE FROM vms"))
+    finally:
+        await reader.dispose()
+        await engine.dispose()
