@@ -8,7 +8,8 @@ shutdown. Server-Sent Event streams end at shutdown too.
 On SQLite every transaction of the shared engine takes the write lock up front, which
 would queue every GET behind every other request; so the lifespan also opens a second
 engine for the read-only work of GET requests, and a synchronous one for the hottest
-Core reads (readdb.py). On MariaDB one engine serves all.
+Core reads (readdb.py). On MariaDB the hottest reads use a pool of autocommit
+connections (readdb.py), everything else the shared engine.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
 from openvle_api.metrics import HttpMetricsMiddleware
 from openvle_api.openapi import build_openapi, route_id
-from openvle_api.readdb import SQLiteRowReader, create_read_engine
+from openvle_api.readdb import SQLiteRowReader, create_read_engine, create_row_engine
 from openvle_api.routers import (
     changelog,
     events,
@@ -39,7 +40,7 @@ from openvle_api.routers import (
 )
 from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
-from openvle_core.db.session import is_sqlite, session_factory
+from openvle_core.db.session import EngineRowReader, is_sqlite, session_factory
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.scheduler import scheduler
 from openvle_core.settings import Settings
@@ -76,6 +77,10 @@ def create_app(
                 row_reader = SQLiteRowReader(url, settings.database.pool_size)
                 stack.push_async_callback(row_reader.dispose)
                 app.state.row_reader = row_reader
+            elif not is_sqlite(url):
+                row_engine = create_row_engine(url, settings.database.pool_size)
+                stack.push_async_callback(row_engine.dispose)
+                app.state.row_reader = EngineRowReader(row_engine)
             try:
                 yield
             finally:

@@ -13,7 +13,9 @@ The hottest reads (one VM, a page of VMs) skip even that: `SQLiteRowReader` runs
 Core statements on a plain, synchronous SQLAlchemy engine over the same file (query_only
 connections, one statement = one implicit read transaction), on the loop's thread as
 above but without the async adaptation's greenlet switches (~30 us instead of ~130 us
-for a primary-key read).
+for a primary-key read). On other databases (MariaDB) they use `create_row_engine`'s
+pool: autocommit, no ping on checkout and no ROLLBACK on return, so one round trip per
+read instead of three.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import aiosqlite
 import sqlalchemy
 from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from openvle_core.db.session import create_engine
@@ -103,3 +105,20 @@ class SQLiteRowReader:
     async def dispose(self) -> None:
         """Close the pooled connections."""
         self.engine.dispose()
+
+
+def create_row_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """A pool for single-statement reads on a server database (MariaDB).
+
+    Autocommit: each SELECT is a consistent read of its own, and there is no transaction
+    to end. A connection the server dropped fails one read, which EngineRowReader retries
+    on a fresh one (instead of pinging before every read).
+    """
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=3600,
+        pool_reset_on_return=None,
+        isolation_level="AUTOCOMMIT",
+    )

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -130,6 +131,17 @@ class EngineRowReader:
     async def rows(
         self, stmt: Executable, params: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
-        """All rows of `stmt`, in a transaction of its own (rolled back: it only read)."""
+        """All rows of `stmt`, on a connection of its own (it only reads).
+
+        A pooled connection that went stale (an engine without pre-ping) is retried once.
+        """
+        try:
+            return await self._rows(stmt, params)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return await self._rows(stmt, params)
+
+    async def _rows(self, stmt: Executable, params: Mapping[str, Any] | None) -> Sequence[Row[Any]]:
         async with self.engine.connect() as connection:
             return (await connection.execute(stmt, params)).all()
