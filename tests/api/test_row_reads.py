@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from openvle_api.readdb import SQLiteRowReader
+from openvle_api.readdb import SQLiteRowReader, create_row_engine
 from openvle_api.schemas import VmOut
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Template, Vm
@@ -88,3 +89,23 @@ async def test_sqlite_rows_are_read_beside_a_writer_and_never_written(database: 
     finally:
         await reader.dispose()
         await engine.dispose()
+
+
+async def test_mariadb_row_reads_survive_a_dropped_connection(
+    mariadb_database_factory: Any,
+) -> None:
+    url = await mariadb_database_factory("rows")
+    await upgrade_to_head(url)
+    engine, admin = create_row_engine(url, pool_size=1), create_engine(url)
+    reader = EngineRowReader(engine)
+    try:
+        assert (await queries.list_vm_rows(reader)).items == []
+        async with engine.connect() as connection:  # the one pooled connection
+            pooled = (await connection.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+        async with admin.connect() as connection:
+            await connection.execute(text(f"KILL CONNECTION {int(pooled)}"))
+        with pytest.raises(VmNotFound):  # a clean answer, on a fresh connection
+            await queries.get_vm_row(reader, "no-such-vm")
+    finally:
+        await engine.dispose()
+        await admin.dispose()
