@@ -150,7 +150,12 @@ async def read_auth(request: Request, credentials: Credentials) -> Principal:
 
 
 async def get_row_reader(request: Request) -> RowReader:
-    """The app's RowReader (readdb.py's on SQLite), else one on the runtime's engine."""
+    """`row_reader` as a dependency."""
+    return row_reader(request)
+
+
+def row_reader(request: Request) -> RowReader:
+    """The app's RowReader (readdb.py's), else one on the runtime's engine."""
     reader: RowReader | None = request.app.state.row_reader
     if reader is None:  # MariaDB, in-memory SQLite, or an app served without its lifespan
         runtime: Runtime = request.app.state.runtime

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import AdminAuth, OperateAuth, Paging, ReadAuth, Reader, RuntimeDep, Uow
+from openvle_api.deps import (
+    AdminAuth,
+    OperateAuth,
+    Paging,
+    ReadAuth,
+    Reader,
+    RuntimeDep,
+    Uow,
+    row_reader,
+)
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import OperationOut, Page, VmCreate, VmMigrate, VmOut
@@ -15,6 +25,7 @@ from openvle_core.db.enums import VmStatus
 from openvle_core.vms import queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/vms", tags=["vms"])
+_VM_LIST = TypeAdapter(list[VmOut])  # one validation call per page, from plain dicts
 
 
 @router.get("", name="listVms", responses=READ_ERRORS, summary="List VMs")
@@ -37,15 +48,14 @@ async def list_vms(
         limit=paging.limit,
         cursor=paging.cursor,
     )
-    return Page[VmOut](
-        items=[VmOut.model_validate(v) for v in page.items], next_cursor=page.next_cursor
-    )
+    items = _VM_LIST.validate_python([row._asdict() for row in page.items])
+    return Page[VmOut](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{vm_id}", name="getVm", responses=ONE_ERRORS, summary="Get a VM")
-async def get_vm(vm_id: str, reader: Reader, _: ReadAuth) -> VmOut:
+async def get_vm(vm_id: str, request: Request, _: ReadAuth) -> VmOut:
     """One VM by its OpenVLE UUID."""
-    return VmOut.model_validate(await queries.get_vm_row(reader, vm_id))
+    return VmOut.model_validate(await queries.get_vm_row(row_reader(request), vm_id))
 
 
 @router.post(

@@ -7,9 +7,10 @@ API's hot GET paths. Both give the same values (the columns' types convert them 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Executable, Integer, Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
@@ -81,14 +82,23 @@ async def list_vm_rows(
 ) -> Page[Row[Any]]:
     """Like `list_vms` (same filters, order and cursors), as rows of VM_COLUMNS."""
     size = clamp_limit(limit)
-    stmt = select(*VM_COLUMNS)
-    filters = {"event_id": event_id, "template_id": template_id, "node": node}
-    for column, value in {**filters, "status": status}.items():
-        if value is not None:
-            stmt = stmt.where(getattr(Vm, column) == value)
+    given = {"event_id": event_id, "template_id": template_id, "node": node, "status": status}
+    params: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     if cursor is not None:
-        stmt = stmt.where(Vm.id > decode_cursor(cursor))
-    rows = await reader.rows(stmt.order_by(Vm.id.asc()).limit(size + 1))
+        params["after"] = decode_cursor(cursor)
+    stmt = _vm_page_stmt(tuple(name for name in given if name in params), cursor is not None)
+    rows = await reader.rows(stmt, {**params, "size": size + 1})
     if len(rows) <= size:
         return Page(items=rows, next_cursor=None)
     return Page(items=rows[:size], next_cursor=encode_cursor(rows[size - 1].id))
+
+
+@functools.cache
+def _vm_page_stmt(filters: tuple[str, ...], after: bool) -> Executable:
+    """The page query for these filters, built once per combination (all values bound)."""
+    stmt = select(*VM_COLUMNS)
+    for name in filters:
+        stmt = stmt.where(getattr(Vm, name) == bindparam(name))
+    if after:
+        stmt = stmt.where(Vm.id > bindparam("after"))
+    return stmt.order_by(Vm.id.asc()).limit(bindparam("size", type_=Integer))
