@@ -24,6 +24,7 @@ from openvle_core.runtime import Runtime
 from openvle_core.smbios import parse_smbios1
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator
+from openvle_pvesim.cluster import VM
 
 
 async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(
@@ -247,3 +248,31 @@ async def test_a_clone_started_just_before_a_crash_is_not_made_twice(
     assert (done.result or {}).get("collisions") is None
     assert len(done.upids) == 1
     assert (done.result or {})["clone_upid"] is None  # ours lost the flock to the dead run's
+
+
+async def test_a_lost_clone_answer_then_a_foreign_vm_on_that_vmid_moves_on_at_once(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """The intent was recorded but no clone task of ours runs: the vmid belongs to another
+    client, so the re-run does not wait for a clone of ours; it takes the next vmid."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    async with transaction(runtime.sessions) as session:
+        op = await request_clone(session, runtime.settings, template_id=template_id)
+        vm = await session.get(Vm, str(op.target_id))
+        assert vm is not None
+        vm.vmid, vm.node = 4200, "pve1"
+        session.add(VmidReservation(vmid=4200, vm_id=vm.id, operation_id=op.id))
+        op.result = {"clone_intent": 4200, "clone_intent_at": 0}
+    foreign = VM(4200, "pve1", {"name": "someone-else", "memory": "1024", "cores": 1})
+    sim.cluster.vms[4200] = foreign
+    sim.cluster.set_pool(4200, "Other-Team")
+    await runtime.queue.enqueue(op.id)
+    done = await wait_op(runtime, op.id, timeout=30)
+    assert done.state == "succeeded", done.error_message
+    assert (done.result or {})["collisions"] == [4200]
+    final = await get_vm(runtime, vm.id)
+    assert final is not None
+    assert final.vmid not in (None, 4200)
+    assert pool_vms(sim)[final.vmid] == vm.name
+    assert sim.cluster.vms[4200] is foreign  # the other client's VM is untouched
+    assert sim.cluster.pool_of(4200) == "Other-Team"

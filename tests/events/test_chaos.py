@@ -18,7 +18,6 @@ import pytest
 from engine.kit import POOL, TIME_SCALE
 from events.conftest import runtime_factory
 from events.kit import DEBIAN, UBUNTU, event_vms, make_event, pool_guests, run
-from openvle_core.engine import cloning
 from openvle_pvesim import Simulator, run_simulator
 
 FAULTS = (
@@ -65,13 +64,8 @@ def _outside_pool(sim: Simulator) -> set[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_a_100_vm_deploy_survives_the_faults_and_archives_clean(
-    chaos_sim: Simulator, database_url: str, monkeypatch: pytest.MonkeyPatch
+    chaos_sim: Simulator, database_url: str
 ) -> None:
-    # A clone POST that got a 502/596 may still have been accepted; when its retry then
-    # collides on that vmid (another client took it), the engine waits up to 15 min for
-    # the maybe-earlier clone to land in the pool. Right, but far longer than a clone
-    # takes at this time scale: a timing constant, shortened (the behaviour is the same).
-    monkeypatch.setattr(cloning, "EARLIER_CLONE_WAIT", 3.0)
     sim = chaos_sim
     recorder = Recorder(sim)
     worker = {"max_retry": 8}

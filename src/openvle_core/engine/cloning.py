@@ -5,8 +5,10 @@ means an earlier run finished the clone; a recorded UPID is waited for instead o
 again. A collision (another client took the vmid: synchronous `already exists`, or the
 task failing on the new id's config lock/file) releases the reservation and moves on to
 another id; the other client's VM is never touched. The intent to clone is recorded
-before the POST: if a run died between Proxmox accepting the clone and the UPID being
-recorded, the next run's collision on that vmid waits for our own clone to appear. Any
+before the POST: if a run died (or the POST's answer was lost) between Proxmox accepting
+the clone and the UPID being recorded, the next collision on that vmid waits for our own
+clone to appear, but only while a clone task of ours from that source, started since the
+intent, is still running (a token sees its own tasks); then it looks once more. Any
 other task failure removes what is left of our half-made VM (identity confirmed) and is
 raised for the retry policy.
 """
@@ -14,6 +16,7 @@ raised for the retry policy.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
 
 MAX_COLLISIONS = 5
 CLONE_TASK_TIMEOUT = 3600.0
-EARLIER_CLONE_WAIT = 900.0
+EARLIER_CLONE_WAIT = CLONE_TASK_TIMEOUT  # an upper bound; the running tasks decide
+CLOCK_SKEW = 120  # s of tolerance between our clock and the PVE node's task start times
 
 
 @dataclass
@@ -79,10 +83,10 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
         existing = await _existing(runtime, spec, vmid)
         if existing is not None:
             return existing
-        await checkpoint(runtime, op, clone_intent=vmid)
+        await checkpoint(runtime, op, clone_intent=vmid, clone_intent_at=int(time.time()))
         upid = await _start(runtime, spec, vmid)
         if upid is None:
-            return maybe_started and await _await_earlier(runtime, spec, vmid)
+            return maybe_started and await _await_earlier(runtime, op, spec, vmid)
         await checkpoint(runtime, op, clone_upid=upid, clone_vmid=vmid)
         await add_upid(runtime, op, upid)
     try:
@@ -93,24 +97,31 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
     except ProxmoxTaskFailed as exc:
         await checkpoint(runtime, op, clone_upid=None, clone_intent=None)
         if vmids.is_collision(exc.exitstatus, vmid):
-            return maybe_started and await _await_earlier(runtime, spec, vmid)
+            return maybe_started and await _await_earlier(runtime, op, spec, vmid)
         await remove_half_made(runtime, spec, vmid)
         raise
     return True
 
 
-async def _await_earlier(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool:
-    """Wait (bounded) for a clone an earlier run may have started to land in our pool."""
+async def _await_earlier(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
+    """Wait for a clone an earlier run may have started to land in our pool: as long as
+    a clone task of ours from the same source, started since the intent, still runs."""
+    since = int((op.result or {}).get("clone_intent_at") or 0) - CLOCK_SKEW
+    source_node = await require_pool_node(runtime.proxmox, spec.source_vmid)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + EARLIER_CLONE_WAIT
     delay = 0.2
-    while loop.time() < deadline:
+    while True:
         existing = await _existing(runtime, spec, vmid)
         if existing is not None:
             return existing
+        tasks = await runtime.proxmox.active_tasks(
+            source_node, vmid=spec.source_vmid, typefilter="qmclone"
+        )
+        if loop.time() >= deadline or not any(t.starttime >= since for t in tasks):
+            return bool(await _existing(runtime, spec, vmid))
         await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 10.0)
-    return False
+        delay = min(delay * 1.5, 5.0)
 
 
 async def _existing(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool | None:

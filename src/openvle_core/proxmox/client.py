@@ -24,6 +24,7 @@ from openvle_core.proxmox.models import (
     Pool,
     PrivilegeReport,
     TaskStatus,
+    TaskSummary,
     VersionInfo,
     parse,
     parse_list,
@@ -175,6 +176,15 @@ class ProxmoxClient(VmOperations):
     async def task_status(self, upid: str) -> TaskStatus:
         """The status of any task by UPID."""
         return await task_status(self._api, upid)
+
+    async def active_tasks(
+        self, node: str, *, vmid: int | None = None, typefilter: str | None = None
+    ) -> list[TaskSummary]:
+        """GET /nodes/{node}/tasks?source=active: running tasks the token may see (a
+        token sees its own), optionally of one guest (`vmid`; a clone's is the source's)."""
+        params = {"source": "active", "vmid": vmid, "typefilter": typefilter, "limit": 500}
+        data = await self._api.get("/nodes/{node}/tasks", params, node=node)
+        return parse_list(TaskSummary, data)
 
     async def task_log(self, upid: str, *, start: int = 0, limit: int = 50) -> list[str]:
         """Lines of a task's log."""

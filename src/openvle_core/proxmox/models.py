@@ -219,6 +219,19 @@ class TaskStatus(PveModel):
         )
 
 
+class TaskSummary(PveModel):
+    """One item of GET /nodes/{node}/tasks (`endtime`/`status` only once finished)."""
+
+    upid: str
+    node: str
+    starttime: int
+    type: str
+    id: str
+    user: str
+    endtime: int | None = None
+    status: str | None = None
+
+
 class TaskLogLine(PveModel):
     """One line of GET .../tasks/{upid}/log (`n` is 1-based)."""
 
