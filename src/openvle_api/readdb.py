@@ -121,4 +121,5 @@ def create_row_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_recycle=3600,
         pool_reset_on_return=None,
         isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
     )
