@@ -20,6 +20,7 @@ from prometheus_client import Counter
 from openvle_core.events.schedule import EVENTS_INTERVAL_S, events_tick
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations.lease import recover
+from openvle_core.reconcile.tick import sync_tick
 from openvle_core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,11 @@ async def recover_tick(ctx: dict[str, Any]) -> int:
 
 
 def default_jobs(runtime: Runtime) -> list[PeriodicJob]:
-    """Recovery every lease, the periodic sync if the reconciler is installed, and the
+    """Recovery every lease, the periodic sync, and the
     event lifecycle (deploy at the start, archive after the end) every minute."""
     jobs = [PeriodicJob("recover", runtime.lease_seconds, recover_tick)]
-    try:
-        from openvle_worker.cron_sync import sync_tick
-    except ModuleNotFoundError as exc:  # the worker package is optional for core users
-        if exc.name not in {"openvle_worker", "openvle_worker.cron_sync"}:
-            raise
-    else:
-        interval = float(runtime.settings.worker.pve_periodic_interval)
-        jobs.append(PeriodicJob("sync", interval, sync_tick))
+    interval = float(runtime.settings.worker.pve_periodic_interval)
+    jobs.append(PeriodicJob("sync", interval, sync_tick))
     jobs.append(PeriodicJob("events", EVENTS_INTERVAL_S, events_tick))
     return jobs
 

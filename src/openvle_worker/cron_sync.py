@@ -1,44 +1,26 @@
-"""The periodic sync as an arq cron job: `sync_tick(ctx)` and its `sync_cron(settings)` spec.
+"""The periodic sync as an arq cron job: the `sync_cron(settings)` spec over core's `sync_tick`.
 
 Exactly once per tick across workers: arq's `unique` cron gives every worker the same
 job id for a tick, and the kept result stops a late worker from running it again. Never
-overlapping a slow previous run (or an on-demand sync): the reconciler's sync lock, in
-Redis with a TTL (`ctx["redis"]` under arq), in-process for the embedded scheduler; a
-tick that finds it held is skipped.
+overlapping a slow previous run (or an on-demand sync): `openvle_core.reconcile.tick`
+takes the reconciler's sync lock (in Redis under arq, `ctx["redis"]`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from arq import cron
 from arq.cron import CronJob
 
-from openvle_core.reconcile import sync_cluster
-from openvle_core.reconcile.lock import lock_ttl, sync_lock
+from openvle_core.reconcile.lock import lock_ttl
+from openvle_core.reconcile.tick import SKIPPED, sync_tick
 from openvle_core.settings import Settings
 
-if TYPE_CHECKING:
-    from openvle_core.runtime import Runtime
+__all__ = ["SKIPPED", "SYNC_JOB_NAME", "schedule", "sync_cron", "sync_tick"]
 
 SYNC_JOB_NAME = "sync_tick"
-SKIPPED = {"ok": True, "not_run": "a previous sync is still running"}
 DIVISORS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)
-
-
-async def sync_tick(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Run one sync unless another one runs; returns the result's counts."""
-    runtime: Runtime = ctx["runtime"]
-    async with sync_lock(ctx.get("redis"), runtime.settings) as acquired:
-        if not acquired:
-            return dict(SKIPPED)
-        result = await sync_cluster(
-            sessions=runtime.sessions,
-            proxmox=runtime.proxmox,
-            snapshot=runtime.snapshot,
-            settings=runtime.settings,
-        )
-        return result.as_dict()
 
 
 def schedule(interval: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The reconciler: the periodic sync of cluster state into the snapshot store and the DB.
 
-`sync_cluster(...)` is a plain async function returning a `SyncResult`; the worker's cron
-(`openvle_worker.cron_sync`) and the "sync" operation kind (`operation`) wrap it.
+`sync_cluster(...)` is a plain async function returning a `SyncResult`; the periodic tick
+(`tick`, wrapped by the worker's arq cron) and the "sync" operation kind (`operation`) wrap it.
 """
 
 from openvle_core.reconcile import operation as operation
