@@ -82,6 +82,12 @@ QUEUE_DEPTH = Gauge(
     "Operations waiting in the queue.",
     registry=REGISTRY,
 )
+WORKER_JOB_CRASHES = Counter(
+    "openvle_worker_job_crashes",
+    "Operation jobs whose exception escaped run_operation (row marked failed), by transport.",
+    ["transport"],
+    registry=REGISTRY,
+)
 
 
 class PrometheusObserver:

@@ -18,6 +18,7 @@ from arq.cron import CronJob
 from arq.worker import Function, create_worker
 
 from openvle_core.events.schedule import EVENTS_JOB_NAME, events_tick
+from openvle_core.metrics import WORKER_JOB_CRASHES
 from openvle_core.operations.lease import recover
 from openvle_core.operations.service import run_operation
 from openvle_core.queue.arq import JOB_FUNCTION
@@ -32,7 +33,11 @@ JOB_TIMEOUT_S = 4 * 3600
 
 async def run_operation_job(ctx: dict[str, Any], op_id: str) -> None:
     """arq job: run one operation (a thin wrapper; the row records the outcome)."""
-    await run_operation(ctx["runtime"], op_id)
+    try:
+        await run_operation(ctx["runtime"], op_id)
+    except Exception:  # run_operation marked the row failed; arq records the job's failure
+        WORKER_JOB_CRASHES.labels("arq").inc()
+        raise
 
 
 async def startup(ctx: dict[str, Any]) -> None:

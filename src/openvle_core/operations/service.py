@@ -42,7 +42,27 @@ async def request_sync(session: AsyncSession) -> Operation:
 async def run_operation(runtime: Runtime, op_id: str) -> None:
     """Do the work of one operation row (see the module docstring)."""
     with log_context(operation_id=op_id):  # every log line of the run carries the id
-        await _run_operation(runtime, op_id)
+        try:
+            await _run_operation(runtime, op_id)
+        except Exception as exc:  # escaped the handler's own failure path: still record it
+            await _record_crash(runtime, op_id, exc)
+            raise
+
+
+async def _record_crash(runtime: Runtime, op_id: str, exc: Exception) -> None:
+    """Mark the row failed with the error's type and message if it is still running."""
+    try:
+        async with transaction(runtime.sessions) as session:
+            repo = OperationRepository(session)
+            row = await repo.get(op_id)
+            if row is None or row.state != OperationState.RUNNING.value:
+                return
+            message = f"crashed outside the handler: {exc}" if str(exc) else "crashed"
+            await repo.finish(row, OperationState.FAILED, error_type=type(exc).__name__,
+                              error_message=message[:2000])  # fmt: skip
+        OPERATIONS.labels(row.kind, OperationState.FAILED.value).inc()
+    except Exception:  # the DB itself may be what failed; recovery retries the row later
+        log.exception("could not mark crashed operation %s failed", op_id)
 
 
 async def _run_operation(runtime: Runtime, op_id: str) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from openvle_core.metrics import QUEUE_DEPTH
+from openvle_core.metrics import QUEUE_DEPTH, WORKER_JOB_CRASHES
 
 log = logging.getLogger(__name__)
 Runner = Callable[[str], Awaitable[None]]
@@ -49,7 +49,8 @@ class InProcessQueue:
             try:
                 if self._runner is not None:
                     await self._runner(op_id)
-            except Exception:  # the row records the failure; the consumer must live on
+            except Exception:  # run_operation marked the row failed; the consumer lives on
+                WORKER_JOB_CRASHES.labels("inprocess").inc()
                 log.exception("job for operation %s failed outside the operation", op_id)
             finally:
                 self._active -= 1
