@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_api.schemas import ChangeOut, operation_out
 from openvle_core.changelog import queries as changelog
 from openvle_core.db.enums import IN_FLIGHT_STATES
-from openvle_core.operations.repository import OperationRepository
+from openvle_core.operations.queries import find_operation
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
@@ -62,7 +62,7 @@ async def operation_events(
     idle = 0.0
     while True:
         async with sessions() as session:
-            op = await OperationRepository(session).get(op_id)
+            op = await find_operation(session, op_id)
         if op is None:
             yield frame("gone", {"id": op_id})
             return

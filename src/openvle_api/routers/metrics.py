@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-from arq.constants import default_queue_name
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
@@ -13,9 +12,9 @@ from openvle_api.deps import RuntimeDep, read_sessions
 from openvle_api.errors import ApiProblem
 from openvle_api.metrics import scrape_registry
 from openvle_api.responses import problems
+from openvle_core.health import queue_depth
 from openvle_core.metrics import QUEUE_DEPTH, REGISTRY
 from openvle_core.operations.queries import count_by_kind_and_state
-from openvle_core.queue import ArqQueue
 
 router = APIRouter(tags=["metrics"])
 
@@ -35,8 +34,9 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     _check_token(request, runtime.settings.api.metrics_token)
     async with read_sessions(request, runtime)() as session:
         counts = await count_by_kind_and_state(session)
-    if isinstance(runtime.queue, ArqQueue):  # the in-process queue keeps the gauge itself
-        QUEUE_DEPTH.set(await runtime.queue.pool.zcard(default_queue_name))
+    depth = await queue_depth(runtime.queue)
+    if depth is not None:  # None: the in-process queue keeps the gauge itself
+        QUEUE_DEPTH.set(depth)
     body = generate_latest(REGISTRY) + generate_latest(scrape_registry(counts))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

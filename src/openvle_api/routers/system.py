@@ -9,10 +9,8 @@ from openvle_api.deps import AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import DoctorCheckOut, MissingPrivilegeOut, OperationOut, ProxmoxStatus
-from openvle_core.doctor import proxmox_checks
 from openvle_core.operations.service import request_sync
-from openvle_core.proxmox import ProxmoxError, ProxmoxTlsError, ProxmoxUnavailable
-from openvle_core.runtime import Runtime
+from openvle_core.system.service import proxmox_report
 
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
@@ -36,35 +34,20 @@ async def sync_now(uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
     summary="Proxmox version, reachability and missing privileges",
 )
 async def proxmox_status(_: AdminAuth, runtime: RuntimeDep) -> ProxmoxStatus:
-    """The PVE version, whether it answers, and what the token lacks on the pool."""
-    status = await _proxmox_status(runtime)
-    checks = await proxmox_checks(runtime.proxmox, runtime.settings)  # as `openvle doctor`
-    status.checks = [DoctorCheckOut.model_validate(c.as_dict()) for c in checks]
-    return status
-
-
-async def _proxmox_status(runtime: Runtime) -> ProxmoxStatus:
-    pool = runtime.settings.proxmox.vms_pool
-    try:
-        version = await runtime.proxmox.version()
-        report = await runtime.proxmox.check_privileges()
-    except ProxmoxError as exc:
-        return ProxmoxStatus(
-            reachable=not isinstance(exc, ProxmoxUnavailable | ProxmoxTlsError),
-            version=None,
-            release=None,
-            pool=pool,
-            missing_privileges=None,
-            error=f"{type(exc).__name__}: {exc.message}",
-        )
-    missing = {
-        feature: [MissingPrivilegeOut(path=m.path, privileges=list(m.privileges)) for m in items]
-        for feature, items in report.missing.items()
-    }
+    """The PVE version, whether it answers, what the token lacks, and doctor's checks."""
+    report = await proxmox_report(runtime)
+    missing = None
+    if report.missing_privileges is not None:
+        missing = {
+            feature: [MissingPrivilegeOut(path=m.path, privileges=list(m.privileges)) for m in ms]
+            for feature, ms in report.missing_privileges.items()
+        }
     return ProxmoxStatus(
-        reachable=True,
-        version=version.version,
-        release=version.release,
+        reachable=report.reachable,
+        version=report.version,
+        release=report.release,
         pool=report.pool,
         missing_privileges=missing,
+        error=report.error,
+        checks=[DoctorCheckOut.model_validate(c.as_dict()) for c in report.checks],
     )

@@ -15,6 +15,11 @@ async def get_operation(session: AsyncSession, op_id: str) -> Operation:
     return await OperationRepository(session).require(op_id)
 
 
+async def find_operation(session: AsyncSession, op_id: str) -> Operation | None:
+    """The operation with this id, or None (a stream ends quietly when it is gone)."""
+    return await OperationRepository(session).get(op_id)
+
+
 async def list_operations(
     session: AsyncSession,
     *,

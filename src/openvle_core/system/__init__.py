@@ -1,0 +1,1 @@
+"""The service's view of the Proxmox side (GET /system/proxmox, like `openvle doctor`)."""
