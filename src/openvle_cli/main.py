@@ -7,6 +7,7 @@ exits 2) and is the outermost caller: it commits its own unit of work.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Annotated
 
@@ -107,17 +108,26 @@ def migrate() -> None:
 
 
 @app.command()
-def sync() -> None:
-    """Sync the database with the cluster now, in this process, and print the outcome."""
+def sync(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as one JSON object.")
+    ] = False,
+) -> None:
+    """Sync the database with the cluster now, in this process, and print its counts."""
     from rich.console import Console
 
-    from openvle_cli.sync import sync_once
+    from openvle_cli.sync import format_counts, sync_once
 
     settings = settings_or_exit()
     with Console(stderr=True).status("syncing the cluster ..."):
-        state, error = asyncio.run(sync_once(settings))
-    typer.echo(f"sync {state}" + (f": {error}" if error else ""))
-    if error:
+        outcome = asyncio.run(sync_once(settings))
+    if as_json:
+        typer.echo(json.dumps({"state": outcome.state, "error": outcome.error, **outcome.counts}))
+    else:
+        typer.echo(f"sync {outcome.state}" + (f": {outcome.error}" if outcome.error else ""))
+        for line in format_counts(outcome.counts):
+            typer.echo(f"  {line}")
+    if outcome.error:
         raise typer.Exit(1)
 
 

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from openvle_core.db.session import transaction
-from openvle_core.operations.repository import OperationRepository
+from openvle_core.operations.queries import get_operation
 from openvle_core.operations.service import request_sync, run_operation
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import Settings
 
 
-async def sync_once(settings: Settings) -> tuple[str, str | None]:
-    """Queue a sync operation, run it here, and return its final state and error."""
+@dataclass(frozen=True)
+class SyncOutcome:
+    """The sync operation's final state, its error, and the SyncResult counts it stored."""
+
+    state: str
+    error: str | None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+async def sync_once(settings: Settings) -> SyncOutcome:
+    """Queue a sync operation, run it here, and return how it ended with its counts."""
     async with open_runtime(settings, in_process=True) as runtime:
         async with transaction(runtime.sessions) as session:
             op = await request_sync(session)
         await run_operation(runtime, op.id)
         async with runtime.sessions() as session:
-            done = await OperationRepository(session).require(op.id)
-        return done.state, done.error_message
+            done = await get_operation(session, op.id)
+        return SyncOutcome(done.state, done.error_message, dict(done.result or {}))
+
+
+def format_counts(counts: dict[str, Any]) -> list[str]:
+    """`key=value` lines for the scalar counts (lists such as unmanaged_vmids are left out)."""
+    return [
+        f"{key}={value}"
+        for key, value in counts.items()
+        if not isinstance(value, list | dict) and key not in {"ok", "error"}
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -97,9 +98,19 @@ def test_sync_runs_one_sync(
         monkeypatch.setenv("PVE_TOKEN_VALUE", sim.tokens["openvle@pve!ci"])
         monkeypatch.setenv("PVE_VERIFY_SSL", str(sim.ca_file))
         status = main(["sync"])
-    out = capsys.readouterr().out
+        out = capsys.readouterr().out
+        as_json = main(["sync", "--json"])
+        counts = json.loads(capsys.readouterr().out)
     assert status == 0, out
-    assert out.strip() == "sync succeeded"
+    lines = out.strip().splitlines()
+    assert lines[0] == "sync succeeded"
+    assert "  nodes=3" in lines
+    assert any(line.startswith("  pool_guests=") for line in lines)
+    assert as_json == 0
+    assert counts["state"] == "succeeded"
+    assert counts["error"] is None
+    assert counts["nodes"] == 3
+    assert counts["resources"] > counts["pool_guests"] > 0
     assert _node_names(env) == ["pve1", "pve2", "pve3"]
 
 
