@@ -88,6 +88,12 @@ WORKER_JOB_CRASHES = Counter(
     ["transport"],
     registry=REGISTRY,
 )
+LEASE_LOST = Counter(
+    "openvle_lease_lost",
+    "Operation runs stopped because their lease expired without a renewal, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 class PrometheusObserver:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from enum import Enum
@@ -26,6 +27,7 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.engine.dbretry import in_transaction
+from openvle_core.metrics import LEASE_LOST
 from openvle_core.operations.repository import OperationRepository
 
 if TYPE_CHECKING:
@@ -63,28 +65,61 @@ async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
     return await in_transaction(runtime.sessions, take)
 
 
-async def touch(runtime: Runtime, op_id: str) -> None:
-    """Renew the lease of a running operation."""
+class LeaseLost(Exception):
+    """The runner's lease expired without a renewal (or another runner took the row):
+    the work was cancelled so that it stops acting on Proxmox; the row is not ours."""
+
+
+async def touch(runtime: Runtime, op: Operation) -> bool:
+    """Renew the lease of a running operation; False if the row is no longer this run's
+    (finished, or claimed again by another runner, which bumps `attempts`)."""
     async with transaction(runtime.sessions) as session:
-        stmt = update(Operation).where(Operation.id == op_id).values(updated_at=utcnow())
-        await session.execute(stmt)
+        stmt = (
+            update(Operation)
+            .where(
+                Operation.id == op.id,
+                Operation.state == OperationState.RUNNING.value,
+                Operation.attempts == op.attempts,
+            )
+            .values(updated_at=utcnow())
+        )
+        result = await session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
 
 
 @contextlib.asynccontextmanager
-async def heartbeat(runtime: Runtime, op_id: str) -> AsyncIterator[None]:
-    """Renew the lease every third of its length while the body runs."""
+async def heartbeat(runtime: Runtime, op: Operation) -> AsyncIterator[None]:
+    """Renew the lease every third of its length while the body runs. Once a whole lease
+    passed without a successful renewal, recovery may hand the row to another runner:
+    the body is cancelled and `LeaseLost` raised (counted in `openvle_lease_lost`)."""
+    body = asyncio.current_task()
+    lost = False
 
     async def beat() -> None:
+        nonlocal lost
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(runtime.lease_seconds / 3)
             try:
-                await touch(runtime, op_id)
+                if await touch(runtime, op):
+                    renewed = time.monotonic()
+                    continue
+                log.warning("lease of operation %s not renewed: the row is not ours", op.id)
             except (DBAPIError, OSError) as exc:  # a DB blip: try again next beat
-                log.warning("lease of operation %s not renewed: %s", op_id, exc)
+                log.warning("lease of operation %s not renewed: %s", op.id, exc)
+            if time.monotonic() - renewed >= runtime.lease_seconds and body is not None:
+                lost = True
+                LEASE_LOST.labels(op.kind).inc()
+                body.cancel()
+                return
 
     task = asyncio.create_task(beat())
     try:
         yield
+    except asyncio.CancelledError:
+        if lost and body is not None and body.uncancel() == 0:
+            raise LeaseLost(f"lease of operation {op.id} expired; its run stopped") from None
+        raise
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

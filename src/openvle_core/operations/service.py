@@ -72,11 +72,17 @@ async def _run_operation(runtime: Runtime, op_id: str) -> None:
         return
     bind(kind=op.kind)
     spec = kind_spec(op.kind)
-    async with lease.heartbeat(runtime, op.id):
-        if spec is None:
-            await _finish(runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}")
-        else:
-            await _run_with_retries(runtime, op, spec)
+    try:
+        async with lease.heartbeat(runtime, op):
+            if spec is None:
+                await _finish(
+                    runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}"
+                )
+            else:
+                await _run_with_retries(runtime, op, spec)
+    except lease.LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
+        log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
+        return
     follower = await lease.waiting_behind(runtime, op)
     if follower is not None:
         await runtime.queue.enqueue(follower)
