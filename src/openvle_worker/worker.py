@@ -82,33 +82,39 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [recovery, sync_cron(settings), events]
 
 
-def _settings_for_import() -> Settings | None:
-    """The environment's settings for the arq CLI (`arq openvle_worker.worker.WorkerSettings`);
-    None when they are invalid (then run_worker, which gets them passed, is the way)."""
-    try:
-        return load_settings()
-    except ConfigError:
-        return None
+FUNCTIONS: list[Function] = [
+    func(run_operation_job, name=JOB_FUNCTION, timeout=JOB_TIMEOUT_S, max_tries=3)
+]
 
 
-_IMPORT_SETTINGS = _settings_for_import()
+def arq_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
+    """arq `Worker` keyword arguments for `settings`: queue, crons, WORKER_MAX_JOBS."""
+    if settings.redis.url is None:
+        raise ConfigError([("REDIS_URL", "the arq worker needs Redis (or use `openvle worker`)")])
+    return {
+        "functions": FUNCTIONS,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "job_timeout": JOB_TIMEOUT_S,
+        "redis_settings": arq_redis(settings.redis.url.get_secret_value()),
+        "cron_jobs": cron_jobs(settings),
+        "max_jobs": settings.worker.max_jobs,
+        "ctx": {"settings": settings, **ctx},
+    }
 
 
-class WorkerSettings:
-    """arq settings (`arq openvle_worker.worker.WorkerSettings` works with env config)."""
+class _ArqCliSettings(dict[str, Any]):
+    """What `arq openvle_worker.worker.WorkerSettings` reads. arq calls `items()` when it
+    builds the worker: only then are the environment's settings loaded (not at import)."""
 
-    functions: list[Function] = [  # noqa: RUF012 - arq reads class attributes
-        func(run_operation_job, name=JOB_FUNCTION, timeout=JOB_TIMEOUT_S, max_tries=3)
-    ]
-    on_startup = startup
-    on_shutdown = shutdown
-    cron_jobs: list[CronJob] = cron_jobs(_IMPORT_SETTINGS) if _IMPORT_SETTINGS else []
-    redis_settings = (
-        arq_redis(_IMPORT_SETTINGS.redis.url.get_secret_value())
-        if _IMPORT_SETTINGS and _IMPORT_SETTINGS.redis.url
-        else None
-    )
-    job_timeout = JOB_TIMEOUT_S
+    functions = FUNCTIONS
+
+    def items(self) -> Any:
+        """The worker's arguments from the environment's settings (ConfigError if invalid)."""
+        return arq_settings(load_settings()).items()
+
+
+WorkerSettings = _ArqCliSettings()
 
 
 async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
@@ -116,14 +122,7 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
     if settings.redis.url is None:
         await run_embedded(settings, lease_seconds=lease_seconds)
         return
-    base = {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown}
-    worker = create_worker(
-        {**base, "job_timeout": JOB_TIMEOUT_S},
-        redis_settings=arq_redis(settings.redis.url.get_secret_value()),
-        ctx={"settings": settings, "lease_seconds": lease_seconds},
-        cron_jobs=cron_jobs(settings),
-        max_jobs=settings.worker.max_jobs,
-    )
+    worker = create_worker(arq_settings(settings, lease_seconds=lease_seconds))
     try:  # SIGINT/SIGTERM cancel the jobs (recovery resumes them) and end the worker
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()
