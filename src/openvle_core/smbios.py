@@ -11,6 +11,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from openvle_core.engine.errors import SmbiosMetadataTooLong
+
 MAX_LENGTH = 512
 STRING_FIELDS = ("manufacturer", "product", "version", "serial", "sku", "family")
 # Shortened first when the value would be too long; the serial (our identity) never is.
@@ -70,7 +72,10 @@ def build_smbios1(current: str | None, meta: SmbiosMetadata) -> str:
             fields[key] = fields[key][: len(fields[key]) // 2]
             value = _render(uuid, fields)
     if len(value) > MAX_LENGTH:
-        raise ValueError(f"smbios1 metadata does not fit in {MAX_LENGTH} characters")
+        raise SmbiosMetadataTooLong(
+            f"smbios1 is {len(value)} characters with every field of ours emptied (Proxmox "
+            f"allows {MAX_LENGTH}): the VM's existing uuid {uuid!r} is too long to keep"
+        )
     return value
 
 

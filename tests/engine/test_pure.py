@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from openvle_core.engine.errors import SmbiosMetadataTooLong
 from openvle_core.engine.retry import backoff, is_transient
 from openvle_core.placement import NodeLoad, NoNodeAvailable, choose_node
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
@@ -37,6 +38,13 @@ def test_smbios_fits_in_512_characters_and_never_shortens_the_serial() -> None:
     value = build_smbios1(f"uuid={UUID}", meta(product="p" * 400, family="f" * 200))
     assert len(value) <= MAX_LENGTH
     assert parse_smbios1(value)["serial"] == "0193-vm-uuid"
+
+
+def test_smbios_that_cannot_fit_is_a_typed_error_naming_the_cause() -> None:
+    with pytest.raises(SmbiosMetadataTooLong, match="existing uuid") as info:
+        build_smbios1("uuid=" + "u" * MAX_LENGTH, meta())
+    assert info.value.code == "smbios_metadata_too_long"
+    assert not is_transient(info.value)
 
 
 def test_placement_prefers_free_cpu_and_counts_inflight_clones() -> None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from openvle_core.proxmox import (
+    HaGroupsUnsupported,
     MigrationBlocked,
     OutsidePool,
     ProxmoxConflict,
@@ -110,6 +111,23 @@ async def test_ha_managed_start_waits_for_the_lrm(h: Harness) -> None:
     assert (await h.client.stop_vm(TEMPLATE_NODE, vmid)).status == "stopped"
     await h.client.ha_remove(vmid)
     assert f"vm:{vmid}" not in {r.sid for r in await h.client.ha_resources()}
+
+
+async def test_an_ha_group_on_pve_9_is_a_typed_validation_error() -> None:
+    async with run_simulator(version="9.1", time_scale=0.01) as sim:
+        stack: list[httpx.AsyncClient] = []
+        h = await open_harness(sim, settings_for(sim), stack)
+        try:
+            vmid = await clone(h)
+            with pytest.raises(HaGroupsUnsupported, match="no HA groups") as info:
+                await h.client.ha_add(vmid, state="stopped", group="lab")
+            resources = {r.sid for r in await h.client.ha_resources()}
+        finally:
+            for http in stack:
+                await http.aclose()
+    assert isinstance(info.value, ProxmoxValidationError)
+    assert info.value.errors == {"group": "not supported on PVE 9"}
+    assert f"vm:{vmid}" not in resources
 
 
 async def test_ha_state_never_reached_is_a_timeout(h: Harness) -> None:

@@ -33,3 +33,9 @@ class NotCloned(ConflictError):
     """The VM row has no Proxmox VM yet (or its clone failed)."""
 
     code = "vm_not_cloned"
+
+
+class SmbiosMetadataTooLong(OpenVLEError):
+    """The VM's SMBIOS metadata cannot fit Proxmox's `smbios1` limit even when shortened."""
+
+    code = "smbios_metadata_too_long"

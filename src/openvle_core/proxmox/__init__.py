@@ -6,6 +6,7 @@ in `ProxmoxClient(http, settings)`. Errors are documented in `errors`.
 
 from openvle_core.proxmox.client import ProxmoxClient
 from openvle_core.proxmox.errors import (
+    HaGroupsUnsupported,
     MigrationBlocked,
     OutsidePool,
     ProxmoxAuthFailed,
@@ -27,6 +28,7 @@ from openvle_core.proxmox.transport import build_http_client
 
 __all__ = [
     "CallStats",
+    "HaGroupsUnsupported",
     "MigrationBlocked",
     "NullObserver",
     "OutsidePool",

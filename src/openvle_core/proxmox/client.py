@@ -14,7 +14,11 @@ from typing import Literal
 import httpx
 
 from openvle_core.proxmox import pools, privileges
-from openvle_core.proxmox.errors import ProxmoxBadResponse, ProxmoxPermissionDenied
+from openvle_core.proxmox.errors import (
+    HaGroupsUnsupported,
+    ProxmoxBadResponse,
+    ProxmoxPermissionDenied,
+)
 from openvle_core.proxmox.models import (
     ClusterResource,
     HaResource,
@@ -157,7 +161,10 @@ class ProxmoxClient(VmOperations):
         """Make a pool VM HA-managed. `group` exists only before PVE 9 (rules replace it)."""
         await self._guard.check(vmid)
         if group is not None and await self.release() >= (9, 0):
-            raise ValueError("PVE 9 has no HA groups (they were migrated to rules)")
+            raise HaGroupsUnsupported(
+                f"HA group {group!r} requested, but PVE 9 has no HA groups (they became rules)",
+                method="POST", path=HA_RESOURCES, errors={"group": "not supported on PVE 9"},
+            )  # fmt: skip
         params = {
             "sid": f"vm:{vmid}",
             "state": state,

@@ -130,6 +130,12 @@ class ProxmoxValidationError(ProxmoxError):
     code = "proxmox_validation_error"
 
 
+class HaGroupsUnsupported(ProxmoxValidationError):
+    """An HA group was asked of PVE 9, which has none (they were migrated to HA rules)."""
+
+    code = "proxmox_ha_groups_unsupported"
+
+
 class ProxmoxNotFound(ProxmoxError, NotFoundError):
     """The VM, node, pool or task does not exist."""
 
