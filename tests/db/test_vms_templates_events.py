@@ -83,7 +83,7 @@ async def test_bulk_update_touches_only_given_rows(db_session: AsyncSession) -> 
     assert (views["b0"].status, views["b0"].ipv4) == ("running", "10.0.0.5")
     assert views["b1"].status == "cloning"
     assert views["b2"].node == "pve3"
-    assert await repo.existing_ids([ids[1], "nope"]) == {ids[1]}
+    assert [v.id for v in await repo.views_of([ids[1], "nope"])] == [ids[1]]
     assert await repo.delete(ids[3]) is True
     assert await repo.delete(ids[3]) is False
 

@@ -62,9 +62,3 @@ def kind_spec(kind: str) -> KindSpec | None:
     """The registered spec of `kind`, or None."""
     load_kinds()
     return _KINDS.get(kind)
-
-
-def registered_kinds() -> list[str]:
-    """Every registered kind, sorted."""
-    load_kinds()
-    return sorted(_KINDS)

@@ -108,13 +108,6 @@ class VmRepository:
             ).all()
         ]
 
-    async def existing_ids(self, ids: Collection[str]) -> set[str]:
-        """Which of `ids` are VM UUIDs we know (adoption by SMBIOS serial)."""
-        if not ids:
-            return set()
-        stmt = select(Vm.id).where(Vm.id.in_(list(ids)))
-        return set((await self.session.scalars(stmt)).all())
-
     async def bulk_update(self, changes: Sequence[Mapping[str, Any]]) -> int:
         """Update many VMs by primary key in one executemany; each mapping has `id`.
 
@@ -127,13 +120,6 @@ class VmRepository:
         rows = [{**change, "updated_at": now} for change in changes]
         await self.session.execute(update(Vm), rows)
         return len(rows)
-
-    async def set_status(self, vm_id: str, status: str) -> Vm:
-        """Set one VM's status through the ORM (loaded objects see the change)."""
-        vm = await self.require(vm_id)
-        vm.status = status
-        await self.session.flush()
-        return vm
 
     async def delete(self, vm_id: str) -> bool:
         """Delete the row; True if it existed."""
