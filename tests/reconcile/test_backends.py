@@ -66,11 +66,12 @@ async def test_one_change_is_one_row_updated_and_one_entry(
     }
 
 
+# The snapshot store does not depend on the SQL backend: only the SQLite case is generated.
+@pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True, scope="session")
 async def test_the_snapshot_on_mongodb_gets_only_what_changed(
     harness: Harness, mongodb_url: str, db_engine: AsyncEngine
 ) -> None:
-    if db_engine.dialect.name != "sqlite":
-        pytest.skip("the snapshot store does not depend on the SQL backend")
+    assert db_engine.dialect.name == "sqlite"
     store = MongoSnapshotStore.from_url(mongodb_url, "reconcile_test")
     harness.snapshot = store
     try:
