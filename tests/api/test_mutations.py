@@ -113,8 +113,8 @@ async def test_templates(api: Api) -> None:
     assert got.status_code == 202
     assert got.json()["kind"] == "template.update"
     got = await api.client.post("/api/v1/templates", json={"source_vmid": 4242}, headers=api.auth())
-    assert got.status_code == 202
-    assert got.json()["kind"] == "template.create"
+    assert got.status_code == 404  # not in the pool (tests/api/test_template_pool.py)
+    assert "VM 4242" in got.json()["detail"]
 
 
 async def test_sync_request_and_busy(api: Api) -> None:

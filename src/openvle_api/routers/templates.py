@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
+from openvle_api.deps import AdminAuth, Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import (
@@ -19,6 +19,7 @@ from openvle_api.schemas import (
 )
 from openvle_core.db.enums import TemplateStatus
 from openvle_core.templates import queries, service
+from openvle_core.templates.membership import PoolView
 
 router = APIRouter(prefix=f"{API_PREFIX}/templates", tags=["templates"])
 
@@ -52,10 +53,12 @@ async def get_template(template_id: str, uow: Uow, _: ReadAuth) -> TemplateOut:
     summary="Create a template",
 )
 async def create_template(
-    body: TemplateCreate, uow: Uow, _: AdminAuth, response: Response
+    body: TemplateCreate, uow: Uow, _: AdminAuth, runtime: RuntimeDep, response: Response
 ) -> OperationOut:
-    """Convert pool VM `source_vmid` into a template, or derive one from a template."""
-    op = await service.request_create_template(uow.session, **body.model_dump())
+    """Convert pool VM `source_vmid` into a template (404 unless in the pool at the last
+    sync), or derive one from a template."""
+    view = PoolView(runtime.snapshot, runtime.settings.proxmox.vms_pool)
+    op = await service.request_create_template(uow.session, **body.model_dump(), pool_view=view)
     return accepted(uow, response, op)
 
 

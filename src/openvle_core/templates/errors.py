@@ -15,3 +15,9 @@ class TemplateInUse(ConflictError):
     """The template still has VMs (linked clones) and cannot be deleted."""
 
     code = "template_in_use"
+
+
+class SourceNotInPool(NotFoundError):
+    """The VM to convert is not a member of our pool as of the last sync (404, as if absent)."""
+
+    code = "vm_not_found"

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.db.models import Operation
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.errors import TemplateInUse
+from openvle_core.templates.membership import PoolView, require_pool_member
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 from openvle_core.vms.service import InvalidRequest, dns_name
@@ -18,10 +19,17 @@ async def request_create_template(
     source_vmid: int | None = None,
     from_template_id: str | None = None,
     name: str | None = None,
+    pool_view: PoolView | None = None,
 ) -> Operation:
-    """Convert pool VM `source_vmid`, or derive from `from_template_id` (full clone)."""
+    """Convert pool VM `source_vmid`, or derive from `from_template_id` (full clone).
+
+    With `pool_view` (the API always gives it), a `source_vmid` that was not in our pool
+    at the last sync is refused now (404) instead of failing later in the engine.
+    """
     if (source_vmid is None) == (from_template_id is None):
         raise InvalidRequest("give exactly one of source_vmid and from_template_id")
+    if source_vmid is not None and pool_view is not None:
+        await require_pool_member(session, pool_view, source_vmid)
     params: dict[str, object] = {"name": dns_name(name) if name else None}
     repo = OperationRepository(session)
     if source_vmid is not None:
