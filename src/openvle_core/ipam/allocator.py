@@ -59,6 +59,17 @@ async def allocate_ip(
     raise NetworkExhausted(f"no free IPv4 address left in network {network}")
 
 
+async def require_free_ip(session: AsyncSession, settings: CloudInitSettings) -> None:
+    """Raise NetworkExhausted when every usable address is allocated (a request-time check;
+    the engine's allocation stays the authority, as clones queued meanwhile take addresses)."""
+    network = settings.ip_network
+    if network is None:
+        raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")
+    taken = await IpAllocationRepository(session).allocated(str(network))
+    if not any(str(address) not in taken for address in candidates(settings)):
+        raise NetworkExhausted(f"no free IPv4 address left in network {network}")
+
+
 async def release_ips(session: AsyncSession, vm_id: str) -> int:
     """Free every address of the VM (on delete)."""
     return await IpAllocationRepository(session).release_for_vm(vm_id)

@@ -16,6 +16,7 @@ from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import new_id
 from openvle_core.engine.power import ACTIONS
 from openvle_core.errors import ConflictError, OpenVLEError
+from openvle_core.ipam.allocator import require_free_ip
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.settings import Settings
@@ -51,10 +52,15 @@ async def request_clone(
     node: str | None = None,
     start: bool = False,
 ) -> Operation:
-    """Stage a VM (status cloning) and its `vm.clone` operation."""
+    """Stage a VM (status cloning) and its `vm.clone` operation.
+
+    With cloud-init on, a network with no free address left refuses now (409).
+    """
     template = await TemplateRepository(session).require(template_id)
     if template.status != TemplateStatus.AVAILABLE.value:
         raise ConflictError(f"template {template.name} is {template.status}, not available")
+    if settings.cloudinit.enabled:
+        await require_free_ip(session, settings.cloudinit)
     vm_id = new_id()
     full = settings.vms.full_clone_default if full_clone is None else full_clone
     vm = Vm(
