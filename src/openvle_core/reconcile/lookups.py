@@ -88,8 +88,9 @@ async def ipv4_addresses(
 
 async def serials(
     proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
-) -> tuple[dict[int, str], int]:
-    """vmid -> SMBIOS serial (as a UUID) of unmanaged guests from their config; failures."""
+) -> tuple[dict[int, str | None], int]:
+    """vmid -> SMBIOS serial (as a UUID, None if it has none) of unmanaged guests from
+    their config, for every config read; failures."""
     chosen = [g for g in _sample(guests, MAX_SERIAL_READS) if g.node and g.vmid is not None]
 
     async def ask(guest: ClusterResource) -> str | None:
@@ -97,4 +98,4 @@ async def serials(
         return smbios_serial(config.smbios1)
 
     found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
-    return {int(vmid): serial for vmid, serial in found.items() if serial is not None}, failed
+    return {int(vmid): serial for vmid, serial in found.items()}, failed

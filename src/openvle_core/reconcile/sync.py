@@ -25,6 +25,7 @@ from openvle_core.proxmox import ProxmoxClient
 from openvle_core.reconcile import lookups
 from openvle_core.reconcile.cluster import ClusterView, fetch_cluster
 from openvle_core.reconcile.errors import PoolLooksEmpty
+from openvle_core.reconcile.memo import memo_for
 from openvle_core.reconcile.plan import (
     TemplatePlan,
     VmPlan,
@@ -173,9 +174,12 @@ async def _adopt(
         return {}
     adoptable = adoptable_vms(state.views, view.guests, state.skip_vms)
     adopted: dict[str, int] = {}
-    found, result.lookups_failed = await lookups.serials(proxmox, candidates, limit)
-    for vmid, serial in sorted(found.items()):
-        if serial in adoptable and serial not in adopted:
+    memo = memo_for(proxmox)
+    found, unread = memo.split(candidates, time.monotonic())
+    read, result.lookups_failed = await lookups.serials(proxmox, unread, limit)
+    memo.remember(unread, read)
+    for vmid, serial in sorted({**found, **read}.items()):
+        if serial is not None and serial in adoptable and serial not in adopted:
             adopted[serial] = vmid
     taken = set(adopted.values())
     unmanaged = [g.vmid for g in candidates if g.vmid is not None and g.vmid not in taken]
