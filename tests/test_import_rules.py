@@ -31,7 +31,7 @@ def imported_roots(tree: ast.AST) -> set[str]:
 
 def violations(package: str) -> list[str]:
     """`file: module` for every forbidden import under src/<package>."""
-    found = []
+    found: list[str] = []
     for path in sorted((SRC / package).rglob("*.py")):
         bad = imported_roots(ast.parse(path.read_text(), str(path))) & RULES[package]
         found.extend(f"{path.relative_to(SRC)}: {name}" for name in sorted(bad))

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from arq.worker import get_kwargs
@@ -25,6 +26,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def arq_kwargs() -> dict[str, Any]:
+    """The Worker arguments arq's CLI builds from `WorkerSettings` (arq types them oddly)."""
+    from openvle_worker.worker import WorkerSettings
+
+    return cast("dict[str, Any]", get_kwargs(WorkerSettings))
+
+
 def test_importing_the_worker_reads_no_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
     env["WORKER_MAX_JOBS"] = "0"  # invalid: loading settings at import would raise
@@ -35,11 +43,9 @@ def test_importing_the_worker_reads_no_settings(tmp_path: Path) -> None:
 
 
 def test_arq_start_up_honours_worker_max_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from openvle_worker.worker import WorkerSettings
-
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/5")
     monkeypatch.setenv("WORKER_MAX_JOBS", "3")
-    kwargs = get_kwargs(WorkerSettings)  # what arq's CLI passes to Worker(...)
+    kwargs = arq_kwargs()  # what arq's CLI passes to Worker(...)
     assert kwargs["max_jobs"] == 3
     assert kwargs["redis_settings"].database == 5
     assert sorted(job.name for job in kwargs["cron_jobs"]) == [
@@ -49,11 +55,9 @@ def test_arq_start_up_honours_worker_max_jobs(monkeypatch: pytest.MonkeyPatch) -
     ]
     assert kwargs["ctx"]["settings"].worker.max_jobs == 3
     monkeypatch.setenv("WORKER_MAX_JOBS", "7")  # read at each start-up, not cached at import
-    assert get_kwargs(WorkerSettings)["max_jobs"] == 7
+    assert arq_kwargs()["max_jobs"] == 7
 
 
 def test_arq_start_up_without_redis_is_a_config_error() -> None:
-    from openvle_worker.worker import WorkerSettings
-
     with pytest.raises(ConfigError, match="REDIS_URL"):
-        get_kwargs(WorkerSettings)
+        arq_kwargs()

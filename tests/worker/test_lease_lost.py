@@ -21,6 +21,7 @@ from openvle_core.metrics import REGISTRY
 from openvle_core.operations import lease
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.queue import InProcessQueue
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
 
@@ -72,6 +73,7 @@ async def test_a_runner_whose_lease_was_taken_stops_its_work(tmp_path: Path) -> 
             await asyncio.wait_for(started.wait(), 30)
             await take_over(runtime, op.id)
             await asyncio.wait_for(cancelled.wait(), 30)
+            assert isinstance(runtime.queue, InProcessQueue)
             await asyncio.wait_for(runtime.queue.join(), 30)
             async with transaction(runtime.sessions) as session:
                 row = await OperationRepository(session).require(op.id)
