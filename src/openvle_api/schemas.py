@@ -170,7 +170,21 @@ SLUG_PATTERN = r"^[a-z0-9_-]{4,8}$"
 class EventIn(BaseModel):
     """A new event: participants x templates VMs between two times."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "sec101",
+                    "name": "Security 101, spring",
+                    "starts_at": TIME_EXAMPLE,
+                    "ends_at": "2026-03-01T17:00:00Z",
+                    "template_ids": [UUID_EXAMPLE],
+                    "participants": 24,
+                }
+            ]
+        },
+    )
 
     slug: str = Field(pattern=SLUG_PATTERN, examples=["sec101"])
     name: str = Field(min_length=1, max_length=128, examples=["Security 101, spring"])
@@ -184,7 +198,10 @@ class EventIn(BaseModel):
 class EventPatch(BaseModel):
     """Fields to change (absent or null = unchanged); `template_ids` replaces the list."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"participants": 30}, {"ends_at": "2026-03-01T18:00:00Z"}]},
+    )
 
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=128)
@@ -324,7 +341,15 @@ def event_out(view: EventView) -> EventOut:
 class VmCreate(BaseModel):
     """Clone a VM from a template."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"template_id": UUID_EXAMPLE, "name": "sec101-07-debian", "start": True},
+                {"template_id": UUID_EXAMPLE, "full_clone": True, "node": "pve2"},
+            ]
+        },
+    )
 
     template_id: str = Field(max_length=36, examples=[UUID_EXAMPLE])
     name: str | None = Field(default=None, max_length=63, examples=["sec101-07-debian"])
@@ -340,7 +365,10 @@ class VmCreate(BaseModel):
 class VmMigrate(BaseModel):
     """Move a VM to another node."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"target_node": "pve2", "online": True}]},
+    )
 
     target_node: str = Field(min_length=1, max_length=64, examples=["pve2"])
     online: bool = Field(default=False, description="Live migration of a running VM.")
@@ -364,7 +392,10 @@ class TemplateCreate(BaseModel):
 class TemplatePatch(BaseModel):
     """Template fields to change (absent or null = unchanged)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"cores": 4, "memory_mb": 8192}, {"name": "debian-13"}]},
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=63)
     cores: int | None = Field(default=None, ge=1, le=512)

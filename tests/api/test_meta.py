@@ -5,6 +5,7 @@ from __future__ import annotations
 from arq.constants import default_queue_name
 
 from api.conftest import Api, Backend, open_api
+from openvle_api import schemas
 from openvle_core.queue import ArqQueue
 from openvle_pvesim import Simulator
 
@@ -75,3 +76,22 @@ async def test_metrics_queue_depth(api: Api) -> None:
     if isinstance(api.runtime.queue, ArqQueue):  # read from Redis at scrape time
         waiting = await api.runtime.queue.pool.zcard(default_queue_name)
         assert float(lines[0].split()[1]) == waiting
+
+
+async def test_request_bodies_carry_valid_examples(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    bodies = {
+        op["operationId"]: op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for item in doc["paths"].values()
+        for op in item.values()
+        if "requestBody" in op
+    }
+    mutations = {"createVm", "migrateVm", "createTemplate", "updateTemplate", "createEvent"}
+    assert mutations | {"updateEvent"} <= set(bodies)
+    for op_id, ref in bodies.items():
+        name = ref.rsplit("/", 1)[-1]
+        examples = doc["components"]["schemas"][name].get("examples")
+        assert examples, f"{op_id}: request body {name} has no examples"
+        model = getattr(schemas, name)
+        for example in examples:
+            model.model_validate(example)  # an example a client copies must be accepted
