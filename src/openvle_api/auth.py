@@ -104,10 +104,6 @@ class Authenticator:
         async with writer() as own, own.begin():
             await tokens.record_use(own, entry.principal.token_id)
 
-    def forget_all(self) -> None:
-        """Drop every cached token (after a revocation in this process)."""
-        self._cache.clear()
-
 
 def _unexpired(entry: _Entry) -> bool:
     return entry.expires_at is None or entry.expires_at > utcnow()

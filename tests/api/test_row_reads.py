@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_api.readdb import SQLiteRowReader, create_row_engine
 from openvle_api.schemas import VmOut
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Template, Vm
+from openvle_core.db.pagination import Page, encode_cursor
 from openvle_core.db.session import (
     EngineRowReader,
     RowReader,
@@ -47,26 +49,36 @@ def _json(items: Iterable[object]) -> list[str]:
     return [VmOut.model_validate(item).model_dump_json() for item in items]
 
 
+async def _expected_pages(session: AsyncSession, node: str | None, size: int) -> list[Page[Vm]]:
+    """The pages the API must give, built from every row (the oracle: no shared code)."""
+    every = (await session.scalars(select(Vm))).all()
+    wanted = sorted((vm for vm in every if node is None or vm.node == node), key=lambda v: v.id)
+    chunks = [wanted[i : i + size] for i in range(0, len(wanted), size)]
+    return [
+        Page(items=chunk, next_cursor=encode_cursor(chunk[-1].id) if n < len(chunks) else None)
+        for n, chunk in enumerate(chunks, start=1)
+    ]
+
+
 @pytest.mark.parametrize("kind", ["sync", "engine"])
-async def test_rows_match_the_orm(database: str, kind: str) -> None:
+async def test_rows_match_the_database(database: str, kind: str) -> None:
     engine = create_engine(database, immediate=False)  # reads only: no write lock to share
     sync_reader = SQLiteRowReader(database)
     reader: RowReader = sync_reader if kind == "sync" else EngineRowReader(engine)
     try:
         async with session_factory(engine)() as session:
-            for node in (None, "pve1"):
-                orm_cursor = row_cursor = None
-                while True:
-                    orm = await queries.list_vms(session, node=node, limit=2, cursor=orm_cursor)
-                    rows = await queries.list_vm_rows(reader, node=node, limit=2, cursor=row_cursor)
-                    assert _json(rows.items) == _json(orm.items)
-                    assert rows.next_cursor == orm.next_cursor
-                    if orm.next_cursor is None:
-                        break
-                    orm_cursor = row_cursor = orm.next_cursor
-            vm = (await queries.list_vms(session, limit=1)).items[0]
+            for node, pages in (("pve1", 2), (None, 4)):
+                expected = await _expected_pages(session, node, 2)
+                assert len(expected) == pages
+                cursor = None
+                for want in expected:
+                    got = await queries.list_vm_rows(reader, node=node, limit=2, cursor=cursor)
+                    assert _json(got.items) == _json(want.items)
+                    assert got.next_cursor == want.next_cursor
+                    cursor = got.next_cursor
+            vm = (await _expected_pages(session, None, 1))[-1].items[0]
             row = await queries.get_vm_row(reader, vm.id)
-            assert _json([row]) == _json([await queries.get_vm(session, vm.id)])
+            assert _json([row]) == _json([vm])
         with pytest.raises(VmNotFound):
             await queries.get_vm_row(reader, "no-such-vm")
     finally:

@@ -1,8 +1,7 @@
-"""Read side of VMs: one VM, a filtered page of VMs.
+"""Read side of VMs: one VM, a filtered page of VMs, as rows of the API's columns.
 
-`get_vm`/`list_vms` load ORM objects through a session; `get_vm_row`/`list_vm_rows`
-read just the API's columns through a RowReader (no session, no ORM objects), for the
-API's hot GET paths. Both give the same values (the columns' types convert them alike).
+Read through a RowReader (no session, no ORM objects): these are the API's hot GET
+paths. This module owns the API's VM filters, order (by id) and cursors.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ import functools
 from typing import Any
 
 from sqlalchemy import Executable, Integer, Row, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
 from openvle_core.db.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 from openvle_core.db.session import RowReader
 from openvle_core.vms.errors import VmNotFound
-from openvle_core.vms.repository import VmRepository
 
 VM_COLUMNS = (
     Vm.id,
@@ -34,32 +31,6 @@ VM_COLUMNS = (
     Vm.updated_at,
 )
 _VM_BY_ID = select(*VM_COLUMNS).where(Vm.id == bindparam("vm_id"))  # built once
-
-
-async def get_vm(session: AsyncSession, vm_id: str) -> Vm:
-    """The VM with this UUID; VmNotFound otherwise."""
-    return await VmRepository(session).require(vm_id)
-
-
-async def list_vms(
-    session: AsyncSession,
-    *,
-    event_id: str | None = None,
-    template_id: str | None = None,
-    node: str | None = None,
-    status: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> Page[Vm]:
-    """A page of VMs matching every given filter, oldest first."""
-    return await VmRepository(session).list(
-        event_id=event_id,
-        template_id=template_id,
-        node=node,
-        status=status,
-        limit=limit,
-        cursor=cursor,
-    )
 
 
 async def get_vm_row(reader: RowReader, vm_id: str) -> Row[Any]:
@@ -80,7 +51,7 @@ async def list_vm_rows(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Page[Row[Any]]:
-    """Like `list_vms` (same filters, order and cursors), as rows of VM_COLUMNS."""
+    """A page of VMs matching every given filter, oldest (lowest id) first, as rows."""
     size = clamp_limit(limit)
     given = {"event_id": event_id, "template_id": template_id, "node": node, "status": status}
     params: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
