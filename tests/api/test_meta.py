@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import httpx
 from arq.constants import default_queue_name
 
 from api.conftest import Api, Backend, open_api
 from openvle_api import schemas
-from openvle_core.queue import ArqQueue
+from openvle_api.app import create_app
+from openvle_core.health import queue_depth
+from openvle_core.queue import ArqQueue, InProcessQueue
 from openvle_pvesim import Simulator
 
 
@@ -95,3 +100,25 @@ async def test_request_bodies_carry_valid_examples(api: Api) -> None:
         model = getattr(schemas, name)
         for example in examples:
             model.model_validate(example)  # an example a client copies must be accepted
+
+
+class _CountingQueue:
+    """A queue that can tell its depth (the optional `depth()` of the JobQueue port)."""
+
+    async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
+        """Never called here."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def depth(self) -> int:
+        return 7
+
+
+async def test_metrics_ask_a_queue_for_its_depth(api: Api) -> None:
+    runtime = dataclasses.replace(api.runtime, queue=_CountingQueue())
+    transport = httpx.ASGITransport(app=create_app(api.settings, runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        text = (await client.get("/metrics")).text
+    assert "openvle_queue_depth 7.0" in text.splitlines()
+    assert await queue_depth(InProcessQueue()) is None  # it keeps the gauge itself
