@@ -45,17 +45,8 @@ from openvle_core.events import lifecycle, service
 from openvle_core.proxmox import PollSchedule
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import (
-    ApiSettings,
-    CloudInitSettings,
-    DatabaseSettings,
-    GeneralSettings,
-    LogSettings,
-    MongoSettings,
-    ProxmoxSettings,
-    RedisSettings,
     Settings,
-    VmDefaults,
-    WorkerSettings,
+    load_settings,
 )
 
 SCALE = float(os.environ.get("BENCH_TIME_SCALE", "0.1"))
@@ -83,26 +74,18 @@ def start_simulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 def settings_for(info: dict[str, Any], database_url: str) -> Settings:
     """The service's settings for the simulator: CI token, its CA, retries scaled too."""
     user, _, name = TOKEN_ID.partition("!")
-    env: dict[str, Any] = {"_env_file": None}
-    return Settings(
-        proxmox=ProxmoxSettings(
-            hostname=info["url"].removeprefix("https://").split("/", 1)[0],
-            user=user,
-            token_name=name,
-            token_value=SecretStr(info["tokens"][TOKEN_ID]),
-            verify_ssl=info["ca_file"],
-            vms_pool=POOL,
-            **env,
-        ),
-        vms=VmDefaults(**env),
-        cloudinit=CloudInitSettings(**env),
-        database=DatabaseSettings(url=SecretStr(database_url), **env),
-        mongodb=MongoSettings(**env),
-        redis=RedisSettings(**env),
-        worker=WorkerSettings(retry_backoff_scale=SCALE, **env),
-        api=ApiSettings(**env),
-        log=LogSettings(**env),
-        general=GeneralSettings(**env),
+    return load_settings(
+        env_file=None,
+        proxmox={
+            "hostname": info["url"].removeprefix("https://").split("/", 1)[0],
+            "user": user,
+            "token_name": name,
+            "token_value": SecretStr(info["tokens"][TOKEN_ID]),
+            "verify_ssl": info["ca_file"],
+            "vms_pool": POOL,
+        },
+        database={"url": SecretStr(database_url)},
+        worker={"retry_backoff_scale": SCALE},
     )
 
 

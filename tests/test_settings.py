@@ -158,3 +158,18 @@ def test_verify_ssl_is_a_bool_or_an_existing_ca_file(
     assert load_settings(env_file=None).proxmox.verify_ssl == bundle
     monkeypatch.setenv("PVE_VERIFY_SSL", "0")
     assert load_settings(env_file=None).proxmox.verify_ssl is False
+
+
+def test_overrides_win_over_the_environment_and_are_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PVE_VMS_POOL", "From-Env")
+    monkeypatch.setenv("PVE_USER", "env@pve")
+    settings = load_settings(env_file=None, proxmox={"vms_pool": "Given"})
+    assert settings.proxmox.vms_pool == "Given"
+    assert settings.proxmox.user == "env@pve"  # what is not given still comes from the env
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, proxmox={"hostname": "no-port"})
+    assert [name for name, _ in caught.value.problems] == ["PVE_HOSTNAME"]
+    with pytest.raises(TypeError, match="proxmx"):
+        load_settings(env_file=None, proxmx={})

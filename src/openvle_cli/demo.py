@@ -30,17 +30,8 @@ from openvle_core.db.enums import TokenScope
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
-    ApiSettings,
-    CloudInitSettings,
-    DatabaseSettings,
-    GeneralSettings,
-    LogSettings,
-    MongoSettings,
-    ProxmoxSettings,
-    RedisSettings,
     Settings,
-    VmDefaults,
-    WorkerSettings,
+    load_settings,
 )
 from openvle_pvesim import Simulator
 
@@ -78,24 +69,19 @@ class DemoInfo:
 def demo_settings(sim: Simulator, database_url: str, options: DemoOptions) -> Settings:
     """A whole Settings tree for the simulator (no environment, no .env)."""
     user, _, name = DEMO_TOKEN.partition("!")
-    return Settings(
-        proxmox=ProxmoxSettings(
-            _env_file=None,
-            hostname=sim.hostname,
-            user=user,
-            token_name=name,
-            token_value=SecretStr(sim.tokens[DEMO_TOKEN]),
-            verify_ssl=sim.ca_file or False,
-        ),
-        vms=VmDefaults(_env_file=None),
-        cloudinit=CloudInitSettings(_env_file=None),
-        database=DatabaseSettings(_env_file=None, url=SecretStr(database_url)),
-        mongodb=MongoSettings(_env_file=None),
-        redis=RedisSettings(_env_file=None),
-        worker=WorkerSettings(_env_file=None, retry_backoff_scale=max(options.time_scale, 0.01)),
-        api=ApiSettings(_env_file=None, host=options.host, port=max(options.port, 1)),
-        log=LogSettings(_env_file=None, level=options.log_level),
-        general=GeneralSettings(_env_file=None),
+    return load_settings(
+        env_file=None,
+        proxmox={
+            "hostname": sim.hostname,
+            "user": user,
+            "token_name": name,
+            "token_value": SecretStr(sim.tokens[DEMO_TOKEN]),
+            "verify_ssl": sim.ca_file or False,
+        },
+        database={"url": SecretStr(database_url)},
+        worker={"retry_backoff_scale": max(options.time_scale, 0.01)},
+        api={"host": options.host, "port": max(options.port, 1)},
+        log={"level": options.log_level},
     )
 
 

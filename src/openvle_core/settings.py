@@ -9,6 +9,7 @@ Each group reads its own prefix (`PVE_`, `PVE_VMS_`, `DATABASE_`, `WORKER_`, ...
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -415,13 +416,20 @@ class ConfigError(OpenVLEError):
         self.problems = problems
 
 
-def load_settings(env_file: str | Path | None = ".env") -> Settings:
-    """Read every group from the environment (and `env_file`); raise one ConfigError."""
+def load_settings(env_file: str | Path | None = ".env", **overrides: Mapping[str, Any]) -> Settings:
+    """Read every group from the environment (and `env_file`); raise one ConfigError.
+
+    `overrides` give values per group by field name (`proxmox={"hostname": ...}`), ahead
+    of the environment: the demo, tests and benchmarks point it at the simulator so.
+    """
+    unknown = sorted(set(overrides) - set(_GROUPS))
+    if unknown:
+        raise TypeError(f"no settings groups named {unknown}")
     built: dict[str, BaseSettings] = {}
     problems: list[tuple[str, str]] = []
     for name, group in _GROUPS.items():
         try:
-            built[name] = group(_env_file=env_file)
+            built[name] = group(_env_file=env_file, **overrides.get(name, {}))
         except ValidationError as exc:
             problems.extend(_describe(group, exc))
         except SettingsError as exc:  # a value that is not even parseable (bad JSON list)

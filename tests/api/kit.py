@@ -10,17 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
 from openvle_core.settings import (
-    ApiSettings,
-    CloudInitSettings,
-    DatabaseSettings,
-    GeneralSettings,
-    LogSettings,
-    MongoSettings,
-    ProxmoxSettings,
-    RedisSettings,
     Settings,
-    VmDefaults,
-    WorkerSettings,
+    load_settings,
 )
 from openvle_pvesim import Simulator
 
@@ -37,28 +28,21 @@ def make_settings(
 ) -> Settings:
     """A whole Settings tree for tests (no environment, no .env)."""
     user, _, name = CI_TOKEN.partition("!")
-    return Settings(
-        proxmox=ProxmoxSettings(
-            _env_file=None,
-            hostname=sim.hostname,
-            user=user,
-            token_name=name,
-            token_value=SecretStr(sim.tokens[CI_TOKEN]),
-            verify_ssl=sim.ca_file or False,
-            retry_attempts=1,
-            retry_total_time=2.0,
-        ),
-        vms=VmDefaults(_env_file=None),
-        cloudinit=CloudInitSettings(_env_file=None),
-        database=DatabaseSettings(_env_file=None, url=SecretStr(database_url)),
-        mongodb=MongoSettings(_env_file=None, url=SecretStr(mongodb_url) if mongodb_url else None),
-        redis=RedisSettings(_env_file=None, url=SecretStr(redis_url) if redis_url else None),
-        worker=WorkerSettings(_env_file=None),
-        api=ApiSettings(
-            _env_file=None, METRICS_TOKEN=SecretStr(metrics_token) if metrics_token else None
-        ),
-        log=LogSettings(_env_file=None),
-        general=GeneralSettings(_env_file=None),
+    return load_settings(
+        env_file=None,
+        proxmox={
+            "hostname": sim.hostname,
+            "user": user,
+            "token_name": name,
+            "token_value": SecretStr(sim.tokens[CI_TOKEN]),
+            "verify_ssl": sim.ca_file or False,
+            "retry_attempts": 1,
+            "retry_total_time": 2.0,
+        },
+        database={"url": SecretStr(database_url)},
+        mongodb={"url": SecretStr(mongodb_url) if mongodb_url else None},
+        redis={"url": SecretStr(redis_url) if redis_url else None},
+        api={"METRICS_TOKEN": SecretStr(metrics_token) if metrics_token else None},
     )
 
 

@@ -17,17 +17,8 @@ from openvle_core.db.session import transaction
 from openvle_core.proxmox import PollSchedule, RetryPolicy
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
-    ApiSettings,
-    CloudInitSettings,
-    DatabaseSettings,
-    GeneralSettings,
-    LogSettings,
-    MongoSettings,
-    ProxmoxSettings,
-    RedisSettings,
     Settings,
-    VmDefaults,
-    WorkerSettings,
+    load_settings,
 )
 from openvle_pvesim import Simulator
 
@@ -52,28 +43,23 @@ def make_settings(
 ) -> Settings:
     """Settings for the simulator's CI token, a database, fast retries and timeouts."""
     user, _, name = CI_TOKEN.partition("!")
-    env: dict[str, Any] = {"_env_file": None}
     worker_values = {"retry_backoff_scale": 0.001, "agent_ip_timeout": 10.0,
                      "shutdown_timeout": 30.0, **(worker or {})}  # fmt: skip
-    return Settings(
-        proxmox=ProxmoxSettings(
-            hostname=sim.hostname,
-            user=user,
-            token_name=name,
-            token_value=SecretStr(sim.tokens[CI_TOKEN]),
-            verify_ssl=sim.ca_file or False,
-            vms_pool=POOL,
-            **env,
-        ),
-        vms=VmDefaults(**env, **(vms or {})),
-        cloudinit=CloudInitSettings(**env, **_aliased(cloudinit or {})),
-        database=DatabaseSettings(url=SecretStr(database_url), **env),
-        mongodb=MongoSettings(**env),
-        redis=RedisSettings(url=SecretStr(redis_url) if redis_url else None, **env),
-        worker=WorkerSettings(**env, **worker_values),
-        api=ApiSettings(**env),
-        log=LogSettings(**env),
-        general=GeneralSettings(**env),
+    return load_settings(
+        env_file=None,
+        proxmox={
+            "hostname": sim.hostname,
+            "user": user,
+            "token_name": name,
+            "token_value": SecretStr(sim.tokens[CI_TOKEN]),
+            "verify_ssl": sim.ca_file or False,
+            "vms_pool": POOL,
+        },
+        vms=vms or {},
+        cloudinit=_aliased(cloudinit or {}),
+        database={"url": SecretStr(database_url)},
+        redis={"url": SecretStr(redis_url) if redis_url else None},
+        worker=worker_values,
     )
 
 
