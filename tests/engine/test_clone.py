@@ -207,15 +207,8 @@ async def test_a_vanished_clone_task_is_checked_and_redone(
     runtime: Runtime, sim: Simulator
 ) -> None:
     """A recorded UPID that Proxmox no longer knows: check the pool, then clone again."""
-    template_id = await add_template(runtime, *SHARED_TEMPLATE)
     ghost = "UPID:pve1:00001234:00005678:6750A0B0:qmclone:9000:openvle@pve!ci:"
-    async with transaction(runtime.sessions) as session:
-        op = await request_clone(session, runtime.settings, template_id=template_id)
-        vm = await session.get(Vm, str(op.target_id))
-        assert vm is not None
-        vm.vmid, vm.node = 4000, "pve1"
-        session.add(VmidReservation(vmid=4000, vm_id=vm.id, operation_id=op.id))
-        op.result = {"clone_upid": ghost, "clone_vmid": 4000}
+    op, vm = await stage_interrupted_clone(runtime, 4000, {"clone_upid": ghost, "clone_vmid": 4000})
     await runtime.queue.enqueue(op.id)
     done = await wait_op(runtime, op.id)
     assert done.state == "succeeded", done.error_message
@@ -228,14 +221,7 @@ async def test_a_clone_started_just_before_a_crash_is_not_made_twice(
 ) -> None:
     """The earlier run died after Proxmox accepted the clone but before the UPID was
     recorded: the re-run's own clone collides with it, and it waits for that clone."""
-    template_id = await add_template(runtime, *SHARED_TEMPLATE)
-    async with transaction(runtime.sessions) as session:
-        op = await request_clone(session, runtime.settings, template_id=template_id)
-        vm = await session.get(Vm, str(op.target_id))
-        assert vm is not None
-        vm.vmid, vm.node = 4100, "pve1"
-        session.add(VmidReservation(vmid=4100, vm_id=vm.id, operation_id=op.id))
-        op.result = {"clone_intent": 4100}
+    op, vm = await stage_interrupted_clone(runtime, 4100, {"clone_intent": 4100})
     sim.cluster.tasks.gate.clear()
     await runtime.proxmox.start_clone("pve1", 9000, 4100, name=vm.name)  # the dead run's
     await runtime.queue.enqueue(op.id)
@@ -255,14 +241,9 @@ async def test_a_lost_clone_answer_then_a_foreign_vm_on_that_vmid_moves_on_at_on
 ) -> None:
     """The intent was recorded but no clone task of ours runs: the vmid belongs to another
     client, so the re-run does not wait for a clone of ours; it takes the next vmid."""
-    template_id = await add_template(runtime, *SHARED_TEMPLATE)
-    async with transaction(runtime.sessions) as session:
-        op = await request_clone(session, runtime.settings, template_id=template_id)
-        vm = await session.get(Vm, str(op.target_id))
-        assert vm is not None
-        vm.vmid, vm.node = 4200, "pve1"
-        session.add(VmidReservation(vmid=4200, vm_id=vm.id, operation_id=op.id))
-        op.result = {"clone_intent": 4200, "clone_intent_at": 0}
+    op, vm = await stage_interrupted_clone(
+        runtime, 4200, {"clone_intent": 4200, "clone_intent_at": 0}
+    )
     foreign = VM(4200, "pve1", {"name": "someone-else", "memory": "1024", "cores": 1})
     sim.cluster.vms[4200] = foreign
     sim.cluster.set_pool(4200, "Other-Team")
@@ -276,3 +257,19 @@ async def test_a_lost_clone_answer_then_a_foreign_vm_on_that_vmid_moves_on_at_on
     assert pool_vms(sim)[final.vmid] == vm.name
     assert sim.cluster.vms[4200] is foreign  # the other client's VM is untouched
     assert sim.cluster.pool_of(4200) == "Other-Team"
+
+
+async def stage_interrupted_clone(
+    runtime: Runtime, vmid: int, result: dict[str, object]
+) -> tuple[Operation, Vm]:
+    """A queued clone whose earlier run reserved `vmid` on pve1 and recorded `result`
+    before it died (the re-run finds that state, as after a crash)."""
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    async with transaction(runtime.sessions) as session:
+        op = await request_clone(session, runtime.settings, template_id=template_id)
+        vm = await session.get(Vm, str(op.target_id))
+        assert vm is not None
+        vm.vmid, vm.node = vmid, "pve1"
+        session.add(VmidReservation(vmid=vmid, vm_id=vm.id, operation_id=op.id))
+        op.result = result
+    return op, vm
