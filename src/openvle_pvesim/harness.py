@@ -42,6 +42,12 @@ class Simulator:
     faults: FaultInjector
     version: str
     app: SimulatorApp = field(repr=False)
+    server: SimulatorServer = field(repr=False)
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted so far (shows whether clients keep them alive)."""
+        return self.server.connections_accepted
 
     @property
     def violations(self) -> list[str]:
@@ -124,6 +130,7 @@ async def run_simulator(
             faults=injector,
             version=version,
             app=app,
+            server=server,
         )
     finally:
         await server.stop()

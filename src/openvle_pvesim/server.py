@@ -34,6 +34,7 @@ class SimulatorServer:
         self.ssl_context = ssl_context
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self.connections_accepted = 0
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
@@ -61,6 +62,7 @@ class SimulatorServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
+        self.connections_accepted += 1
         try:
             await self._connection(reader, writer)
         except (ConnectionError, ssl.SSLError, ProtocolError, asyncio.IncompleteReadError):
