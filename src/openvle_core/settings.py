@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -49,6 +49,10 @@ class ProxmoxSettings(BaseSettings):
     vms_pool: str = Field(default="OpenVLE-VMs", description="The pool OpenVLE owns.")
     connect_timeout: float = Field(default=5.0, gt=0, description="TCP/TLS connect timeout, s.")
     read_timeout: float = Field(default=30.0, gt=0, description="Read timeout per request, s.")
+    http_transport: Literal["openvle", "httpcore"] = Field(
+        default="openvle",
+        description="Connection pool: openvle (lean HTTP/1.1 keep-alive) or httpcore (httpx's).",
+    )
     retry_attempts: int = Field(
         default=4, ge=1, description="Tries per idempotent call on transient errors."
     )

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from openvle_core.proxmox.connpool import KeepAliveTransport
 from openvle_core.proxmox.errors import (
     ProxmoxBadResponse,
     ProxmoxError,
@@ -39,17 +40,21 @@ _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolE
 def build_http_client(settings: ProxmoxSettings, *, max_connections: int = 20) -> httpx.AsyncClient:
     """The process-wide AsyncClient for Proxmox: TLS per PVE_VERIFY_SSL, explicit timeouts.
 
-    Every connection may stay alive: httpcore 1.0 counts busy connections against the
-    keep-alive limit (encode/httpcore#1035), so a lower limit makes most requests beyond
-    it pay a fresh TLS handshake under load.
+    It sends through `connpool.KeepAliveTransport` unless PVE_HTTP_TRANSPORT=httpcore.
+    With httpcore every connection may stay alive: httpcore 1.0 counts busy connections
+    against the keep-alive limit (encode/httpcore#1035), so a lower limit makes most
+    requests beyond it pay a fresh TLS handshake under load.
     """
-    return httpx.AsyncClient(
-        verify=tls_verify(settings.verify_ssl),
-        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+    verify = tls_verify(settings.verify_ssl)
+    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
     )
+    if settings.http_transport == "httpcore":
+        return httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
+    transport = KeepAliveTransport(verify=verify, max_connections=max_connections)
+    # verify and limits still apply to the transports httpx mounts for environment proxies.
+    return httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout, limits=limits)
 
 
 def tls_verify(verify: bool | Path) -> ssl.SSLContext | bool:

@@ -1,0 +1,159 @@
+"""`KeepAliveTransport`: the httpx transport the Proxmox client sends through by default.
+
+httpx's own transport (httpcore 1.0) spends most of a small request's CPU in its pool:
+every request walks all connections and asks each socket, through anyio, whether it
+has become readable. Proxmox API calls are small JSON exchanges with one origin, so this
+transport keeps only what they need, and cuts the client's CPU per request about
+fourfold (README, "Proxmox client"):
+
+- idle connections per origin (scheme, host, port), reused last-in first-out and closed
+  once idle longer than `keepalive_expiry`; a connection the server has closed is seen
+  closed by its Protocol (`http11.Connection`) and never reused;
+- at most `max_connections` requests in flight; one that waits longer than the pool
+  timeout for a slot raises `httpx.PoolTimeout` (nothing was sent);
+- connecting raises `httpx.ConnectTimeout` or `httpx.ConnectError` (chained to the
+  OSError or `ssl.SSLCertVerificationError`); before that nothing is on the wire;
+- a request that fails or is cancelled half-way closes its connection.
+
+Redirects, cookies, auth, content decoding (gzip, deflate) and proxies from the
+environment stay in `httpx.AsyncClient`; `PVE_HTTP_TRANSPORT=httpcore` switches back to
+httpx's own transport should this one ever misbehave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import httpx
+
+from openvle_core.proxmox.http11 import Connection
+
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """The context to connect with: the given one, system CAs (True), or none checked."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class KeepAliveTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 with keep-alive for `httpx.AsyncClient(transport=...)`."""
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        max_connections: int = 20,
+        keepalive_expiry: float = 5.0,
+    ) -> None:
+        self._ssl = client_ssl_context(verify)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._expiry = keepalive_expiry
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._closed = False
+        self.connections_opened = 0
+        """Connections made so far (keep-alive working means this stays small)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        if self._slots.locked():
+            await self._wait_for_slot(request, timeouts.get("pool"))
+        else:
+            await self._slots.acquire()  # free slot: returns at once
+        try:
+            return await self._send(request, timeouts)
+        finally:
+            self._slots.release()
+
+    async def _send(
+        self, request: httpx.Request, timeouts: dict[str, float | None]
+    ) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        body = await request.aread()
+        connection = self._take_idle(origin) or await self._connect(
+            origin, request, timeouts.get("connect")
+        )
+        try:
+            response, reusable = await connection.exchange(request, body, timeouts.get("read"))
+        except BaseException:
+            connection.close(abort=True)  # half an exchange: nothing left worth flushing
+            raise
+        if reusable and not self._closed:
+            self._put_idle(origin, connection)
+        else:
+            connection.close()
+        return response
+
+    async def _wait_for_slot(self, request: httpx.Request, pool_timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(pool_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection slot in time", request=request) from None
+
+    async def _connect(
+        self, origin: Origin, request: httpx.Request, connect_timeout: float | None
+    ) -> Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        tls = self._ssl if scheme == "https" else None
+        try:
+            async with asyncio.timeout(connect_timeout):
+                _, connection = await loop.create_connection(
+                    Connection, host, port, ssl=tls, server_hostname=host if tls else None
+                )
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(
+                f"connecting to {host}:{port} timed out", request=request
+            ) from exc
+        except OSError as exc:
+            raise httpx.ConnectError(
+                f"connecting to {host}:{port}: {exc}", request=request
+            ) from exc
+        self.connections_opened += 1
+        return connection
+
+    def _take_idle(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        oldest_kept = asyncio.get_running_loop().time() - self._expiry
+        while idle:
+            connection = idle.pop()
+            if connection.reusable and connection.idle_since > oldest_kept:
+                return connection
+            connection.close()
+        return None
+
+    def _put_idle(self, origin: Origin, connection: Connection) -> None:
+        now = asyncio.get_running_loop().time()
+        connection.idle_since = now
+        idle = self._idle.setdefault(origin, [])
+        while idle and (idle[0].idle_since <= now - self._expiry or not idle[0].reusable):
+            idle.pop(0).close()  # oldest first: they are the ones that expire
+        idle.append(connection)
+
+    @property
+    def idle_connections(self) -> int:
+        """Idle connections still open and fit for reuse."""
+        return sum(connection.reusable for idle in self._idle.values() for connection in idle)
+
+    async def aclose(self) -> None:
+        """Close idle connections; ones in use close when their request ends."""
+        self._closed = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
