@@ -2,14 +2,25 @@
 
 Starts the simulator (PVE 9.1, HTTPS with its own CA, instant tasks) in a separate
 process so the server does not share this process's GIL, then sends REQUESTS GETs of a
-pool VM's status/current with CONCURRENCY in flight, three ways, in one run. The three
-contenders alternate for ROUNDS rounds (after one warm-up round each) and the median is
-reported, so neither the order nor a noisy moment favours one of them. Besides requests
-per second, the CPU time per request of the client process (the cost the client itself
-adds) and of the simulator process (Linux /proc; to show which side is the bottleneck)
-are reported.
-Prints progress lines, then one JSON line: client_rps, httpx_rps, proxmoxer_rps, the
-ratios, *_cpu_us_per_req and *_sim_cpu_us_per_req.
+pool VM's status/current with CONCURRENCY in flight, in one run:
+
+- client: `ProxmoxClient.vm_status` as the service builds it (`build_http_client`, which
+  sends through `connpool.KeepAliveTransport`);
+- httpx: bare `httpx.AsyncClient` with httpx's own transport (httpcore), the same TLS,
+  timeouts and limits, decoding the JSON body;
+- proxmoxer: `ProxmoxAPI` (requests) in CONCURRENCY threads;
+- two more to show where the difference comes from: client_httpcore (our client on
+  httpx's own transport, PVE_HTTP_TRANSPORT=httpcore) and httpx_keepalive (bare httpx
+  on our transport).
+
+The contenders alternate for ROUNDS rounds (after one warm-up round each) and the median
+is reported, so neither the order nor a noisy moment favours one of them. Besides
+requests per second, the CPU time per request of the client process (the cost the client
+itself adds) and of the simulator process (Linux /proc; to show which side is the
+bottleneck) are reported.
+Prints progress lines, then one JSON line: client_rps, httpx_rps, proxmoxer_rps,
+client_httpcore_rps, httpx_keepalive_rps, the ratios, *_cpu_us_per_req and
+*_sim_cpu_us_per_req.
 """
 
 from __future__ import annotations
@@ -101,6 +112,11 @@ async def run_concurrently(one: Callable[[], Awaitable[object]]) -> Figures:
     return figures(started, cpu_started)
 
 
+def on_httpcore(settings: ProxmoxSettings) -> ProxmoxSettings:
+    """The same settings with PVE_HTTP_TRANSPORT=httpcore (httpx's own transport)."""
+    return settings.model_copy(update={"http_transport": "httpcore"})
+
+
 async def bench_client(settings: ProxmoxSettings) -> Figures:
     """Through ProxmoxClient.vm_status (pool guard, typed model, retries, metrics hooks)."""
     async with build_http_client(settings) as http:
@@ -114,7 +130,7 @@ async def bench_client(settings: ProxmoxSettings) -> Figures:
 
 
 async def bench_httpx(settings: ProxmoxSettings) -> Figures:
-    """Bare httpx with the same AsyncClient settings, decoding the JSON body."""
+    """Bare httpx with the AsyncClient settings of `settings`, decoding the JSON body."""
     url = f"{settings.base_url}/nodes/{NODE}/qemu/{VMID}/status/current"
     secret = settings.token_value.get_secret_value()
     headers = {"Authorization": f"PVEAPIToken={settings.token_id}={secret}"}
@@ -162,8 +178,10 @@ def measure(settings: ProxmoxSettings, sim_pid: int) -> dict[str, list[Sample]]:
     """One warm-up round each, then ROUNDS alternating rounds of the three contenders."""
     contenders: dict[str, Callable[[], Figures]] = {
         "client": lambda: asyncio.run(bench_client(settings)),
-        "httpx": lambda: asyncio.run(bench_httpx(settings)),
+        "httpx": lambda: asyncio.run(bench_httpx(on_httpcore(settings))),
         "proxmoxer": lambda: bench_proxmoxer(settings),
+        "client_httpcore": lambda: asyncio.run(bench_client(on_httpcore(settings))),
+        "httpx_keepalive": lambda: asyncio.run(bench_httpx(settings)),
     }
     results: dict[str, list[Sample]] = {name: [] for name in contenders}
     for round_no in range(ROUNDS + 1):
@@ -172,7 +190,7 @@ def measure(settings: ProxmoxSettings, sim_pid: int) -> dict[str, list[Sample]]:
             rps, cpu_us = run()
             sim_us = (process_cpu(sim_pid) - sim_started) / COUNT * 1e6
             print(
-                f"round {round_no} {name:9} {rps:8.1f} req/s {cpu_us:7.1f} us CPU/req"
+                f"round {round_no} {name:15} {rps:8.1f} req/s {cpu_us:7.1f} us CPU/req"
                 f" (simulator {sim_us:5.1f} us CPU/req)"
             )
             if round_no > 0:
@@ -195,14 +213,12 @@ def main() -> None:
         "requests": REQUESTS,
         "concurrency": CONCURRENCY,
         "rounds": ROUNDS,
-        "client_rps": round(rps["client"], 1),
-        "httpx_rps": round(rps["httpx"], 1),
-        "proxmoxer_rps": round(rps["proxmoxer"], 1),
+        **{f"{name}_rps": round(value, 1) for name, value in rps.items()},
         "client_vs_httpx": round(rps["client"] / rps["httpx"], 3),
         "client_vs_proxmoxer": round(rps["client"] / rps["proxmoxer"], 3),
-        "client_cpu_us_per_req": round(cpu["client"], 1),
-        "httpx_cpu_us_per_req": round(cpu["httpx"], 1),
-        "proxmoxer_cpu_us_per_req": round(cpu["proxmoxer"], 1),
+        "client_httpcore_vs_httpx": round(rps["client_httpcore"] / rps["httpx"], 3),
+        "client_vs_httpx_keepalive": round(rps["client"] / rps["httpx_keepalive"], 3),
+        **{f"{name}_cpu_us_per_req": round(value, 1) for name, value in cpu.items()},
         **{f"{name}_sim_cpu_us_per_req": round(value, 1) for name, value in sim.items()},
     }
     print(json.dumps(result))
