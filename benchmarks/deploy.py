@@ -97,9 +97,14 @@ async def _prepare(sessions: Any) -> str:
         await session.flush()
         start = datetime.now(UTC) + timedelta(days=1)
         view = await service.create_event(
-            session, slug="bench", name="Benchmark", starts_at=start,
-            ends_at=start + timedelta(hours=8), participants=VMS, template_ids=[template.id],
-        )  # fmt: skip
+            session,
+            slug="bench",
+            name="Benchmark",
+            starts_at=start,
+            ends_at=start + timedelta(hours=8),
+            participants=VMS,
+            template_ids=[template.id],
+        )
         return view.event.id
 
 
@@ -139,8 +144,15 @@ async def _wait(sessions: Any, op_id: str) -> str:
 def proxmoxer_api(info: dict[str, Any]) -> ProxmoxAPI:
     host, port = info["url"].removeprefix("https://").split("/", 1)[0].rsplit(":", 1)
     user, _, name = TOKEN_ID.partition("!")
-    return ProxmoxAPI(host, port=int(port), user=user, token_name=name, service="PVE",
-                      token_value=info["tokens"][TOKEN_ID], verify_ssl=info["ca_file"])  # fmt: skip
+    return ProxmoxAPI(
+        host,
+        port=int(port),
+        user=user,
+        token_name=name,
+        service="PVE",
+        token_value=info["tokens"][TOKEN_ID],
+        verify_ssl=info["ca_file"],
+    )
 
 
 def wait_task(api: ProxmoxAPI, node: str, upid: str) -> None:

@@ -164,9 +164,12 @@ async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> N
             url = f"sqlite+aiosqlite:///{data / 'openvle.sqlite3'}"
             await upgrade_to_head(url)
             async with run_simulator(
-                version=options.pve_version, seed="demo", tls=True,
-                time_scale=options.time_scale, vms=options.vms,
-            ) as sim:  # fmt: skip
+                version=options.pve_version,
+                seed="demo",
+                tls=True,
+                time_scale=options.time_scale,
+                vms=options.vms,
+            ) as sim:
                 settings = demo_settings(sim, url, options)
                 async with open_runtime(settings, in_process=True) as runtime:
                     token = await prepare(runtime)

@@ -39,9 +39,15 @@ async def read_operation(sessions: async_sessionmaker[AsyncSession], op_id: str)
     """The operation's current state (OperationNotFound when there is none)."""
     async with sessions() as session:
         op = await OperationRepository(session).require(op_id)
-        return OperationView(op.id, op.kind, f"{op.target_type} {op.target_id or ''}".strip(),
-                             op.state, op.progress_done, op.progress_total,
-                             op.error_message)  # fmt: skip
+        return OperationView(
+            op.id,
+            op.kind,
+            f"{op.target_type} {op.target_id or ''}".strip(),
+            op.state,
+            op.progress_done,
+            op.progress_total,
+            op.error_message,
+        )
 
 
 async def follow_operation(
@@ -65,8 +71,14 @@ async def follow_operation(
 
 def progress_bar(console: Console) -> Progress:
     """The bar layout: description, bar, done/total, elapsed time."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def command(

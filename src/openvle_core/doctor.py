@@ -56,8 +56,12 @@ class Check:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"name": self.name, "status": self.status.value, "detail": self.detail,
-                "fix": list(self.fix)}  # fmt: skip
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "fix": list(self.fix),
+        }
 
 
 @dataclass
@@ -104,16 +108,21 @@ async def check_database(settings: Settings) -> Check:
     url = settings.database.url.get_secret_value()
     path = sqlite_file(url)
     if path is not None and not path.exists():  # do not create an empty file by looking
-        return Check("database", Status.FAIL, f"SQLite file {path} does not exist",
-                     ("openvle migrate",))  # fmt: skip
+        return Check(
+            "database", Status.FAIL, f"SQLite file {path} does not exist", ("openvle migrate",)
+        )
     try:
         current = await asyncio.wait_for(current_revision(url), CHECK_TIMEOUT)
     except Exception as exc:  # any driver error means "cannot use the database"
         return Check("database", Status.FAIL, _error_text(exc), fixes.DATABASE)
     head = head_revision()
     if current != head:
-        return Check("database", Status.FAIL, f"schema at {current or 'nothing'}, newest {head}",
-                     ("openvle migrate",))  # fmt: skip
+        return Check(
+            "database",
+            Status.FAIL,
+            f"schema at {current or 'nothing'}, newest {head}",
+            ("openvle migrate",),
+        )
     return Check("database", Status.OK, f"reachable, schema at {head}")
 
 
@@ -189,11 +198,16 @@ async def _check_version(client: ProxmoxClient, settings: Settings) -> Check:
         )
         return Check("proxmox", Status.FAIL, detail, fixes.tls(pve.hostname))
     except ProxmoxUnavailable as exc:
-        return Check("proxmox", Status.FAIL, f"unreachable: {exc.message}",
-                     fixes.unreachable(pve.hostname))  # fmt: skip
+        return Check(
+            "proxmox", Status.FAIL, f"unreachable: {exc.message}", fixes.unreachable(pve.hostname)
+        )
     except ProxmoxAuthFailed as exc:
-        return Check("proxmox", Status.FAIL, f"token rejected: {exc.message}",
-                     fixes.token(pve.user, pve.token_name))  # fmt: skip
+        return Check(
+            "proxmox",
+            Status.FAIL,
+            f"token rejected: {exc.message}",
+            fixes.token(pve.user, pve.token_name),
+        )
     except ProxmoxError as exc:
         return Check("proxmox", Status.FAIL, _error_text(exc))
     if version.major_minor[0] not in SUPPORTED_MAJOR:
@@ -244,8 +258,9 @@ async def _check_privileges(client: ProxmoxClient, settings: Settings) -> list[C
         text = "; ".join(f"{' or '.join(privs)} on {path}" for path, privs in pairs)
         status = Status.FAIL if enabled.get(feature, True) else Status.WARN
         suffix = "" if status is Status.FAIL else " (feature disabled)"
-        checks.append(Check(name, status, f"missing {text}{suffix}",
-                            fixes.grants(pairs, settings.proxmox)))  # fmt: skip
+        checks.append(
+            Check(name, status, f"missing {text}{suffix}", fixes.grants(pairs, settings.proxmox))
+        )
     return checks
 
 
@@ -262,11 +277,14 @@ async def _check_agent(client: ProxmoxClient, settings: Settings) -> Check:
         await client.agent_ping(sample.node, sample.vmid)
     except ProxmoxPermissionDenied as exc:
         pairs = [(exc.acl_path or f"/vms/{sample.vmid}", tuple(exc.privileges))]
-        return Check("guest agent", Status.FAIL, f"VM {sample.vmid}: {exc.message}",
-                     fixes.grants(pairs, settings.proxmox))  # fmt: skip
+        return Check(
+            "guest agent",
+            Status.FAIL,
+            f"VM {sample.vmid}: {exc.message}",
+            fixes.grants(pairs, settings.proxmox),
+        )
     except ProxmoxError as exc:
-        return Check("guest agent", Status.WARN, f"VM {sample.vmid}: {exc.message}",
-                     fixes.AGENT)  # fmt: skip
+        return Check("guest agent", Status.WARN, f"VM {sample.vmid}: {exc.message}", fixes.AGENT)
     return Check("guest agent", Status.OK, f"VM {sample.vmid} on {sample.node} answered a ping")
 
 

@@ -74,8 +74,10 @@ async def scheduler(
 ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run the periodic jobs while the block runs; cancel them on exit."""
     ctx: dict[str, Any] = {"runtime": runtime}
-    tasks = [asyncio.create_task(_every(job, ctx), name=f"openvle-cron-{job.name}")
-             for job in (jobs if jobs is not None else default_jobs(runtime))]  # fmt: skip
+    tasks = [
+        asyncio.create_task(_every(job, ctx), name=f"openvle-cron-{job.name}")
+        for job in (jobs if jobs is not None else default_jobs(runtime))
+    ]
     try:
         yield tasks
     finally:

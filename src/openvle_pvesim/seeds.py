@@ -36,11 +36,22 @@ DEMO_TOKENS = {
     ADMIN_TOKEN: "3c7e9a1f-0b2d-4f6e-8a5c-1d9b7e3f2a80",
 }
 OPENVLE_VM_PRIVS = [
-    "VM.Allocate", "VM.Audit", "VM.Clone", "VM.Config.CDROM", "VM.Config.CPU",
-    "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType", "VM.Config.Memory",
-    "VM.Config.Network", "VM.Config.Options", "VM.Console", "VM.Migrate", "VM.PowerMgmt",
+    "VM.Allocate",
+    "VM.Audit",
+    "VM.Clone",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",
+    "VM.Config.Disk",
+    "VM.Config.HWType",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Console",
+    "VM.Migrate",
+    "VM.PowerMgmt",
     "Pool.Audit",
-]  # fmt: skip
+]
 AGENT_PRIV = {"8.4": "VM.Monitor", "9.1": "VM.GuestAgent.Audit"}
 # (path, role, privileges, propagate): what the OpenVLE docs have admins grant.
 OPENVLE_ACLS: list[tuple[str, str, list[str], bool]] = [
@@ -120,14 +131,21 @@ def demo_spec(cluster: Cluster) -> dict[str, Any]:
     """The `demo` seed as a spec: three templates in the OpenVLE pool, a foreign pool."""
     vms: list[dict[str, Any]] = []
     for t in TEMPLATES:
-        vms.append({"vmid": t[0], "node": t[2], "pool": OPENVLE_POOL,
-                    "config": template_config(cluster, t)})  # fmt: skip
+        vms.append(
+            {
+                "vmid": t[0],
+                "node": t[2],
+                "pool": OPENVLE_POOL,
+                "config": template_config(cluster, t),
+            }
+        )
     for vmid, name, node, running in OTHER_TEAM:
         config = template_config(cluster, (vmid, name, node, "ceph", 2, 2048, 20))
         config.pop("template")
         config["scsi0"] = f"ceph:vm-{vmid}-disk-0,iothread=1,size=20G"
-        vms.append({"vmid": vmid, "node": node, "pool": "Other-Team", "running": running,
-                    "config": config})  # fmt: skip
+        vms.append(
+            {"vmid": vmid, "node": node, "pool": "Other-Team", "running": running, "config": config}
+        )
     return {
         "pools": [
             {"poolid": OPENVLE_POOL, "comment": "OpenVLE managed VMs"},
@@ -144,16 +162,22 @@ def load_spec(cluster: Cluster, spec: dict[str, Any]) -> None:
         cluster.nodes.clear()
         for i, n in enumerate(spec["nodes"], 1):
             cluster.nodes[n["name"]] = Node(
-                n["name"], i, n.get("ip", f"10.10.0.{10 + i}"), float(n.get("cpu", 0.1)),
-                maxcpu=int(n.get("maxcpu", 32)), maxmem=int(n.get("maxmem", 256 * GIB)),
-            )  # fmt: skip
+                n["name"],
+                i,
+                n.get("ip", f"10.10.0.{10 + i}"),
+                float(n.get("cpu", 0.1)),
+                maxcpu=int(n.get("maxcpu", 32)),
+                maxmem=int(n.get("maxmem", 256 * GIB)),
+            )
     if spec.get("storages"):
         cluster.storages.clear()
         for s in spec["storages"]:
             cluster.storages[s["sid"]] = Storage(
-                s["sid"], s.get("plugintype", "lvmthin"), bool(s.get("shared")),
+                s["sid"],
+                s.get("plugintype", "lvmthin"),
+                bool(s.get("shared")),
                 int(s.get("total", 1024 * GIB)),
-            )  # fmt: skip
+            )
     for p in spec.get("pools", []):
         cluster.pools[p["poolid"]] = Pool(p["poolid"], p.get("comment", ""))
     for v in spec.get("vms", []):

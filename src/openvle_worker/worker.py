@@ -75,10 +75,17 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     per tick across workers)."""
     from openvle_worker.cron_sync import sync_cron
 
-    recovery = cron(recover_tick, name="recover", second=set(range(0, 60, 10)), unique=True,
-                    run_at_startup=False, max_tries=1)  # fmt: skip
-    events = cron(events_tick, name=EVENTS_JOB_NAME, second=0, unique=True,
-                  run_at_startup=False, max_tries=1)  # fmt: skip
+    recovery = cron(
+        recover_tick,
+        name="recover",
+        second=set(range(0, 60, 10)),
+        unique=True,
+        run_at_startup=False,
+        max_tries=1,
+    )
+    events = cron(
+        events_tick, name=EVENTS_JOB_NAME, second=0, unique=True, run_at_startup=False, max_tries=1
+    )
     return [recovery, sync_cron(settings), events]
 
 

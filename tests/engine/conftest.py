@@ -118,9 +118,12 @@ def make_runtime(request: pytest.FixtureRequest, setup: Setup, sim: Simulator) -
     async def factory(**options: Any) -> AsyncIterator[Runtime]:
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
         opened = open_runtime(
-            settings, in_process=transport == "inprocess", lease_seconds=LEASE,
-            poll=FAST_POLL, retry=FAST_RETRY,
-        )  # fmt: skip
+            settings,
+            in_process=transport == "inprocess",
+            lease_seconds=LEASE,
+            poll=FAST_POLL,
+            retry=FAST_RETRY,
+        )
         async with opened as runtime:
             if transport == "arq":
                 async with arq_worker(settings):

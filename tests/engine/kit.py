@@ -43,8 +43,12 @@ def make_settings(
 ) -> Settings:
     """Settings for the simulator's CI token, a database, fast retries and timeouts."""
     user, _, name = CI_TOKEN.partition("!")
-    worker_values = {"retry_backoff_scale": 0.001, "agent_ip_timeout": 10.0,
-                     "shutdown_timeout": 30.0, **(worker or {})}  # fmt: skip
+    worker_values = {
+        "retry_backoff_scale": 0.001,
+        "agent_ip_timeout": 10.0,
+        "shutdown_timeout": 30.0,
+        **(worker or {}),
+    }
     return load_settings(
         env_file=None,
         proxmox={

@@ -31,8 +31,10 @@ async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(
     runtime: Runtime, sim: Simulator
 ) -> None:
     template_id = await add_template(runtime, *SHARED_TEMPLATE)
-    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
-                                                    name="lab-01"))  # fmt: skip
+    op = await run(
+        runtime,
+        lambda s: request_clone(s, runtime.settings, template_id=template_id, name="lab-01"),
+    )
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
     assert vm is not None
@@ -50,15 +52,20 @@ async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(
     assert "uuid" in smbios
     reservations = await all_rows(runtime, VmidReservation)
     assert [(r.vmid, r.vm_id) for r in reservations] == [(vm.vmid, vm.id)]
-    changes = {(c.field, c.new) for c in await all_rows(runtime, ChangelogEntry)
-               if c.entity_id == vm.id and c.source == ChangeSource.OPERATION.value}  # fmt: skip
+    changes = {
+        (c.field, c.new)
+        for c in await all_rows(runtime, ChangelogEntry)
+        if c.entity_id == vm.id and c.source == ChangeSource.OPERATION.value
+    }
     assert {("vmid", str(vm.vmid)), ("node", "pve1"), ("status", "stopped")} <= changes
 
 
 async def test_local_storage_clone_stays_on_template_node(runtime: Runtime, sim: Simulator) -> None:
     template_id = await add_template(runtime, *LOCAL_TEMPLATE)
-    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
-                                                    full_clone=True))  # fmt: skip
+    op = await run(
+        runtime,
+        lambda s: request_clone(s, runtime.settings, template_id=template_id, full_clone=True),
+    )
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
     assert vm is not None
@@ -70,8 +77,10 @@ async def test_local_storage_clone_stays_on_template_node(runtime: Runtime, sim:
 async def test_nextid_collision_moves_to_the_next_id(runtime: Runtime, sim: Simulator) -> None:
     template_id = await add_template(runtime, *SHARED_TEMPLATE)
     sim.faults.add("nextid_collision", n=1)
-    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
-                                                    name="after-race"))  # fmt: skip
+    op = await run(
+        runtime,
+        lambda s: request_clone(s, runtime.settings, template_id=template_id, name="after-race"),
+    )
     assert op.state == "succeeded", op.error_message
     vm = await get_vm(runtime, str(op.target_id))
     assert vm is not None
@@ -107,8 +116,10 @@ async def test_failed_clone_task_fails_at_once_with_the_reason(
 async def test_lock_timeout_is_retried(runtime: Runtime, sim: Simulator) -> None:
     template_id = await add_template(runtime, *LOCAL_TEMPLATE)
     sim.faults.add("lock_timeout", "qmclone", n=2)
-    op = await run(runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id,
-                                                    full_clone=True))  # fmt: skip
+    op = await run(
+        runtime,
+        lambda s: request_clone(s, runtime.settings, template_id=template_id, full_clone=True),
+    )
     assert op.state == "succeeded", op.error_message
     assert op.attempts == 3  # two lock timeouts, then the clone
     assert len([u for u in op.upids if ":qmclone:" in u]) == 3
@@ -123,10 +134,14 @@ async def test_parallel_full_clones_survive_storage_lock_timeouts(
         template_id = await add_template(runtime, *LOCAL_TEMPLATE)
         sim.cluster.tasks.gate.clear()  # start all eight tasks before any allocates
         submitted = [
-            await submit(runtime, lambda s: request_clone(s, runtime.settings,
-                                                          template_id=template_id, full_clone=True))
+            await submit(
+                runtime,
+                lambda s: request_clone(
+                    s, runtime.settings, template_id=template_id, full_clone=True
+                ),
+            )
             for _ in range(8)
-        ]  # fmt: skip
+        ]
         await until_clones_started(runtime, submitted, 8)
         sim.cluster.tasks.gate.set()
         ops = [await wait_op(runtime, op.id) for op in submitted]

@@ -77,8 +77,10 @@ async def test_cloud_init_address_is_written_in_the_one_config_update(
         # One address left: two requests staged before either allocates both pass the
         # request-time check; the engine's allocation (unique address) decides.
         async with transaction(runtime.sessions) as session:
-            ops = [await request_clone(session, runtime.settings, template_id=template_id)
-                   for _ in range(2)]  # fmt: skip
+            ops = [
+                await request_clone(session, runtime.settings, template_id=template_id)
+                for _ in range(2)
+            ]
         for op in ops:
             await runtime.queue.enqueue(op.id)
         done = [await wait_op(runtime, op.id) for op in ops]

@@ -31,7 +31,8 @@ async def test_delete_of_an_ha_managed_running_vm(runtime: Runtime, sim: Simulat
     assert vm.vmid not in sim.cluster.vms
     assert vm.vmid not in sim.cluster.ha
     assert f"vm:{vm.vmid}" not in {
-        member for rule in sim.cluster.ha_rules.values()
+        member
+        for rule in sim.cluster.ha_rules.values()
         for member in str(rule.get("resources", "")).split(",")
-    }  # fmt: skip
+    }
     assert await get_vm(runtime, vm.id) is None

@@ -29,8 +29,9 @@ async def test_delete_running_vm_releases_everything(runtime: Runtime, sim: Simu
     assert vm.vmid not in sim.cluster.vms
     assert await get_vm(runtime, vm.id) is None
     assert await all_rows(runtime, VmidReservation) == []
-    entries = [(c.field, c.new) for c in await all_rows(runtime, ChangelogEntry)
-               if c.entity_id == vm.id]  # fmt: skip
+    entries = [
+        (c.field, c.new) for c in await all_rows(runtime, ChangelogEntry) if c.entity_id == vm.id
+    ]
     assert entries[-1] == ("status", "deleted")
 
 
@@ -79,8 +80,11 @@ async def test_migrate_offline_updates_the_node(runtime: Runtime, sim: Simulator
     moved = await get_vm(runtime, vm.id)
     assert moved is not None
     assert (moved.node, moved.status) == ("pve3", "stopped")
-    changes = [(c.field, c.old, c.new) for c in await all_rows(runtime, ChangelogEntry)
-               if c.entity_id == vm.id and c.field == "node"]  # fmt: skip
+    changes = [
+        (c.field, c.old, c.new)
+        for c in await all_rows(runtime, ChangelogEntry)
+        if c.entity_id == vm.id and c.field == "node"
+    ]
     assert changes[-1] == ("node", "pve1", "pve3")
 
 

@@ -45,8 +45,13 @@ def runtime_factory(sim: Simulator, database_url: str, redis_url: str | None) ->
     @contextlib.asynccontextmanager
     async def factory(**options: Any) -> AsyncIterator[Runtime]:
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
-        opened = open_runtime(settings, in_process=redis_url is None, lease_seconds=LEASE,
-                              poll=FAST_POLL, retry=FAST_RETRY)  # fmt: skip
+        opened = open_runtime(
+            settings,
+            in_process=redis_url is None,
+            lease_seconds=LEASE,
+            poll=FAST_POLL,
+            retry=FAST_RETRY,
+        )
         async with opened as runtime:
             if redis_url is None:
                 yield runtime

@@ -33,9 +33,14 @@ async def make_event(
     end = times.get("ends_at", start + timedelta(hours=8))
     async with transaction(runtime.sessions) as session:
         view = await service.create_event(
-            session, slug=slug, name=f"Event {slug}", starts_at=start, ends_at=end,
-            participants=participants, template_ids=ids,
-        )  # fmt: skip
+            session,
+            slug=slug,
+            name=f"Event {slug}",
+            starts_at=start,
+            ends_at=end,
+            participants=participants,
+            template_ids=ids,
+        )
         return view.event.id
 
 

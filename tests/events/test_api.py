@@ -48,9 +48,10 @@ async def test_deploy_and_archive_through_the_api(api: Api) -> None:
     tpl = template(9000, "debian-12-template")
     await seed(api.runtime.sessions, tpl)
     made = await api.client.post(
-        "/api/v1/events", json=event_body([tpl.id], slug="web_1", participants=2),
+        "/api/v1/events",
+        json=event_body([tpl.id], slug="web_1", participants=2),
         headers=api.auth(),
-    )  # fmt: skip
+    )
     event_id = made.json()["id"]
 
     got = await api.client.post(f"/api/v1/events/{event_id}/deploy", headers=api.auth())
@@ -61,8 +62,10 @@ async def test_deploy_and_archive_through_the_api(api: Api) -> None:
     done = await _follow(api, got.headers["location"])
     assert (done["state"], done["progress"]) == ("succeeded", {"done": 2, "total": 2})
     vms = await _vms(api, event_id)
-    assert sorted(v["name"] for v in vms) == ["web-1-001-debian-12-template",
-                                               "web-1-002-debian-12-template"]  # fmt: skip
+    assert sorted(v["name"] for v in vms) == [
+        "web-1-001-debian-12-template",
+        "web-1-002-debian-12-template",
+    ]
     assert {(v["status"], v["ha_managed"]) for v in vms} == {("running", True)}
     event = await api.client.get(f"/api/v1/events/{event_id}", headers=api.auth("read"))
     assert event.json()["status"] == "deployed"

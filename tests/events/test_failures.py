@@ -47,8 +47,9 @@ async def test_a_deploy_that_cannot_finish_names_each_vm_and_why(
     assert "2 VM(s) failed" in (op.error_message or "")
     assert "nostart-001-debian-12-template: ProxmoxTaskFailed" in (op.error_message or "")
     assert [f["name"] for f in (op.result or {})["failed"]] == [
-        "nostart-001-debian-12-template", "nostart-002-debian-12-template"
-    ]  # fmt: skip
+        "nostart-001-debian-12-template",
+        "nostart-002-debian-12-template",
+    ]
     assert (await event_row(runtime, event_id)).status == "failed"
 
     sim.faults.clear()

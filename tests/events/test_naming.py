@@ -16,8 +16,11 @@ def test_names_are_slug_participant_template_and_dns_safe() -> None:
         "sec-101-002-kali",
     ]
     assert [(p.participant, p.template_id) for p in plan] == [
-        (1, "t1"), (1, "t2"), (2, "t1"), (2, "t2")
-    ]  # fmt: skip
+        (1, "t1"),
+        (1, "t2"),
+        (2, "t1"),
+        (2, "t2"),
+    ]
 
 
 def test_templates_that_clean_up_alike_get_their_position() -> None:

@@ -42,10 +42,22 @@ async def test_two_workers_deploy_and_archive_each_due_event_once(
         started = await make_event(one, "start", 1, (DEBIAN,), starts_at=now - timedelta(minutes=1))
         soon = await make_event(one, "soon", 1, (DEBIAN,), starts_at=now + timedelta(minutes=10))
         later = await make_event(one, "later", 1, (DEBIAN,), starts_at=now + timedelta(hours=1))
-        ended = await make_event(one, "ended", 1, (DEBIAN,), starts_at=now - timedelta(hours=3),
-                                 ends_at=now - timedelta(minutes=11))  # fmt: skip
-        fresh = await make_event(one, "fresh", 1, (DEBIAN,), starts_at=now - timedelta(hours=3),
-                                 ends_at=now - timedelta(minutes=9))  # fmt: skip
+        ended = await make_event(
+            one,
+            "ended",
+            1,
+            (DEBIAN,),
+            starts_at=now - timedelta(hours=3),
+            ends_at=now - timedelta(minutes=11),
+        )
+        fresh = await make_event(
+            one,
+            "fresh",
+            1,
+            (DEBIAN,),
+            starts_at=now - timedelta(hours=3),
+            ends_at=now - timedelta(minutes=9),
+        )
 
         first, second = await asyncio.gather(run_schedule(one), run_schedule(two))
 

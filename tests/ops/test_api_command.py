@@ -31,14 +31,20 @@ def test_workers_need_redis(
 
 def test_two_workers_serve_with_json_logs(tmp_path: Path, redis_url: str) -> None:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
-           "REDIS_URL": redis_url, "LOG_FORMAT": "json", "API_WORKERS": "2",
-           "PVE_TOKEN_VALUE": "a-secret-never-logged"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "LOG_FORMAT": "json",
+        "API_WORKERS": "2",
+        "PVE_TOKEN_VALUE": "a-secret-never-logged",
+    }
     script = str(Path(sys.executable).with_name("openvle"))
     subprocess.run([script, "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True)
     args = [script, "api", "--port", str(port)]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(300):  # bounded by the test timeout, not by wall-clock asserts

@@ -52,9 +52,14 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PYTHONUNBUFFERED": "1"}
     args = [*demo_command(), "--port", "0", "--time-scale", "0", "--data-dir", str(tmp_path)]
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=Path(__file__).parents[2], start_new_session=True,
-    )  # fmt: skip
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
+        start_new_session=True,
+    )
     try:
         yield proc, read_ready_line(proc)
     finally:
@@ -84,11 +89,17 @@ def test_demo_serves_clones_and_stops_cleanly(
         assert {t["name"] for t in templates} >= {"debian-12-template", "ubuntu-2404-template"}
         debian = next(t for t in templates if t["name"] == "debian-12-template")
         now = datetime.now(UTC)
-        event = client.post("/events", json={
-            "slug": "demo1", "name": "Demo", "template_ids": [debian["id"]], "participants": 2,
-            "starts_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=2)).isoformat(),
-        })  # fmt: skip
+        event = client.post(
+            "/events",
+            json={
+                "slug": "demo1",
+                "name": "Demo",
+                "template_ids": [debian["id"]],
+                "participants": 2,
+                "starts_at": (now + timedelta(days=1)).isoformat(),
+                "ends_at": (now + timedelta(days=2)).isoformat(),
+            },
+        )
         assert event.status_code == 201, event.text
         deploy = client.post(f"/events/{event.json()['id']}/deploy")
         assert deploy.status_code == 202, deploy.text
@@ -97,7 +108,9 @@ def test_demo_serves_clones_and_stops_cleanly(
         assert (finished["progress"]["done"], finished["progress"]["total"]) == (2, 2)
         vms = client.get("/vms", params={"event_id": event.json()["id"]}).json()["items"]
         assert sorted(vm["name"] for vm in vms) == [
-            "demo1-001-debian-12-template", "demo1-002-debian-12-template"]  # fmt: skip
+            "demo1-001-debian-12-template",
+            "demo1-002-debian-12-template",
+        ]
         assert [vm["status"] for vm in vms] == ["running", "running"]
         assert all(vm["vmid"] and vm["node"] and vm["ipv4"] for vm in vms)
         assert client.get(f"/events/{event.json()['id']}").json()["status"] == "deployed"
@@ -115,8 +128,9 @@ def test_demo_reports_a_taken_port_in_one_line() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         script = str(Path(sys.executable).with_name("openvle"))
-        run = subprocess.run([script, "demo", "--port", str(port)], capture_output=True,
-                             text=True, timeout=60)  # fmt: skip
+        run = subprocess.run(
+            [script, "demo", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
     assert run.returncode == 1
     assert run.stderr.strip().startswith(f"cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in run.stderr
@@ -126,8 +140,9 @@ def test_demo_reports_a_taken_port_in_one_line() -> None:
 def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     script = str(Path(sys.executable).with_name("openvle"))
     args = [script, "demo", "--port", "0", "--time-scale", "0"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)  # fmt: skip
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     try:
         info = read_ready_line(proc)
         assert httpx.get(info["api_url"].removesuffix("/api/v1") + "/health/live").is_success

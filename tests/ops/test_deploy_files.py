@@ -17,9 +17,16 @@ from openvle_core.settings import describe_settings
 
 ROOT = Path(__file__).parents[2]
 SETTINGS = {name for name, _, _ in describe_settings()}
-COMPOSE_ONLY = {"MARIADB_PASSWORD", "MONGO_PASSWORD", "API_PUBLISHED_PORT", "OPENVLE_IMAGE",
-                "PVESIM_TOKEN_SECRET", "API_WORKERS", "API_PROXY_HEADERS",
-                "API_FORWARDED_ALLOW_IPS"}  # fmt: skip
+COMPOSE_ONLY = {
+    "MARIADB_PASSWORD",
+    "MONGO_PASSWORD",
+    "API_PUBLISHED_PORT",
+    "OPENVLE_IMAGE",
+    "PVESIM_TOKEN_SECRET",
+    "API_WORKERS",
+    "API_PROXY_HEADERS",
+    "API_FORWARDED_ALLOW_IPS",
+}
 
 
 def env_example() -> dict[str, str]:
@@ -67,16 +74,20 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     for profile in ("cluster", "sim"):
-        run = subprocess.run([exe, "--profile", profile, "config"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        run = subprocess.run(
+            [exe, "--profile", profile, "config"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 0, run.stderr
         resolved = yaml.safe_load(run.stdout)
         api = resolved["services"]["api-sim" if profile == "sim" else "api"]
         assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert "change-me-mariadb" in api["environment"]["DATABASE_URL"]
     (tmp_path / ".env").write_text("PVE_HOSTNAME=pve1:8006\n")  # no passwords
-    run = subprocess.run([exe, "config"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=60)  # fmt: skip
+    run = subprocess.run([exe, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "MARIADB_PASSWORD" in run.stderr
 

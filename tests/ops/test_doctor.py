@@ -53,8 +53,10 @@ async def test_correct_token_passes_every_check(sim: Simulator, tmp_path: Path) 
     assert report.ok, report.as_dict()
     assert statuses["guest agent"] is Status.OK
     assert statuses["redis"] is Status.SKIP
-    assert all(statuses[f"privileges: {f}"] is Status.OK
-               for f in ("core", "cloudinit", "ha", "migration", "guest_agent"))  # fmt: skip
+    assert all(
+        statuses[f"privileges: {f}"] is Status.OK
+        for f in ("core", "cloudinit", "ha", "migration", "guest_agent")
+    )
     assert f"PVE {sim.version}" in next(c.detail for c in report.checks if c.name == "proxmox")
 
 
@@ -138,9 +140,14 @@ def test_cli_exit_status_and_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with start_in_thread(version="9.1", tls=True, vms=4) as sim:
-        env = {"PVE_HOSTNAME": sim.hostname, "PVE_USER": "openvle@pve", "PVE_TOKEN_NAME": "ci",
-               "PVE_TOKEN_VALUE": sim.tokens["openvle@pve!ci"], "PVE_VERIFY_SSL": str(sim.ca_file),
-               "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"}  # fmt: skip
+        env = {
+            "PVE_HOSTNAME": sim.hostname,
+            "PVE_USER": "openvle@pve",
+            "PVE_TOKEN_NAME": "ci",
+            "PVE_TOKEN_VALUE": sim.tokens["openvle@pve!ci"],
+            "PVE_VERIFY_SSL": str(sim.ca_file),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+        }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)  # no .env from the repository
@@ -165,10 +172,12 @@ async def test_services_ok_and_unreachable(
     base = settings_for(sim)
 
     def with_urls(redis: str, mongo: str) -> Settings:
-        return base.model_copy(update={
-            "redis": RedisSettings(_env_file=None, url=SecretStr(redis)),
-            "mongodb": MongoSettings(_env_file=None, url=SecretStr(mongo)),
-        })  # fmt: skip
+        return base.model_copy(
+            update={
+                "redis": RedisSettings(_env_file=None, url=SecretStr(redis)),
+                "mongodb": MongoSettings(_env_file=None, url=SecretStr(mongo)),
+            }
+        )
 
     good = with_urls(redis_url, mongodb_url)
     assert (await check_redis(good)).status is Status.OK

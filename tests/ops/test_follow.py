@@ -25,8 +25,9 @@ async def new_operation(url: str, total: int) -> str:
     engine = create_engine(url)
     try:
         async with transaction(session_factory(engine)) as session:
-            op = await OperationRepository(session).create("event.deploy", "event", "e1",
-                                                           total=total)  # fmt: skip
+            op = await OperationRepository(session).create(
+                "event.deploy", "event", "e1", total=total
+            )
             return op.id
     finally:
         await engine.dispose()
@@ -75,8 +76,12 @@ def test_cli_exit_status_follows_the_outcome(
         try:
             async with transaction(session_factory(engine)) as session:
                 repo = OperationRepository(session)
-                await repo.finish(await repo.require(op_id), OperationState.FAILED,
-                                  error_type="Boom", error_message="boom")  # fmt: skip
+                await repo.finish(
+                    await repo.require(op_id),
+                    OperationState.FAILED,
+                    error_type="Boom",
+                    error_message="boom",
+                )
         finally:
             await engine.dispose()
 

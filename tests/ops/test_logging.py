@@ -87,16 +87,20 @@ def test_settings_secrets_include_url_passwords() -> None:
         Settings,
         VmDefaults,
         WorkerSettings,
-    )  # fmt: skip
+    )
 
     settings = Settings(
         proxmox=ProxmoxSettings(_env_file=None, token_value=SecretStr("pve-token-secret")),
-        vms=VmDefaults(_env_file=None), cloudinit=CloudInitSettings(_env_file=None),
-        database=DatabaseSettings(_env_file=None), mongodb=mongo,
-        redis=RedisSettings(_env_file=None), worker=WorkerSettings(_env_file=None),
-        api=ApiSettings(_env_file=None), log=LogSettings(_env_file=None, format="json"),
+        vms=VmDefaults(_env_file=None),
+        cloudinit=CloudInitSettings(_env_file=None),
+        database=DatabaseSettings(_env_file=None),
+        mongodb=mongo,
+        redis=RedisSettings(_env_file=None),
+        worker=WorkerSettings(_env_file=None),
+        api=ApiSettings(_env_file=None),
+        log=LogSettings(_env_file=None, format="json"),
         general=GeneralSettings(_env_file=None),
-    )  # fmt: skip
+    )
     found = settings_secrets(settings)
     assert {"pve-token-secret", "mongo-pw-1"} <= set(found)
     stream = io.StringIO()
@@ -139,8 +143,9 @@ async def test_operation_lines_carry_operation_id_and_vmid(
                 async with transaction(runtime.sessions) as session:
                     query = select(Template).where(Template.vmid == 9000)
                     template = (await session.scalars(query)).one()
-                    clone = await request_clone(session, settings, template_id=template.id,
-                                                name="log-test")  # fmt: skip
+                    clone = await request_clone(
+                        session, settings, template_id=template.id, name="log-test"
+                    )
                 await run_operation(runtime, clone.id)
                 async with runtime.sessions() as session:
                     done = await OperationRepository(session).require(clone.id)

@@ -64,7 +64,8 @@ async def test_readme_setup_passes_doctor(sim: Simulator) -> None:
         if command not in (ours, other):
             apply(sim, command)
     apply(sim, ours)
-    found = await checks(settings_for(sim, user=USER, token_name="openvle",
-                                      token_value=SecretStr("readme-secret")))  # fmt: skip
+    found = await checks(
+        settings_for(sim, user=USER, token_name="openvle", token_value=SecretStr("readme-secret"))
+    )
     assert {name: c.status for name, c in found.items()} == dict.fromkeys(found, Status.OK)
     assert len(found) == 8  # proxmox, pool, five privilege features, guest agent

@@ -26,14 +26,19 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
 def serving(tmp_path: Path, *options: str) -> Iterator[tuple[httpx.Client, list[str]]]:
     """`openvle api` on a free port; yields a client and, after exit, its stderr lines."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
-           "LOG_FORMAT": "json", "WORKER_PVE_PERIODIC_INTERVAL": "3600"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_FORMAT": "json",
+        "WORKER_PVE_PERIODIC_INTERVAL": "3600",
+    }
     env.pop("REDIS_URL", None)
     script = str(Path(sys.executable).with_name("openvle"))
     subprocess.run([script, "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True)
     args = [script, "api", "--host", "127.0.0.1", "--port", str(port), *options]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     log: list[str] = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:

@@ -29,8 +29,9 @@ async def test_system_proxmox_reports_doctor_checks(tmp_path: Path) -> None:
             app = create_app(settings, runtime, auth_cache_ttl=0.0)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-                got = await client.get("/api/v1/system/proxmox",
-                                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                got = await client.get(
+                    "/api/v1/system/proxmox", headers={"Authorization": f"Bearer {token}"}
+                )
     assert got.status_code == 200
     body = got.json()
     assert body["release"] == "8.4"

@@ -135,8 +135,13 @@ async def test_body_parameter_conflicting_with_the_uri_is_a_400(admin: httpx.Asy
 
 
 def test_merge_params_takes_query_form_and_json() -> None:
-    form = _merge_params("POST", "a=1", {"content-type": "application/x-www-form-urlencoded"},
-                         b"b=2&c=", {"node": "pve1"})  # fmt: skip
+    form = _merge_params(
+        "POST",
+        "a=1",
+        {"content-type": "application/x-www-form-urlencoded"},
+        b"b=2&c=",
+        {"node": "pve1"},
+    )
     assert form == {"a": "1", "b": "2", "c": "", "node": "pve1"}
     repeated = _merge_params("PUT", "", {}, b"delete=tags&delete=name", {})
     assert repeated == {"delete": ["tags", "name"]}

@@ -87,10 +87,17 @@ def test_json_seed(tmp_path: pytest.TempPathFactory) -> None:
     spec = {
         "nodes": [{"name": "n1", "cpu": 0.3}],
         "pools": [{"poolid": "P"}],
-        "vms": [{"vmid": 100, "node": "n1", "pool": "P", "running": True,
-                 "config": {"name": "a", "memory": "1024", "scsi0": "ceph:vm-100-disk-0,size=8G"}}],
+        "vms": [
+            {
+                "vmid": 100,
+                "node": "n1",
+                "pool": "P",
+                "running": True,
+                "config": {"name": "a", "memory": "1024", "scsi0": "ceph:vm-100-disk-0,size=8G"},
+            }
+        ],
         "ha": [{"vmid": 100, "state": "started"}],
-    }  # fmt: skip
+    }
     path.write_text(json.dumps(spec))
     cluster = make("9.1", str(path))
     assert list(cluster.nodes) == ["n1"]

@@ -20,9 +20,14 @@ from openvle_pvesim.tasks import UPID_RE, FLock, TaskContext, TaskError, TaskMan
 
 def make(version: str = "9.1", time_scale: float = 0.0) -> Cluster:
     return build_cluster(
-        "demo", version=version, vms=0, time_scale=time_scale, faults=NoFaults(),
-        rng=random.Random(3), tokens=[],
-    )  # fmt: skip
+        "demo",
+        version=version,
+        vms=0,
+        time_scale=time_scale,
+        faults=NoFaults(),
+        rng=random.Random(3),
+        tokens=[],
+    )
 
 
 async def test_task_lifecycle_and_error_text_on_one_line() -> None:

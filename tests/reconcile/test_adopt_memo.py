@@ -26,17 +26,21 @@ class Recorder:
         """Not needed here."""
 
     def config_reads(self) -> int:
-        return sum(1 for method, endpoint in self.calls
-                   if method == "GET" and endpoint.endswith("/config"))  # fmt: skip
+        return sum(
+            1 for method, endpoint in self.calls if method == "GET" and endpoint.endswith("/config")
+        )
 
 
 async def test_a_second_sync_does_not_reread_an_unmanaged_vm(harness: Harness) -> None:
     recorder = Recorder()
     assert harness.http is not None
     harness.proxmox = ProxmoxClient(
-        harness.http, harness.settings.proxmox, retry=FAST_RETRY,
-        poll=PollSchedule(first=0.005, cap=0.05), observer=recorder,
-    )  # fmt: skip
+        harness.http,
+        harness.settings.proxmox,
+        retry=FAST_RETRY,
+        poll=PollSchedule(first=0.005, cap=0.05),
+        observer=recorder,
+    )
     vms = await known_vms(harness)  # a first sync: templates imported, every VM ours
     await harness.sync()
     async with transaction(harness.sessions) as session:

@@ -37,8 +37,14 @@ def test_importing_the_worker_reads_no_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
     env["WORKER_MAX_JOBS"] = "0"  # invalid: loading settings at import would raise
     code = "import openvle_worker.worker as w; print(len(w.WorkerSettings.functions))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (out.returncode, out.stdout.strip()) == (0, "1"), out.stderr
 
 

@@ -46,9 +46,15 @@ async def test_embedded_scheduler_recovers_an_operation_whose_runner_died(
             assert done.state == "succeeded", done.error_message
             vm_id = str(done.target_id)
             async with transaction(runtime.sessions) as session:  # a runner that died
-                op = Operation(kind="vm.power", target_type="vm", target_id=vm_id,
-                               params={"action": "start"}, state=OperationState.RUNNING.value,
-                               lock_key=lock_key("vm", vm_id), attempts=1)  # fmt: skip
+                op = Operation(
+                    kind="vm.power",
+                    target_type="vm",
+                    target_id=vm_id,
+                    params={"action": "start"},
+                    state=OperationState.RUNNING.value,
+                    lock_key=lock_key("vm", vm_id),
+                    attempts=1,
+                )
                 session.add(op)
                 await session.flush()
                 op.updated_at = utcnow() - timedelta(seconds=60)

@@ -23,9 +23,13 @@ if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 ACTIONS = ("start", "stop", "shutdown", "restart", "reset", "pause", "resume")
-TRANSITION = {"start": VmStatus.STARTING, "restart": VmStatus.STARTING,
-              "resume": VmStatus.STARTING, "stop": VmStatus.STOPPING,
-              "shutdown": VmStatus.STOPPING}  # fmt: skip
+TRANSITION = {
+    "start": VmStatus.STARTING,
+    "restart": VmStatus.STARTING,
+    "resume": VmStatus.STARTING,
+    "stop": VmStatus.STOPPING,
+    "shutdown": VmStatus.STOPPING,
+}
 
 
 def db_status(status: PveStatus) -> VmStatus:

@@ -107,8 +107,11 @@ async def update_template_operation(runtime: Runtime, op: Operation) -> None:
     options = {key: op.params[p] for key, p in pairs if op.params.get(p) is not None}
     if options:
         await runtime.proxmox.update_vm_config(node, template.vmid, options, digest=config.digest)
-    fields = {k: op.params[k] for k in ("name", "cores", "memory_mb", "description")
-              if op.params.get(k) is not None}  # fmt: skip
+    fields = {
+        k: op.params[k]
+        for k in ("name", "cores", "memory_mb", "description")
+        if op.params.get(k) is not None
+    }
     await update_template(runtime, template.id, node=node, **fields)
 
 

@@ -49,8 +49,9 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
     async def record_vmid(vmid: int | None) -> None:
         await update_vm(runtime, vm_id, vmid=vmid)
 
-    spec = CloneSpec(template.vmid, vm.name, vm.id, vm.full_clone, node, vm.id, vm.vmid,
-                     record_vmid)  # fmt: skip
+    spec = CloneSpec(
+        template.vmid, vm.name, vm.id, vm.full_clone, node, vm.id, vm.vmid, record_vmid
+    )
     await clone_guest(runtime, op, spec)
     await checkpoint(runtime, op, cloned=True)
 

@@ -50,8 +50,9 @@ async def archive_event(runtime: Runtime, op: Operation) -> None:
             if not todo:
                 break
             done = total - len(todo)
-            outcomes = await run_children(runtime, op, VM_KIND, todo, {"force": True},
-                                          already_done=done, total=total)  # fmt: skip
+            outcomes = await run_children(
+                runtime, op, VM_KIND, todo, {"force": True}, already_done=done, total=total
+            )
     await finish_event(runtime, op, outcomes, EventStatus.ARCHIVED, archived_vms=total)
 
 

@@ -56,14 +56,23 @@ async def ensure_vms(runtime: Runtime, event_id: str) -> list[str]:
         plan = plan_names(event.slug, event.id, event.participants, pairs, taken)
         full = runtime.settings.vms.full_clone_default
         new = [
-            Vm(name=p.name, template_id=p.template_id, event_id=event.id,
-               participant=p.participant, status=VmStatus.CLONING.value, full_clone=full)
-            for p in plan if (p.participant, p.template_id) not in have
-        ]  # fmt: skip
+            Vm(
+                name=p.name,
+                template_id=p.template_id,
+                event_id=event.id,
+                participant=p.participant,
+                status=VmStatus.CLONING.value,
+                full_clone=full,
+            )
+            for p in plan
+            if (p.participant, p.template_id) not in have
+        ]
         await VmRepository(session).add_many(new)
         made = {(vm.participant, vm.template_id): vm.id for vm in new}
-        return [have[k].id if k in have else made[k] for k in
-                ((p.participant, p.template_id) for p in plan)]  # fmt: skip
+        return [
+            have[k].id if k in have else made[k]
+            for k in ((p.participant, p.template_id) for p in plan)
+        ]
 
 
 async def _templates(session: AsyncSession, template_ids: list[str]) -> list[Template]:
@@ -90,8 +99,15 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
             todo = [vm for vm in vm_ids if vm not in done]
             if not todo:
                 break
-            outcomes = await run_children(runtime, op, VM_KIND, todo, {"start": False},
-                                          already_done=len(done), total=len(vm_ids))  # fmt: skip
+            outcomes = await run_children(
+                runtime,
+                op,
+                VM_KIND,
+                todo,
+                {"start": False},
+                already_done=len(done),
+                total=len(vm_ids),
+            )
         peaks = {":".join(k): v for k, v in limits.peak.items()}
     await finish_event(runtime, op, outcomes, EventStatus.DEPLOYED, clone_slots_peak=peaks)
 

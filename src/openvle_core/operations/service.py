@@ -58,8 +58,12 @@ async def _record_crash(runtime: Runtime, op_id: str, exc: Exception) -> None:
             if row is None or row.state != OperationState.RUNNING.value:
                 return
             message = f"crashed outside the handler: {exc}" if str(exc) else "crashed"
-            await repo.finish(row, OperationState.FAILED, error_type=type(exc).__name__,
-                              error_message=message[:2000])  # fmt: skip
+            await repo.finish(
+                row,
+                OperationState.FAILED,
+                error_type=type(exc).__name__,
+                error_message=message[:2000],
+            )
         OPERATIONS.labels(row.kind, OperationState.FAILED.value).inc()
     except Exception:  # the DB itself may be what failed; recovery retries the row later
         log.exception("could not mark crashed operation %s failed", op_id)
@@ -114,8 +118,14 @@ def _scale(runtime: Runtime) -> float:
 async def _note_retry(runtime: Runtime, op: Operation, exc: Exception, retry: int) -> None:
     """Count the retry and show the last transient error on the row while it waits."""
     OPERATION_RETRIES.labels(op.kind, type(exc).__name__).inc()
-    log.info("operation %s (%s) retry %d after %s: %s", op.id, op.kind, retry + 1,
-             type(exc).__name__, exc)  # fmt: skip
+    log.info(
+        "operation %s (%s) retry %d after %s: %s",
+        op.id,
+        op.kind,
+        retry + 1,
+        type(exc).__name__,
+        exc,
+    )
     async with transaction(runtime.sessions) as session:
         row = await OperationRepository(session).require(op.id)
         row.attempts += 1

@@ -163,8 +163,10 @@ class ProxmoxClient(VmOperations):
         if group is not None and await self.release() >= (9, 0):
             raise HaGroupsUnsupported(
                 f"HA group {group!r} requested, but PVE 9 has no HA groups (they became rules)",
-                method="POST", path=HA_RESOURCES, errors={"group": "not supported on PVE 9"},
-            )  # fmt: skip
+                method="POST",
+                path=HA_RESOURCES,
+                errors={"group": "not supported on PVE 9"},
+            )
         params = {
             "sid": f"vm:{vmid}",
             "state": state,

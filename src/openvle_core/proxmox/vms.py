@@ -126,9 +126,15 @@ class VmOperations:
     ) -> TaskStatus:
         """Clone a pool VM/template into our pool as `newid` and wait for the task."""
         upid = await self.start_clone(
-            node, vmid, newid, name=name, full=full, target=target, storage=storage,
+            node,
+            vmid,
+            newid,
+            name=name,
+            full=full,
+            target=target,
+            storage=storage,
             description=description,
-        )  # fmt: skip
+        )
         status = await self.wait_task(upid, task_timeout)
         self._guard.add(newid, target or node)
         return status

@@ -36,8 +36,7 @@ class SerialMemo:
         """The remembered serials of `guests` and the guests still to read; entries of VMs
         no longer listed (deleted, adopted, managed) or older than the TTL are dropped."""
         listed = {(g.vmid, g.name) for g in guests if g.vmid is not None}
-        self.entries = {k: v for k, v in self.entries.items()
-                        if k in listed and now - v[1] < TTL_S}  # fmt: skip
+        self.entries = {k: v for k, v in self.entries.items() if k in listed and now - v[1] < TTL_S}
         known: dict[int, str | None] = {}
         unread: list[ClusterResource] = []
         for guest in guests:

@@ -15,6 +15,15 @@ from openvle_pvesim.handlers import (
 )
 
 __all__ = [
-    "agent", "clone", "cluster", "config", "ha", "migrate", "nodes", "pools", "power",
-    "qemu", "tasks",
-]  # fmt: skip
+    "agent",
+    "clone",
+    "cluster",
+    "config",
+    "ha",
+    "migrate",
+    "nodes",
+    "pools",
+    "power",
+    "qemu",
+    "tasks",
+]

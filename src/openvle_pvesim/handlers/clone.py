@@ -77,8 +77,16 @@ def check_request(req: Request, source: VM) -> ClonePlan:
         raise PVEError(500, f"snapshot '{params['snapname']}' does not exist")
     if "name" in params:
         check_name(str(params["name"]))
-    plan = ClonePlan(source, int(params["newid"]), target, full, storage and str(storage),
-                     pool and str(pool), params.get("name"), params.get("description"))  # fmt: skip
+    plan = ClonePlan(
+        source,
+        int(params["newid"]),
+        target,
+        full,
+        storage and str(storage),
+        pool and str(pool),
+        params.get("name"),
+        params.get("description"),
+    )
     check_volumes(cluster, plan)
     existing = cluster.vms.get(plan.newid)
     if existing is not None and existing.node == source.node:

@@ -43,15 +43,28 @@ async def status(req: Request) -> list[dict[str, Any]]:
     cluster = req.cluster
     nodes = list(cluster.nodes.values())
     out: list[dict[str, Any]] = [
-        {"id": "cluster", "type": "cluster", "name": "openvle-sim", "nodes": len(nodes),
-         "quorate": 1, "version": len(nodes) + 2}
-    ]  # fmt: skip
+        {
+            "id": "cluster",
+            "type": "cluster",
+            "name": "openvle-sim",
+            "nodes": len(nodes),
+            "quorate": 1,
+            "version": len(nodes) + 2,
+        }
+    ]
     for n in nodes:
         out.append(
-            {"id": f"node/{n.name}", "type": "node", "name": n.name, "nodeid": n.nodeid,
-             "ip": n.ip, "online": 1 if n.online else 0, "local": 1 if n.nodeid == 1 else 0,
-             "level": ""}
-        )  # fmt: skip
+            {
+                "id": f"node/{n.name}",
+                "type": "node",
+                "name": n.name,
+                "nodeid": n.nodeid,
+                "ip": n.ip,
+                "online": 1 if n.online else 0,
+                "local": 1 if n.nodeid == 1 else 0,
+                "level": "",
+            }
+        )
     return out
 
 

@@ -25,18 +25,34 @@ async def node_status(req: Request) -> dict[str, Any]:
     return {
         "cpu": node.cpu,
         "loadavg": [f"{load:.2f}", f"{load * 0.9:.2f}", f"{load * 0.8:.2f}"],
-        "memory": {"total": node.maxmem, "used": mem, "free": node.maxmem - mem,
-                   "available": node.maxmem - mem},
-        "rootfs": {"total": node.maxdisk, "used": node.disk, "free": node.maxdisk - node.disk,
-                   "avail": node.maxdisk - node.disk},
-        "cpuinfo": {"cores": node.maxcpu // 2, "cpus": node.maxcpu, "sockets": 1,
-                    "model": "AMD EPYC 7313P 16-Core Processor"},
+        "memory": {
+            "total": node.maxmem,
+            "used": mem,
+            "free": node.maxmem - mem,
+            "available": node.maxmem - mem,
+        },
+        "rootfs": {
+            "total": node.maxdisk,
+            "used": node.disk,
+            "free": node.maxdisk - node.disk,
+            "avail": node.maxdisk - node.disk,
+        },
+        "cpuinfo": {
+            "cores": node.maxcpu // 2,
+            "cpus": node.maxcpu,
+            "sockets": 1,
+            "model": "AMD EPYC 7313P 16-Core Processor",
+        },
         "pveversion": f"pve-manager/{full}/{kernel}",
-        "current-kernel": {"sysname": "Linux", "release": kernel, "machine": "x86_64",
-                           "version": "#1 SMP PREEMPT_DYNAMIC PMX (2025-06-01T12:00Z)"},
+        "current-kernel": {
+            "sysname": "Linux",
+            "release": kernel,
+            "machine": "x86_64",
+            "version": "#1 SMP PREEMPT_DYNAMIC PMX (2025-06-01T12:00Z)",
+        },
         "boot-info": {"mode": "efi", "secureboot": 0},
         "uptime": int(time.time() - node.boot_time),
-    }  # fmt: skip
+    }
 
 
 @route("GET", "/nodes/{node}/storage")
@@ -56,10 +72,19 @@ async def node_storage(req: Request) -> list[dict[str, Any]]:
             continue
         used = s.used.get("" if s.shared else name, 0)
         out.append(
-            {"storage": s.sid, "type": s.plugintype, "content": s.content, "shared": int(s.shared),
-             "active": 1, "enabled": 1, "total": s.total, "used": used,
-             "avail": s.total - used, "used_fraction": used / s.total if s.total else 0.0}
-        )  # fmt: skip
+            {
+                "storage": s.sid,
+                "type": s.plugintype,
+                "content": s.content,
+                "shared": int(s.shared),
+                "active": 1,
+                "enabled": 1,
+                "total": s.total,
+                "used": used,
+                "avail": s.total - used,
+                "used_fraction": used / s.total if s.total else 0.0,
+            }
+        )
     return out
 
 
