@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -94,18 +95,22 @@ async def test_body_to_close_and_connection_close_are_not_reused() -> None:
 
 async def test_head_204_and_interim_responses_carry_no_body() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"  # length of the GET, no body
+    head_chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
-    interim = b"HTTP/1.1 100 Continue\r\n\r\n" + reply()
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n" + reply()
     async with (
-        serve(answer_each(head, no_content, interim)) as server,
+        serve(answer_each(head, head_chunked, no_content, not_modified, interim)) as server,
         client_for(server) as (http, _),
     ):
         codes = [
             (await http.head("/")).status_code,
+            (await http.head("/")).status_code,
             (await http.delete("/")).status_code,
+            (await http.get("/")).status_code,
             (await http.get("/")).json(),
         ]
-    assert codes == [200, 204, {"data": 1}]
+    assert codes == [200, 200, 204, 304, {"data": 1}]
     assert server.connections == 1
 
 
@@ -122,17 +127,49 @@ async def test_gzip_is_decoded_by_httpx() -> None:
     [
         (b"HTTP/2 200 OK\r\n\r\n", "malformed status line"),
         (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed status line"),
-        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 099 Early\r\n\r\n" + reply(), "malformed status line"),
+        (b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\n: x\r\n\r\n", "malformed header line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", "twice"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n", "bad chunk size"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX", "CRLF"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX\r\n0\r\n\r\n", "CRLF"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "over 64 KiB"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000 + b"\r\n\r\n", "over 64 KiB"),
+    ],
+)
+async def test_malformed_responses_raise_and_the_connection_is_dropped(
+    response: bytes, message: str
+) -> None:
+    """The server keeps the broken connection open: the client must not reuse it."""
+
+    async def broken_first(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await server.read_request(reader)
+        writer.write(response if server.connections == 1 else reply())
+        await reader.read()
+
+    async with serve(broken_first) as server, client_for(server) as (http, _):
+        with pytest.raises(httpx.RemoteProtocolError, match=message):
+            await http.get("/")
+        assert (await http.get("/")).json() == {"data": 1}
+        await until(lambda: server.closed_by_client == 1)
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "complete message body"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}", "complete message"),
+        (b"HTTP/1.1 200 OK\r\nContent-Len", "complete response head"),
         (b"", "without sending a response"),
     ],
 )
-async def test_malformed_or_truncated_responses_raise_remote_protocol_error(
+async def test_truncated_responses_raise_remote_protocol_error(
     response: bytes, message: str
 ) -> None:
     async def once(
@@ -143,10 +180,23 @@ async def test_malformed_or_truncated_responses_raise_remote_protocol_error(
         await writer.drain()
         writer.close()
 
-    async with serve(once) as server, client_for(server) as (http, transport):
+    async with serve(once) as server, client_for(server) as (http, _):
         with pytest.raises(httpx.RemoteProtocolError, match=message):
             await http.get("/")
-        assert transport.idle_connections == 0
+
+
+async def test_lenient_where_rfc_9112_asks_a_client_to_be() -> None:
+    """Bare LF line ends are accepted and folded header lines unfolded (RFC 9112 5.2)."""
+    bare_lf = b"HTTP/1.1 200 OK\nContent-Length: 2\nX-Folded: a\n  b\n\n{}"
+    chunked_lf = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\n{}\n0\n\n"
+    async with (
+        serve(answer_each(bare_lf, chunked_lf)) as server,
+        client_for(server) as (http, _),
+    ):
+        first = await http.get("/")
+        second = await http.get("/")
+    assert (first.content, first.headers["x-folded"], second.content) == (b"{}", "a b", b"{}")
+    assert server.connections == 1
 
 
 async def test_reset_mid_body_is_a_read_error() -> None:
@@ -237,19 +287,22 @@ async def test_pool_timeout_when_every_slot_is_busy_and_cancel_frees_it() -> Non
 
 
 async def test_connect_refused_is_a_connect_error() -> None:
-    async with serve(answer_each()) as server:
-        url = server.url
-    transport = KeepAliveTransport()
-    async with httpx.AsyncClient(transport=transport) as http:
-        with pytest.raises(httpx.ConnectError) as caught:
-            await http.get(url)
-    assert isinstance(caught.value.__cause__, OSError)
+    with socket.socket() as bound:  # bound, not listening: the port refuses connections
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/"
+        async with httpx.AsyncClient(transport=KeepAliveTransport()) as http:
+            with pytest.raises(httpx.ConnectError) as caught:
+                await http.get(url)
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
 
 
 async def test_tls_handshake_that_never_completes_is_a_connect_timeout() -> None:
+    received: list[bytes] = []
+
     async def mute(
         server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        received.append(await reader.read(65536))  # the ClientHello, never answered
         await reader.read()
 
     async with serve(mute) as server:
@@ -260,7 +313,8 @@ async def test_tls_handshake_that_never_completes_is_a_connect_timeout() -> None
         ) as http:
             with pytest.raises(httpx.ConnectTimeout):
                 await http.get(https)
-    assert server.requests == []
+    assert received[0][:1] == b"\x16"  # a TLS handshake record arrived, then nothing else
+    assert b"GET" not in received[0]
 
 
 async def test_tls_against_an_untrusted_certificate_is_a_connect_error() -> None:

@@ -7,8 +7,9 @@ transport keeps only what they need, and cuts the client's CPU per request about
 fourfold (README, "Proxmox client"):
 
 - idle connections per origin (scheme, host, port), reused last-in first-out and closed
-  once idle longer than `keepalive_expiry`; a connection the server has closed is seen
-  closed by its Protocol (`http11.Connection`) and never reused;
+  once idle longer than `keepalive_expiry` (3 s, under pveproxy's 5 s); a connection the
+  server has closed is seen closed by its Protocol (`http11.Connection`), never reused;
+- connections opened with Happy Eyeballs (`dial.open_tcp`) on asyncio and uvloop alike;
 - at most `max_connections` requests in flight; one that waits longer than the pool
   timeout for a slot raises `httpx.PoolTimeout` (nothing was sent);
 - connecting raises `httpx.ConnectTimeout` or `httpx.ConnectError` (chained to the
@@ -27,9 +28,13 @@ import ssl
 
 import httpx
 
+from openvle_core.proxmox.dial import open_tcp
 from openvle_core.proxmox.http11 import Connection
 
 Origin = tuple[str, str, int]
+KEEPALIVE_EXPIRY = 3.0
+"""Seconds an idle connection is kept: pveproxy drops one idle for 5 s (AnyEvent.pm
+`timeout`), and a request sent as it does so fails without proof it was not processed."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -52,7 +57,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         *,
         verify: ssl.SSLContext | bool = True,
         max_connections: int = 20,
-        keepalive_expiry: float = 5.0,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
     ) -> None:
         self._ssl = client_ssl_context(verify)
         self._slots = asyncio.Semaphore(max_connections)
@@ -88,7 +93,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         try:
             response, reusable = await connection.exchange(request, body, timeouts.get("read"))
         except BaseException:
-            connection.close(abort=True)  # half an exchange: nothing left worth flushing
+            connection.close()
             raise
         if reusable and not self._closed:
             self._put_idle(origin, connection)
@@ -111,9 +116,14 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         tls = self._ssl if scheme == "https" else None
         try:
             async with asyncio.timeout(connect_timeout):
-                _, connection = await loop.create_connection(
-                    Connection, host, port, ssl=tls, server_hostname=host if tls else None
-                )
+                sock = await open_tcp(host, port)
+                try:
+                    _, connection = await loop.create_connection(
+                        Connection, sock=sock, ssl=tls, server_hostname=host if tls else None
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(
                 f"connecting to {host}:{port} timed out", request=request

@@ -28,6 +28,9 @@ MAX_HEAD = 64 * 1024
 """Largest response head (status line and headers) accepted, bytes."""
 _MAX_LINE = 4096
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_LENGTH = re.compile(rb"[0-9]{1,18}")
+_STATUS = re.compile(rb"[1-5][0-9][0-9]")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -70,22 +73,41 @@ def request_head(request: httpx.Request, body_length: int) -> bytes:
 
 
 def parse_head(raw: bytes, request: httpx.Request) -> Head:
-    """Parse a status line and header fields; raise RemoteProtocolError if malformed."""
-    lines = raw.split(b"\r\n")
+    """Parse a status line and header fields; raise RemoteProtocolError if malformed.
+
+    Lenient where RFC 9112 asks a client to be (bare LF line ends, folded header lines
+    unfolded), strict where a wrong guess would misframe the body.
+    """
+    lines = [line.removesuffix(b"\r") for line in raw.split(b"\n")]
     version, _, rest = lines[0].partition(b" ")
     code, _, reason = rest.partition(b" ")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not _STATUS.fullmatch(code):
         raise httpx.RemoteProtocolError(f"malformed status line {lines[0][:80]!r}", request=request)
     headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and headers:  # obs-fold: continues the previous value
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name) or b"\r" in value or b"\0" in value:
+            raise httpx.RemoteProtocolError(f"malformed header line {line[:80]!r}", request=request)
+        headers.append((name, value.strip(b" \t")))
+    return _framing(version, int(code), reason, headers, request)
+
+
+def _framing(
+    version: bytes,
+    status: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    request: httpx.Request,
+) -> Head:
+    """How the body is delimited and whether the connection stays open (RFC 9112 6.3)."""
     lengths: set[bytes] = set()
     codings: list[bytes] = []
     connection: list[bytes] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise httpx.RemoteProtocolError(f"malformed header line {line[:80]!r}", request=request)
-        value = value.strip(b" \t")
-        headers.append((name, value))
+    for name, value in headers:
         lowered = name.lower()
         if lowered == b"content-length":
             lengths.update(part.strip() for part in value.split(b","))
@@ -93,16 +115,19 @@ def parse_head(raw: bytes, request: httpx.Request) -> Head:
             codings += (part.strip().lower() for part in value.split(b","))
         elif lowered == b"connection":
             connection += (part.strip().lower() for part in value.split(b","))
-    chunked = bool(codings) and codings[-1] == b"chunked"
+    if codings.count(b"chunked") > 1:
+        raise httpx.RemoteProtocolError("chunked coding applied twice", request=request)
     length: int | None = None
     if lengths and not codings:
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        value = next(iter(lengths))
+        if len(lengths) != 1 or not _LENGTH.fullmatch(value):
             raise httpx.RemoteProtocolError(
                 f"invalid Content-Length {sorted(lengths)!r}", request=request
             )
-        length = int(next(iter(lengths)))
+        length = int(value)
+    chunked = bool(codings) and codings[-1] == b"chunked"  # else: the body runs to close
     close = version == b"HTTP/1.0" or b"close" in connection or bool(codings and lengths)
-    return Head(version, int(code), reason, headers, length, chunked, close)
+    return Head(version, status, reason, headers, length, chunked, close)
 
 
 class Connection(asyncio.Protocol):
@@ -154,14 +179,14 @@ class Connection(asyncio.Protocol):
             and not self._buffer
         )
 
-    def close(self, *, abort: bool = False) -> None:
-        """Close: politely when idle (TLS close_notify), at once after a failed exchange."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
+    def close(self) -> None:
+        """Close at once, without waiting for a TLS close_notify (as httpcore does).
+
+        A polite TLS close waits up to 30 s for the server's reply in the background,
+        holding the socket past `aclose()` and beyond `max_connections`.
+        """
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.abort()
 
     async def exchange(
         self, request: httpx.Request, body: bytes, read_timeout: float | None
@@ -195,10 +220,10 @@ class Connection(asyncio.Protocol):
         )
         return response, framed and not head.close and self.reusable
 
-    async def _more(self, *, started: bool) -> None:
+    async def _more(self, *, started: bool, part: str = "message body") -> None:
         """Wait for more bytes; raise if the peer closed or the read timed out."""
         if self._eof:
-            self._raise_closed(started=started)
+            self._raise_closed(started=started, part=part)
         waiter: asyncio.Future[bool] = self._loop.create_future()
         self._waiter = waiter
         timer = (
@@ -215,9 +240,9 @@ class Connection(asyncio.Protocol):
         if not arrived:
             raise httpx.ReadTimeout("timed out waiting for the response", request=self._request)
         if self._eof and not self._buffer:
-            self._raise_closed(started=started)
+            self._raise_closed(started=started, part=part)
 
-    def _raise_closed(self, *, started: bool) -> NoReturn:
+    def _raise_closed(self, *, started: bool, part: str) -> NoReturn:
         if self._error is not None:
             raise httpx.ReadError(f"connection lost: {self._error!r}", request=self._request) from (
                 self._error
@@ -227,29 +252,31 @@ class Connection(asyncio.Protocol):
                 "Server disconnected without sending a response.", request=self._request
             )
         raise httpx.RemoteProtocolError(
-            "peer closed connection without sending complete message body", request=self._request
+            f"peer closed connection without sending complete {part}", request=self._request
         )
 
     async def _read_head(self) -> bytes:
         searched = 0
         started = bool(self._buffer)
-        while (end := self._buffer.find(b"\r\n\r\n", searched)) < 0:
+        while (end := _HEAD_END.search(self._buffer, searched)) is None:
             if len(self._buffer) > MAX_HEAD:
                 raise httpx.RemoteProtocolError("response head over 64 KiB", request=self._request)
             searched = max(0, len(self._buffer) - 3)
-            await self._more(started=started)
+            await self._more(started=started, part="response head")
             started = True
-        head = bytes(self._buffer[:end])
-        del self._buffer[: end + 4]
+        if end.start() > MAX_HEAD:
+            raise httpx.RemoteProtocolError("response head over 64 KiB", request=self._request)
+        head = bytes(self._buffer[: end.start()])
+        del self._buffer[: end.end()]
         return head
 
     async def _read_line(self) -> bytes:
-        while (end := self._buffer.find(b"\r\n")) < 0:
+        while (end := self._buffer.find(b"\n")) < 0:
             if len(self._buffer) > _MAX_LINE:
                 raise httpx.RemoteProtocolError("chunk line too long", request=self._request)
             await self._more(started=True)
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 2]
+        line = bytes(self._buffer[:end]).removesuffix(b"\r")
+        del self._buffer[: end + 1]
         return line
 
     async def _read_exactly(self, size: int) -> bytes:
@@ -272,10 +299,9 @@ class Connection(asyncio.Protocol):
                 while await self._read_line():
                     pass  # trailer fields: not used by any Proxmox response
                 return b"".join(chunks)
-            chunks.append(await self._read_exactly(size + 2))
-            if not chunks[-1].endswith(b"\r\n"):
+            chunks.append(await self._read_exactly(size))
+            if await self._read_line():
                 raise httpx.RemoteProtocolError("chunk not followed by CRLF", request=self._request)
-            chunks[-1] = chunks[-1][:-2]
 
     async def _read_to_eof(self) -> bytes:
         while not self._eof:
