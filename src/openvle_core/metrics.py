@@ -94,6 +94,18 @@ LEASE_LOST = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+CLONE_SLOT_WAIT = Histogram(
+    "openvle_clone_slot_wait_seconds",
+    "Time a clone waited for its cluster-wide slot (Redis), by slot kind.",
+    ["slot"],
+    registry=REGISTRY,
+)
+CLONE_SLOT_ERRORS = Counter(
+    "openvle_clone_slot_errors",
+    "Clone-slot lease renewals or releases that failed (the lease ends the slot), by step.",
+    ["step"],
+    registry=REGISTRY,
+)
 
 
 class PrometheusObserver:

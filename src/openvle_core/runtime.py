@@ -1,8 +1,9 @@
 """`Runtime`: everything a worker or API process holds open, built once and closed once.
 
 `open_runtime(settings)` builds one httpx.AsyncClient, the Proxmox client on it, the DB
-engine and session factory, the snapshot store (MongoDB or SQL) and the job queue (arq
-when `REDIS_URL` is set, else in-process consumers running `run_operation`).
+engine and session factory, the snapshot store (MongoDB or SQL), the job queue (arq
+when `REDIS_URL` is set, else in-process consumers running `run_operation`) and, with
+Redis, the cluster-wide clone slots.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
+from openvle_core.events.slots import RedisSlots
 from openvle_core.metrics import PrometheusObserver
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, RetryPolicy, build_http_client
 from openvle_core.queue import ArqQueue, InProcessQueue, JobQueue
@@ -34,6 +37,7 @@ class Runtime:
     queue: JobQueue
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     node_cpu: dict[str, float] = field(default_factory=dict)
+    clone_slots: RedisSlots | None = None  # cluster-wide clone caps when Redis is configured
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +68,14 @@ async def open_runtime(
         else:
             queue = await ArqQueue.connect(settings.redis.url.get_secret_value())
         stack.push_async_callback(queue.close)
-        runtime = Runtime(settings, sessions, proxmox, snapshot, queue, lease_seconds)
+        slots = None
+        if settings.redis.url is not None:
+            redis = Redis.from_url(settings.redis.url.get_secret_value())
+            stack.push_async_callback(redis.aclose)
+            slots = RedisSlots(redis, f"openvle:clone-slots:{settings.proxmox.hostname}:")
+        runtime = Runtime(
+            settings, sessions, proxmox, snapshot, queue, lease_seconds, clone_slots=slots
+        )
         if isinstance(queue, InProcessQueue):
             queue.start(lambda op_id: _run(runtime, op_id))
         yield runtime

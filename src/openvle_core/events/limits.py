@@ -7,6 +7,10 @@ onto a non-shared storage `WORKER_FULL_CLONES_PER_STORAGE` per (storage, node). 
 always taken in one global order (node, storages, full-clone storages), so two clones
 never wait for each other. `WORKER_EVENT_PARALLEL_VMS` bounds the VMs one event works on.
 
+With Redis configured (`REDIS_URL`) the node, storage and full-clone slots are taken in
+Redis (`slots.RedisSlots`), so the caps hold across every worker process; without it
+(the embedded default, one process) they are asyncio semaphores of this process.
+
 The limits live while some event operation of this runtime runs (`active_limits`); a
 per-VM operation run on its own (recovered after a crash) finds none and is not limited.
 """
@@ -17,9 +21,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openvle_core.engine.placing import storages_of
+from openvle_core.events.slots import RedisSlots
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import WorkerSettings
 
@@ -42,6 +47,7 @@ class Limits:
     """The semaphores of one process, created on first use per key."""
 
     settings: WorkerSettings
+    shared: RedisSlots | None = None  # cluster-wide slots; None: this process's semaphores
     placing: asyncio.Lock = field(default_factory=asyncio.Lock)
     templates: dict[int, TemplateDisks] = field(default_factory=dict)
     _slots: dict[tuple[str, ...], asyncio.Semaphore] = field(default_factory=dict)
@@ -58,7 +64,9 @@ class Limits:
             return self.settings.clones_per_storage
         return self.settings.full_clones_per_storage
 
-    def _slot(self, key: tuple[str, ...]) -> asyncio.Semaphore:
+    def _slot(self, key: tuple[str, ...]) -> contextlib.AbstractAsyncContextManager[Any]:
+        if self.shared is not None:
+            return self.shared.hold(key, self.size(key))
         if key not in self._slots:
             self._slots[key] = asyncio.Semaphore(self.size(key))
         return self._slots[key]
@@ -95,7 +103,7 @@ _ACTIVE: dict[int, Limits] = {}
 async def active_limits(runtime: Runtime) -> AsyncIterator[Limits]:
     """The process's limits while the block runs (shared by concurrent event operations)."""
     key = id(runtime)
-    limits = _ACTIVE.setdefault(key, Limits(runtime.settings.worker))
+    limits = _ACTIVE.setdefault(key, Limits(runtime.settings.worker, runtime.clone_slots))
     limits.users += 1
     try:
         yield limits
