@@ -23,8 +23,10 @@ LEASE = 2.0
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with run_simulator(version="9.1", time_scale=TIME_SCALE, check_responses=True) as s:
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    """PVE 9.1 over TLS; a test module may set SIM_TIME_SCALE for slower tasks."""
+    scale = getattr(request.module, "SIM_TIME_SCALE", TIME_SCALE)
+    async with run_simulator(version="9.1", time_scale=scale, check_responses=True) as s:
         yield s
         assert s.violations == []
 

@@ -14,25 +14,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from engine.kit import FAST_POLL, FAST_RETRY, make_settings
 from events.conftest import LEASE
 from events.kit import DEBIAN, make_event, run
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.runtime import Runtime, open_runtime
-from openvle_pvesim import Simulator, run_simulator
+from openvle_pvesim import Simulator
 
 CAP = 2
-TIME_SCALE = 0.2  # a linked clone's task runs about 160 ms: long enough to overlap
+SIM_TIME_SCALE = 0.2  # a linked clone's task runs about 160 ms: long enough to overlap
 WORKER = {"clones_per_storage": CAP, "clones_per_node": 16, "event_parallel_vms": 16}
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with run_simulator(version="9.1", time_scale=TIME_SCALE, check_responses=True) as s:
-        yield s
-        assert s.violations == []
 
 
 @contextlib.asynccontextmanager
