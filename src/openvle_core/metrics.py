@@ -102,7 +102,7 @@ CLONE_SLOT_WAIT = Histogram(
 )
 CLONE_SLOT_ERRORS = Counter(
     "openvle_clone_slot_errors",
-    "Clone-slot lease renewals or releases that failed (the lease ends the slot), by step.",
+    "Clone-slot leases: renewals or releases that failed, leases lost, by step.",
     ["step"],
     registry=REGISTRY,
 )

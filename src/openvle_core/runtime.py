@@ -24,6 +24,7 @@ from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, create_snapshot_store
 
 DEFAULT_LEASE_SECONDS = 30.0
+REDIS_TIMEOUT = 5.0  # seconds per Redis call of the clone slots: a stalled Redis fails them
 
 
 @dataclass
@@ -70,7 +71,11 @@ async def open_runtime(
         stack.push_async_callback(queue.close)
         slots = None
         if settings.redis.url is not None:
-            redis = Redis.from_url(settings.redis.url.get_secret_value())
+            redis = Redis.from_url(
+                settings.redis.url.get_secret_value(),
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
             stack.push_async_callback(redis.aclose)
             slots = RedisSlots(redis, f"openvle:clone-slots:{settings.proxmox.hostname}:")
         runtime = Runtime(
