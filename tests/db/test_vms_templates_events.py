@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus, VmStatus
@@ -14,9 +17,22 @@ from openvle_core.events.errors import SlugTaken
 from openvle_core.events.repository import EventRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.errors import VmNotFound
+from openvle_core.vms.queries import list_vm_rows
 from openvle_core.vms.repository import VmRepository
 
 T0 = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
+
+
+class SessionReader:
+    """A RowReader on the test's session, so it sees the test's uncommitted rows."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        return (await self.session.execute(stmt, dict(params or {}))).all()
 
 
 async def _template(session: AsyncSession, vmid: int = 9000) -> Template:
@@ -54,18 +70,19 @@ async def test_vm_filters_and_pagination(db_session: AsyncSession) -> None:
         )
     await repo.add(Vm(name="other", vmid=300, template_id=tpl.id, node="pve2"))
 
-    first = await repo.list(event_id=event.id, limit=2)
+    reader = SessionReader(db_session)
+    first = await list_vm_rows(reader, event_id=event.id, limit=2)
     assert [v.name for v in first.items] == ["v0", "v1"]
     assert first.next_cursor is not None
-    second = await repo.list(event_id=event.id, limit=2, cursor=first.next_cursor)
-    third = await repo.list(event_id=event.id, limit=2, cursor=second.next_cursor)
+    second = await list_vm_rows(reader, event_id=event.id, limit=2, cursor=first.next_cursor)
+    third = await list_vm_rows(reader, event_id=event.id, limit=2, cursor=second.next_cursor)
     assert [v.name for v in second.items + third.items] == ["v2", "v3", "v4"]
     assert third.next_cursor is None
-    assert [v.name for v in (await repo.list(node="pve2")).items] == ["other"]
-    assert (await repo.list(status="running")).items == []
+    assert [v.name for v in (await list_vm_rows(reader, node="pve2")).items] == ["other"]
+    assert (await list_vm_rows(reader, status="running")).items == []
     assert await repo.count_for_template(tpl.id) == 6
     with pytest.raises(InvalidCursor):
-        await repo.list(cursor="not-a-cursor")
+        await list_vm_rows(reader, cursor="not-a-cursor")
 
 
 async def test_bulk_update_touches_only_given_rows(db_session: AsyncSession) -> None:

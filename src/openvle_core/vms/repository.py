@@ -10,7 +10,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
-from openvle_core.db.pagination import Page, paginate
 from openvle_core.db.types import utcnow
 from openvle_core.vms.errors import VmNotFound
 
@@ -59,24 +58,6 @@ class VmRepository:
         self.session.add_all(vms)
         await self.session.flush()
         return vms
-
-    async def list(
-        self,
-        *,
-        event_id: str | None = None,
-        template_id: str | None = None,
-        node: str | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Page[Vm]:
-        """A page of VMs matching every given filter, oldest first."""
-        stmt = select(Vm)
-        filters = {"event_id": event_id, "template_id": template_id, "node": node}
-        for column, value in {**filters, "status": status}.items():
-            if value is not None:
-                stmt = stmt.where(getattr(Vm, column) == value)
-        return await paginate(self.session, stmt, Vm.id, limit=limit, cursor=cursor)
 
     async def for_event(self, event_id: str) -> Sequence[Vm]:
         """Every VM of an event, oldest first."""
