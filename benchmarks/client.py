@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from proxmoxer import ProxmoxAPI
-from pydantic import SecretStr
 
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.settings import ProxmoxSettings
@@ -66,14 +65,10 @@ def start_simulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 def settings_for(info: dict[str, Any]) -> ProxmoxSettings:
     """Proxmox settings pointing at the simulator with the CI token and its CA."""
-    user, _, name = TOKEN_ID.partition("!")
-    hostname = info["url"].removeprefix("https://").split("/", 1)[0]
     return ProxmoxSettings(
-        hostname=hostname,
-        user=user,
-        token_name=name,
-        token_value=SecretStr(info["tokens"][TOKEN_ID]),
-        verify_ssl=info["ca_file"],
+        **ProxmoxSettings.values_for(
+            info["hostname"], TOKEN_ID, info["tokens"][TOKEN_ID], info["ca_file"]
+        )
     )
 
 

@@ -45,6 +45,7 @@ from openvle_core.events import lifecycle, service
 from openvle_core.proxmox import PollSchedule
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import (
+    ProxmoxSettings,
     Settings,
     load_settings,
 )
@@ -73,15 +74,12 @@ def start_simulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 def settings_for(info: dict[str, Any], database_url: str) -> Settings:
     """The service's settings for the simulator: CI token, its CA, retries scaled too."""
-    user, _, name = TOKEN_ID.partition("!")
     return load_settings(
         env_file=None,
         proxmox={
-            "hostname": info["url"].removeprefix("https://").split("/", 1)[0],
-            "user": user,
-            "token_name": name,
-            "token_value": SecretStr(info["tokens"][TOKEN_ID]),
-            "verify_ssl": info["ca_file"],
+            **ProxmoxSettings.values_for(
+                info["hostname"], TOKEN_ID, info["tokens"][TOKEN_ID], info["ca_file"]
+            ),
             "vms_pool": POOL,
         },
         database={"url": SecretStr(database_url)},

@@ -127,13 +127,8 @@ async def mariadb(sql: str) -> None:
 
 
 def settings_for(info: dict[str, Any], database: str, mongodb: str) -> Settings:
-    hostname = info["url"].removeprefix("https://").split("/", 1)[0]
     proxmox = ProxmoxSettings(
-        hostname=hostname,
-        user=SYNC_TOKEN.partition("!")[0],
-        token_name=SYNC_TOKEN.partition("!")[2],
-        token_value=SecretStr(SYNC_SECRET),
-        verify_ssl=info["ca_file"],
+        **ProxmoxSettings.values_for(info["hostname"], SYNC_TOKEN, SYNC_SECRET, info["ca_file"]),
         vms_pool=POOL,
     )
     base = load_settings(env_file=None)

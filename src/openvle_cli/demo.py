@@ -30,6 +30,7 @@ from openvle_core.db.enums import TokenScope
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
+    ProxmoxSettings,
     Settings,
     load_settings,
 )
@@ -68,16 +69,11 @@ class DemoInfo:
 
 def demo_settings(sim: Simulator, database_url: str, options: DemoOptions) -> Settings:
     """A whole Settings tree for the simulator (no environment, no .env)."""
-    user, _, name = DEMO_TOKEN.partition("!")
     return load_settings(
         env_file=None,
-        proxmox={
-            "hostname": sim.hostname,
-            "user": user,
-            "token_name": name,
-            "token_value": SecretStr(sim.tokens[DEMO_TOKEN]),
-            "verify_ssl": sim.ca_file or False,
-        },
+        proxmox=ProxmoxSettings.values_for(
+            sim.hostname, DEMO_TOKEN, sim.tokens[DEMO_TOKEN], sim.ca_file or False
+        ),
         database={"url": SecretStr(database_url)},
         worker={"retry_backoff_scale": max(options.time_scale, 0.01)},
         api={"host": options.host, "port": max(options.port, 1)},

@@ -53,7 +53,13 @@ def announce(sim: Simulator) -> str:
     """The start-up line: everything a client needs to connect."""
     ca_file = str(sim.ca_file) if sim.ca_file else None
     return json.dumps(
-        {"url": sim.url, "version": sim.version, "tokens": sim.tokens, "ca_file": ca_file}
+        {
+            "url": sim.url,
+            "hostname": sim.hostname,
+            "version": sim.version,
+            "tokens": sim.tokens,
+            "ca_file": ca_file,
+        }
     )
 
 

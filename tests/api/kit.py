@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
 from openvle_core.settings import (
+    ProxmoxSettings,
     Settings,
     load_settings,
 )
@@ -27,15 +28,12 @@ def make_settings(
     metrics_token: str | None = None,
 ) -> Settings:
     """A whole Settings tree for tests (no environment, no .env)."""
-    user, _, name = CI_TOKEN.partition("!")
     return load_settings(
         env_file=None,
         proxmox={
-            "hostname": sim.hostname,
-            "user": user,
-            "token_name": name,
-            "token_value": SecretStr(sim.tokens[CI_TOKEN]),
-            "verify_ssl": sim.ca_file or False,
+            **ProxmoxSettings.values_for(
+                sim.hostname, CI_TOKEN, sim.tokens[CI_TOKEN], sim.ca_file or False
+            ),
             "retry_attempts": 1,
             "retry_total_time": 2.0,
         },

@@ -17,6 +17,7 @@ from openvle_core.db.session import transaction
 from openvle_core.proxmox import PollSchedule, RetryPolicy
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
+    ProxmoxSettings,
     Settings,
     load_settings,
 )
@@ -42,7 +43,6 @@ def make_settings(
     vms: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings for the simulator's CI token, a database, fast retries and timeouts."""
-    user, _, name = CI_TOKEN.partition("!")
     worker_values = {
         "retry_backoff_scale": 0.001,
         "agent_ip_timeout": 10.0,
@@ -52,11 +52,9 @@ def make_settings(
     return load_settings(
         env_file=None,
         proxmox={
-            "hostname": sim.hostname,
-            "user": user,
-            "token_name": name,
-            "token_value": SecretStr(sim.tokens[CI_TOKEN]),
-            "verify_ssl": sim.ca_file or False,
+            **ProxmoxSettings.values_for(
+                sim.hostname, CI_TOKEN, sim.tokens[CI_TOKEN], sim.ca_file or False
+            ),
             "vms_pool": POOL,
         },
         vms=vms or {},

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 
 from openvle_core.proxmox import (
     CallStats,
@@ -35,15 +34,13 @@ def settings_for(
     pool: str = POOL,
 ) -> ProxmoxSettings:
     """Settings for `sim` with one of its tokens; verification against its CA by default."""
-    user, _, name = token.partition("!")
-    return ProxmoxSettings(
-        hostname=sim.hostname,
-        user=user,
-        token_name=name,
-        token_value=SecretStr(secret if secret is not None else sim.tokens[token]),
-        verify_ssl=sim.ca_file if verify is None else verify,
-        vms_pool=pool,
+    values = ProxmoxSettings.values_for(
+        sim.hostname,
+        token,
+        secret if secret is not None else sim.tokens[token],
+        sim.ca_file if verify is None else verify,
     )
+    return ProxmoxSettings(**values, vms_pool=pool)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,24 @@ class ProxmoxSettings(BaseSettings):
                 f"must be true, false, or the path of a CA bundle file; {value} is none"
             )
         return value
+
+    @staticmethod
+    def values_for(
+        hostname: str, token_id: str, secret: str, verify: bool | Path
+    ) -> dict[str, Any]:
+        """Field values that reach `hostname` with the token `USER@REALM!NAME` and `secret`.
+
+        For `load_settings(proxmox=...)` where there is no environment: the demo, tests and
+        benchmarks pointing the service at the simulator.
+        """
+        user, _, name = token_id.partition("!")
+        return {
+            "hostname": hostname,
+            "user": user,
+            "token_name": name,
+            "token_value": SecretStr(secret),
+            "verify_ssl": verify,
+        }
 
     @property
     def token_id(self) -> str:
