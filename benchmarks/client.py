@@ -5,7 +5,7 @@ process so the server does not share this process's GIL, then sends REQUESTS GET
 pool VM's status/current with CONCURRENCY in flight, in one run:
 
 - client: `ProxmoxClient.vm_status` as the service builds it (`build_http_client`, which
-  sends through `connpool.KeepAliveTransport`);
+  sends through `http.pool.KeepAliveTransport`);
 - httpx: bare `httpx.AsyncClient` with httpx's own transport (httpcore), the same TLS,
   timeouts and limits, decoding the JSON body;
 - proxmoxer: `ProxmoxAPI` (requests) in CONCURRENCY threads;

@@ -12,7 +12,6 @@ from openvle_core.db.enums import (
     EventStatus,
     OperationState,
     TemplateStatus,
-    TokenScope,
     VmStatus,
 )
 from openvle_core.db.models import Operation
@@ -282,19 +281,6 @@ class Liveness(BaseModel):
     """The process is up."""
 
     status: str = Field(examples=["ok"])
-
-
-class TokenOut(Schema):
-    """An API token as listed (never its secret or hash)."""
-
-    id: str
-    name: str
-    prefix: str
-    scope: TokenScope
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
 
 
 def operation_out(op: Operation) -> OperationOut:

@@ -11,8 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from openvle_core.db.models import IpAllocation, Vm
-from openvle_core.db.session import session_factory, transaction
-from openvle_core.engine.dbretry import in_transaction
+from openvle_core.db.session import in_transaction, session_factory, transaction
 from openvle_core.ipam.allocator import NetworkExhausted, allocate_ip
 from openvle_core.settings import CloudInitSettings
 

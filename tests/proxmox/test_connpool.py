@@ -14,7 +14,7 @@ import pytest
 import uvloop
 
 from openvle_core.proxmox import ProxmoxClient, build_http_client
-from openvle_core.proxmox.connpool import KeepAliveTransport
+from openvle_core.proxmox.http.pool import KeepAliveTransport
 from openvle_core.settings import ConfigError, load_settings
 from openvle_pvesim import Simulator, run_simulator
 from tests.proxmox.rawserver import RawServer, answer_each, reply, reset, serve

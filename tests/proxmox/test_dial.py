@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 import pytest
 import uvloop
 
-from openvle_core.proxmox.dial import AddrInfo, interleaved, open_first
+from openvle_core.proxmox.http.dial import AddrInfo, interleaved, open_first
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 TCP = socket.SOCK_STREAM

@@ -7,9 +7,11 @@ busy timeout are turned on for every connection.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import URL, make_url
@@ -145,3 +147,33 @@ class EngineRowReader:
     async def _rows(self, stmt: Executable, params: Mapping[str, Any] | None) -> Sequence[Row[Any]]:
         async with self.engine.connect() as connection:
             return (await connection.execute(stmt, params)).all()
+
+
+T = TypeVar("T")
+
+
+RETRYABLE_CODES = frozenset({1205, 1213, 1305})  # lock wait timeout, deadlock, savepoint gone
+
+
+ATTEMPTS = 8
+
+
+def is_contention(exc: DBAPIError) -> bool:
+    """Whether the DB aborted the transaction because of lock contention."""
+    args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))
+    return bool(args) and args[0] in RETRYABLE_CODES
+
+
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Run `work(session)` in its own transaction, again after a deadlock (jittered)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            async with transaction(sessions) as session:
+                return await work(session)
+        except DBAPIError as exc:
+            if not is_contention(exc) or attempt + 1 == ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0.0, 0.02 * 2**attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Vm
-from openvle_core.db.session import transaction
-from openvle_core.engine.dbretry import in_transaction
+from openvle_core.db.session import in_transaction, transaction
 from openvle_core.events.repository import EventRepository
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig

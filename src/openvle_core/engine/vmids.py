@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openvle_core.db.session import transaction
-from openvle_core.engine.dbretry import in_transaction
+from openvle_core.db.session import in_transaction, transaction
 from openvle_core.engine.errors import VmidCollisions
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vmids.repository import VmidReservationRepository

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openvle_core.db.conflicts import run_unless_conflict
 from openvle_core.db.enums import EventStatus
-from openvle_core.db.guard import run_unless_conflict
 from openvle_core.db.models import Event, EventTemplate
 from openvle_core.db.pagination import Page, paginate
 from openvle_core.events.errors import EventNotFound, SlugTaken

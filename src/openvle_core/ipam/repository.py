@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openvle_core.db.guard import add_unless_conflict
+from openvle_core.db.conflicts import add_unless_conflict
 from openvle_core.db.models import IpAllocation
 
 

@@ -24,9 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
-from openvle_core.db.session import transaction
+from openvle_core.db.session import in_transaction, transaction
 from openvle_core.db.types import utcnow
-from openvle_core.engine.dbretry import in_transaction
 from openvle_core.metrics import LEASE_LOST
 from openvle_core.operations.repository import OperationRepository
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openvle_core.db.conflicts import run_unless_conflict
 from openvle_core.db.enums import IN_FLIGHT_STATES, OperationState
-from openvle_core.db.guard import run_unless_conflict
 from openvle_core.db.models import Operation
 from openvle_core.db.pagination import Page, paginate
 from openvle_core.db.types import utcnow

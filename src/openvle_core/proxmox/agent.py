@@ -11,7 +11,6 @@ from ipaddress import IPv4Address, IPv4Network, ip_address
 
 from openvle_core.proxmox.models import AgentInterface, Ipv4Lookup
 
-DEFAULT_IGNORED = (IPv4Network("172.17.0.0/16"),)
 NO_AGENT = "guest agent not configured"
 AGENT_DOWN = "guest agent not running"
 VM_DOWN = "VM not running"

@@ -14,7 +14,6 @@ from openvle_core.proxmox.models import MissingPrivilege
 Requirement = tuple[str, tuple[str, ...]]
 """(ACL path, privileges of which any one suffices)."""
 
-FEATURES = ("core", "cloudinit", "ha", "migration", "guest_agent")
 AGENT_PRIVS_SINCE_9 = ("VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted")
 AGENT_PRIVS_BEFORE_9 = ("VM.Monitor",)
 _CORE_VM_PRIVS = (

@@ -32,9 +32,6 @@ class RetryPolicy:
         return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2**retry))
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 def should_retry(error: ProxmoxUnavailable, *, idempotent: bool) -> bool:
     """GETs retry every transient error; writes only those that prove nothing happened."""
     return idempotent or error.retry_safe

@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import httpx
 
-from openvle_core.proxmox.connpool import KeepAliveTransport
 from openvle_core.proxmox.errors import (
     ProxmoxBadResponse,
     ProxmoxError,
@@ -27,6 +26,7 @@ from openvle_core.proxmox.errors import (
     ProxmoxUnavailable,
     translate_response,
 )
+from openvle_core.proxmox.http.pool import KeepAliveTransport
 from openvle_core.proxmox.observe import NullObserver, ProxmoxObserver
 from openvle_core.proxmox.retry import RetryPolicy, call_with_retry
 from openvle_core.settings import ProxmoxSettings
@@ -40,7 +40,7 @@ _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolE
 def build_http_client(settings: ProxmoxSettings, *, max_connections: int = 20) -> httpx.AsyncClient:
     """The process-wide AsyncClient for Proxmox: TLS per PVE_VERIFY_SSL, explicit timeouts.
 
-    It sends through `connpool.KeepAliveTransport` unless PVE_HTTP_TRANSPORT=httpcore.
+    It sends through `http.pool.KeepAliveTransport` unless PVE_HTTP_TRANSPORT=httpcore.
     With httpcore every connection may stay alive: httpcore 1.0 counts busy connections
     against the keep-alive limit (encode/httpcore#1035), so a lower limit makes most
     requests beyond it pay a fresh TLS handshake under load.

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from openvle_core.errors import ConflictError, NotFoundError
+from openvle_core.errors import NotFoundError
 
 
 class VmNotFound(NotFoundError):
     """No VM with that id (or it is outside our pool)."""
 
     code = "vm_not_found"
-
-
-class VmidTaken(ConflictError):
-    """Another VM row already uses that vmid."""
-
-    code = "vmid_taken"

@@ -8,7 +8,7 @@ threefold (README, "Proxmox client"):
 
 - idle connections per origin (scheme, host, port), reused last-in first-out and closed
   once idle longer than `keepalive_expiry` (3 s, under pveproxy's 5 s); a connection the
-  server has closed is seen closed by its Protocol (`http11.Connection`), never reused;
+  server has closed is seen closed by its Protocol (`http.connection.Connection`), never reused;
 - connections opened with Happy Eyeballs (`dial.open_tcp`) on asyncio and uvloop alike;
 - at most `max_connections` requests in flight; one that waits longer than the pool
   timeout for a slot raises `httpx.PoolTimeout` (nothing was sent);
@@ -28,8 +28,8 @@ import ssl
 
 import httpx
 
-from openvle_core.proxmox.dial import open_tcp
-from openvle_core.proxmox.http11 import Connection
+from openvle_core.proxmox.http.connection import Connection
+from openvle_core.proxmox.http.dial import open_tcp
 
 Origin = tuple[str, str, int]
 KEEPALIVE_EXPIRY = 3.0
