@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from openvle_core.db.pagination import InvalidCursor
-from openvle_core.errors import ConflictError, NotFoundError, OpenVLEError
+from openvle_core.db.errors import InvalidCursor
+from openvle_core.errors import ConflictError, InvalidRequest, NotFoundError, OpenVLEError
 from openvle_core.events.errors import InvalidEvent
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.proxmox.errors import (
@@ -27,7 +27,6 @@ from openvle_core.proxmox.errors import (
     ProxmoxNotFound,
     ProxmoxUnavailable,
 )
-from openvle_core.vms.service import InvalidRequest
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ import typer
 import uvicorn
 from pydantic import SecretStr
 
+from openvle_cli.errors import DemoError
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
@@ -93,10 +94,6 @@ def data_directory(given: Path | None) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-class DemoError(Exception):
-    """A problem the demo reports in one line (no traceback)."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

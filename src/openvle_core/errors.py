@@ -28,3 +28,15 @@ class ConflictError(OpenVLEError):
     """The request clashes with the current state (busy VM, slug taken, ...)."""
 
     code = "conflict"
+
+
+class TransientStep(OpenVLEError):
+    """Raised by engine steps to ask for a retry with backoff (the reason is the message)."""
+
+    code = "transient_step"
+
+
+class InvalidRequest(OpenVLEError):
+    """The request itself is invalid (unknown action, bad name, ...)."""
+
+    code = "invalid_request"

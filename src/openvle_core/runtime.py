@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
-from openvle_core.events.slots import RedisSlots
 from openvle_core.metrics import PrometheusObserver
+from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, RetryPolicy, build_http_client
 from openvle_core.queue import ArqQueue, InProcessQueue, JobQueue
 from openvle_core.settings import Settings

@@ -11,7 +11,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from openvle_core.engine.errors import SmbiosMetadataTooLong
+from openvle_core.guests.errors import SmbiosMetadataTooLong
 
 MAX_LENGTH = 512
 STRING_FIELDS = ("manufacturer", "product", "version", "serial", "sku", "family")

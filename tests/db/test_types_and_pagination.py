@@ -8,13 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.dialects import mysql, sqlite
 
-from openvle_core.db.pagination import (
-    MAX_LIMIT,
-    InvalidCursor,
-    clamp_limit,
-    decode_cursor,
-    encode_cursor,
-)
+from openvle_core.db.errors import InvalidCursor
+from openvle_core.db.pagination import MAX_LIMIT, clamp_limit, decode_cursor, encode_cursor
 from openvle_core.db.types import UTCDateTime, new_id
 
 

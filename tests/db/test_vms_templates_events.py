@@ -11,8 +11,8 @@ from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus, VmStatus
+from openvle_core.db.errors import InvalidCursor
 from openvle_core.db.models import Event, Template, Vm
-from openvle_core.db.pagination import InvalidCursor
 from openvle_core.events.errors import SlugTaken
 from openvle_core.events.repository import EventRepository
 from openvle_core.templates.repository import TemplateRepository

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from openvle_core.db.models import IpAllocation, Vm
 from openvle_core.db.session import in_transaction, session_factory, transaction
-from openvle_core.ipam.allocator import NetworkExhausted, allocate_ip
+from openvle_core.ipam.allocator import allocate_ip
+from openvle_core.ipam.errors import NetworkExhausted
 from openvle_core.settings import CloudInitSettings
 
 SETTINGS = CloudInitSettings(

@@ -8,7 +8,7 @@ import pytest
 
 from openvle_core.db.models import IpAllocation, Template
 from openvle_core.db.session import transaction
-from openvle_core.ipam.allocator import NetworkExhausted
+from openvle_core.ipam.errors import NetworkExhausted
 from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
 from openvle_core.templates.errors import TemplateInUse

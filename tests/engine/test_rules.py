@@ -6,12 +6,13 @@ import base64
 
 import pytest
 
-from openvle_core.engine.errors import SmbiosMetadataTooLong
 from openvle_core.engine.retry import backoff, is_transient
-from openvle_core.placement import NodeLoad, NoNodeAvailable, choose_node
+from openvle_core.errors import InvalidRequest
+from openvle_core.guests.errors import SmbiosMetadataTooLong
+from openvle_core.placement.nodes import NodeLoad, NoPlacement, choose_node
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
 from openvle_core.smbios import MAX_LENGTH, SmbiosMetadata, build_smbios1, parse_smbios1
-from openvle_core.vms.service import InvalidRequest, dns_name
+from openvle_core.vms.service import dns_name
 
 UUID = "6f1c2b0e-2d4a-4c61-9d0b-8c5f0e2a7b31"
 
@@ -63,7 +64,7 @@ def test_placement_distrusts_a_single_zero_cpu_sample() -> None:
 def test_placement_skips_offline_nodes() -> None:
     nodes = [NodeLoad("pve1", False, 0.0, 64), NodeLoad("pve2", True, 0.9, 8)]
     assert choose_node(nodes, inflight_cores={}, previous={}) == "pve2"
-    with pytest.raises(NoNodeAvailable):
+    with pytest.raises(NoPlacement):
         choose_node([NodeLoad("pve1", False, 0.1, 8)], inflight_cores={}, previous={})
 
 

@@ -22,7 +22,7 @@ from openvle_core.snapshot import (
     SqlSnapshotStore,
     create_snapshot_store,
 )
-from openvle_core.snapshot.base import InvalidResource
+from openvle_core.snapshot.errors import InvalidResource
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 

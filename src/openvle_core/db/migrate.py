@@ -22,18 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openvle_core.db.errors import MigrationLockTimeout
 from openvle_core.db.session import create_engine
-from openvle_core.errors import OpenVLEError
 
 LOCK_NAME = "openvle_migrate"
 LOCK_TIMEOUT_S = 300
 _REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-class MigrationLockTimeout(OpenVLEError):
-    """Another replica held the migration lock for too long."""
-
-    code = "migration_lock_timeout"
 
 
 def alembic_config(script_location: Path | None = None) -> Config:

@@ -17,18 +17,12 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from openvle_core.errors import OpenVLEError
+from openvle_core.db.errors import InvalidCursor
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-
-
-class InvalidCursor(OpenVLEError):
-    """A cursor this service did not hand out (or from another list)."""
-
-    code = "invalid_cursor"
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Operation
 from openvle_core.engine import vmids
-from openvle_core.engine.errors import VmidCollisions
 from openvle_core.engine.identity import is_ours, pool_node, require_pool_node
 from openvle_core.engine.records import add_upid, checkpoint
-from openvle_core.engine.retry import TransientStep
+from openvle_core.errors import TransientStep
+from openvle_core.guests.errors import VmidCollisions
 from openvle_core.proxmox import ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from openvle_core.engine.ha import ha_remove_vmid
 from openvle_core.engine.identity import confirm, pool_node
 from openvle_core.engine.power import refresh_status
 from openvle_core.engine.records import add_upid, checkpoint, update_vm
-from openvle_core.engine.retry import TransientStep
+from openvle_core.errors import TransientStep
 from openvle_core.ipam.allocator import release_ips
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.proxmox import OutsidePool, ProxmoxNotFound, ProxmoxTaskFailed

@@ -8,7 +8,7 @@ equals ours. A vmid outside our pool is refused before any request (`OutsidePool
 from __future__ import annotations
 
 from openvle_core.db.models import Vm
-from openvle_core.engine.errors import IdentityUnconfirmed, NotCloned
+from openvle_core.guests.errors import IdentityUnconfirmed, NotCloned
 from openvle_core.proxmox import OutsidePool, ProxmoxClient
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.smbios import serial_of

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Node, Template, Vm
 from openvle_core.db.session import transaction
-from openvle_core.engine.errors import NoPlacement
-from openvle_core.placement import NodeLoad, NoNodeAvailable, choose_node
+from openvle_core.placement.nodes import NodeLoad, choose_node
 from openvle_core.proxmox.models import VmConfig
 
 if TYPE_CHECKING:
@@ -69,10 +68,7 @@ async def place_clone(runtime: Runtime, vm_id: str, template_node: str, config: 
         for n in await runtime.proxmox.nodes()
     ]
     inflight = await inflight_cores(runtime, vm_id)
-    try:
-        chosen = choose_node(nodes, inflight_cores=inflight, previous=runtime.node_cpu)
-    except NoNodeAvailable as exc:
-        raise NoPlacement(str(exc)) from exc
+    chosen = choose_node(nodes, inflight_cores=inflight, previous=runtime.node_cpu)
     for n in nodes:
         if n.cpu > 0:
             runtime.node_cpu[n.name] = n.cpu

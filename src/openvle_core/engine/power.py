@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
-from openvle_core.engine.errors import InvalidPowerState
 from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
 from openvle_core.engine.ip import read_agent_ip
 from openvle_core.engine.records import checkpoint, load_vm, update_vm
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.proxmox.models import VmStatus as PveStatus
+from openvle_core.vms.errors import InvalidPowerState
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.session import in_transaction, transaction
-from openvle_core.engine.errors import VmidCollisions
+from openvle_core.guests.errors import VmidCollisions
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vmids.repository import VmidReservationRepository
 from openvle_core.vms.repository import VmRepository

@@ -21,8 +21,8 @@ from openvle_core.engine.identity import pool_node
 from openvle_core.engine.power import db_status, power_vm, refresh_status
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
 from openvle_core.events.lifecycle import ARCHIVE_KIND, finish_event, mark_failed
-from openvle_core.events.limits import active_limits
 from openvle_core.operations.kinds import operation_kind
+from openvle_core.placement.caps import active_limits
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:

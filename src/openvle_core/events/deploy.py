@@ -30,10 +30,10 @@ from openvle_core.engine.records import load_vm, update_vm
 from openvle_core.engine.vm_clone import clone_failed, clone_operation
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
 from openvle_core.events.lifecycle import DEPLOY_KIND, finish_event, mark_failed
-from openvle_core.events.limits import active_limits, current_limits, template_disks
 from openvle_core.events.naming import plan_names
 from openvle_core.events.repository import EventRepository
 from openvle_core.operations.kinds import operation_kind
+from openvle_core.placement.caps import active_limits, current_limits, template_disks
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 

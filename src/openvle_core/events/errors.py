@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from openvle_core.errors import ConflictError, NotFoundError, OpenVLEError
+
+if TYPE_CHECKING:
+    pass
 
 
 class EventNotFound(NotFoundError):
@@ -31,3 +36,9 @@ class EventBusy(ConflictError):
     """The event's state forbids the change (deployed events keep their VMs' shape)."""
 
     code = "event_busy"
+
+
+class EventIncomplete(OpenVLEError):
+    """Some VMs of an event could not be deployed or archived; the message lists them."""
+
+    code = "event_incomplete"

@@ -19,8 +19,7 @@ from openvle_core.db.models import Event, Operation, Vm
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.engine.records import checkpoint
-from openvle_core.errors import OpenVLEError
-from openvle_core.events.errors import EventBusy
+from openvle_core.events.errors import EventBusy, EventIncomplete
 from openvle_core.events.repository import EventRepository
 from openvle_core.operations.repository import OperationRepository
 
@@ -73,12 +72,6 @@ async def request_archive(
     op = await OperationRepository(session).create(ARCHIVE_KIND, TARGET, event.id)
     await transition(session, event, EventStatus.ARCHIVING, allowed)
     return op
-
-
-class EventIncomplete(OpenVLEError):
-    """Some VMs of an event could not be deployed or archived; the message lists them."""
-
-    code = "event_incomplete"
 
 
 async def finish_event(

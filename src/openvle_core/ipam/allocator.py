@@ -12,15 +12,9 @@ from collections.abc import Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openvle_core.errors import ConflictError
+from openvle_core.ipam.errors import NetworkExhausted
 from openvle_core.ipam.repository import IpAllocationRepository
 from openvle_core.settings import CloudInitSettings
-
-
-class NetworkExhausted(ConflictError):
-    """No free address is left in the VM network."""
-
-    code = "ip_network_exhausted"
 
 
 def _excluded(settings: CloudInitSettings, address: ipaddress.IPv4Address) -> bool:

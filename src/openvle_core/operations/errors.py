@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from openvle_core.errors import ConflictError, NotFoundError
+from typing import TYPE_CHECKING
+
+from openvle_core.errors import ConflictError, NotFoundError, OpenVLEError
+
+if TYPE_CHECKING:
+    pass
 
 
 class OperationNotFound(NotFoundError):
@@ -19,3 +24,10 @@ class TargetBusy(ConflictError):
     def __init__(self, message: str, holder_id: str | None = None) -> None:
         super().__init__(message)
         self.holder_id = holder_id
+
+
+class LeaseLost(OpenVLEError):
+    """The runner's lease expired without a renewal (or another runner took the row):
+    the work was cancelled so that it stops acting on Proxmox; the row is not ours."""
+
+    code = "lease_lost"

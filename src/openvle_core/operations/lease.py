@@ -27,6 +27,7 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import in_transaction, transaction
 from openvle_core.db.types import utcnow
 from openvle_core.metrics import LEASE_LOST
+from openvle_core.operations.errors import LeaseLost
 from openvle_core.operations.repository import OperationRepository
 
 if TYPE_CHECKING:
@@ -62,11 +63,6 @@ async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
         return Claim.TAKEN, op
 
     return await in_transaction(runtime.sessions, take)
-
-
-class LeaseLost(Exception):
-    """The runner's lease expired without a renewal (or another runner took the row):
-    the work was cancelled so that it stops acting on Proxmox; the row is not ours."""
 
 
 async def touch(runtime: Runtime, op: Operation) -> bool:

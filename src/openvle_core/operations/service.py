@@ -23,6 +23,7 @@ from openvle_core.errors import OpenVLEError
 from openvle_core.logging import bind, log_context
 from openvle_core.metrics import OPERATION_RETRIES, OPERATION_SECONDS, OPERATIONS
 from openvle_core.operations import lease
+from openvle_core.operations.errors import LeaseLost
 from openvle_core.operations.kinds import KindSpec, kind_spec, operation_kind
 from openvle_core.operations.repository import OperationRepository
 
@@ -84,7 +85,7 @@ async def _run_operation(runtime: Runtime, op_id: str) -> None:
                 )
             else:
                 await _run_with_retries(runtime, op, spec)
-    except lease.LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
+    except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
         log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
         return
     follower = await lease.waiting_behind(runtime, op)

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
-from openvle_core.errors import OpenVLEError
 from openvle_core.settings.cloudinit import CloudInitSettings, IPv4Range, parse_ip_ranges
+from openvle_core.settings.errors import ConfigError
 from openvle_core.settings.groups import (
     DEFAULT_DATABASE_URL,
     ApiSettings,
@@ -78,17 +78,6 @@ _GROUPS: dict[str, type[BaseSettings]] = {
     name: field.annotation  # type: ignore[misc]  # every Settings field is a settings class
     for name, field in Settings.model_fields.items()
 }
-
-
-class ConfigError(OpenVLEError):
-    """The configuration is invalid; `problems` pairs each variable with the reason."""
-
-    code = "config_invalid"
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        lines = "\n".join(f"  {name}: {why}" for name, why in problems)
-        super().__init__(f"invalid configuration ({len(problems)} problems):\n{lines}")
-        self.problems = problems
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Mapping[str, Any]) -> Settings:

@@ -14,14 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from openvle_core.errors import OpenVLEError
+from openvle_core.snapshot.errors import InvalidResource
 from openvle_core.snapshot.port import ReplaceResult, Resource
-
-
-class InvalidResource(OpenVLEError):
-    """A resource without a string `id` (every /cluster/resources entry has one)."""
-
-    code = "invalid_resource"
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
+from openvle_core.errors import InvalidRequest
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.membership import PoolView, require_pool_member
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
-from openvle_core.vms.service import InvalidRequest, dns_name
+from openvle_core.vms.service import dns_name
 
 
 async def request_create_template(

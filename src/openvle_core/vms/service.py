@@ -15,7 +15,7 @@ from openvle_core.db.enums import TemplateStatus, VmStatus
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import new_id
 from openvle_core.engine.power import ACTIONS
-from openvle_core.errors import ConflictError, OpenVLEError
+from openvle_core.errors import ConflictError, InvalidRequest
 from openvle_core.ipam.allocator import require_free_ip
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.repository import OperationRepository
@@ -25,12 +25,6 @@ from openvle_core.vms.repository import VmRepository
 
 QUEUE_BEHIND = frozenset({"vm.power", "vm.clone"})
 MAX_NAME = 63
-
-
-class InvalidRequest(OpenVLEError):
-    """The request itself is invalid (unknown action, bad name, ...)."""
-
-    code = "invalid_request"
 
 
 def dns_name(text: str) -> str:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from openvle_core.engine.retry import TransientStep
+from openvle_core.errors import TransientStep
 from openvle_core.metrics import CLONE_SLOT_ERRORS, CLONE_SLOT_WAIT
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Engine errors (no HTTP; the API maps them). All are permanent: retrying cannot help."""
+"""errors: TODO docstring."""
 
 from __future__ import annotations
 
@@ -15,18 +15,6 @@ class VmidCollisions(OpenVLEError):
     """Every vmid tried was taken by someone else first."""
 
     code = "vmid_collisions"
-
-
-class InvalidPowerState(ConflictError):
-    """The VM's real state does not allow the action (reboot a stopped VM, ...)."""
-
-    code = "invalid_power_state"
-
-
-class NoPlacement(OpenVLEError):
-    """No online node could take the clone."""
-
-    code = "no_placement"
 
 
 class NotCloned(ConflictError):

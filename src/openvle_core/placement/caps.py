@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from openvle_core.engine.placing import storages_of
-from openvle_core.events.slots import RedisSlots
+from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import WorkerSettings
 

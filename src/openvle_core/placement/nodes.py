@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from openvle_core.placement.errors import NoPlacement
+
 
 @dataclass(frozen=True)
 class NodeLoad:
@@ -21,10 +23,6 @@ class NodeLoad:
     online: bool
     cpu: float
     maxcpu: int
-
-
-class NoNodeAvailable(Exception):
-    """No online node to place a clone on."""
 
 
 def effective_cpu(node: NodeLoad, previous: Mapping[str, float]) -> float:
@@ -48,7 +46,7 @@ def choose_node(
     """The online node with the most free cores (ties: by name, for stable results)."""
     online = [n for n in nodes if n.online and n.maxcpu > 0]
     if not online:
-        raise NoNodeAvailable("no online node to place the clone on")
+        raise NoPlacement("no online node to place the clone on")
     best = max(
         online,
         key=lambda n: (free_cores(n, previous, inflight_cores.get(n.name, 0.0)), _neg(n.name)),

@@ -1,0 +1,11 @@
+"""errors: TODO docstring."""
+
+from __future__ import annotations
+
+from openvle_core.errors import OpenVLEError
+
+
+class DemoError(OpenVLEError):
+    """A problem the demo reports in one line (no traceback)."""
+
+    code = "demo_error"

@@ -1,0 +1,17 @@
+"""errors: TODO docstring."""
+
+from __future__ import annotations
+
+from openvle_core.errors import OpenVLEError
+
+
+class InvalidCursor(OpenVLEError):
+    """A cursor this service did not hand out (or from another list)."""
+
+    code = "invalid_cursor"
+
+
+class MigrationLockTimeout(OpenVLEError):
+    """Another replica held the migration lock for too long."""
+
+    code = "migration_lock_timeout"
