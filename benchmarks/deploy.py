@@ -42,6 +42,7 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import lifecycle, service
+from openvle_core.handlers import run_operation
 from openvle_core.proxmox import PollSchedule
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import (
@@ -112,7 +113,9 @@ async def bench_openvle(info: dict[str, Any]) -> tuple[float, int]:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'openvle.sqlite3'}"
         await upgrade_to_head(url)
         poll = PollSchedule(first=0.02, factor=1.5, cap=max(0.05, 2.0 * SCALE))
-        async with open_runtime(settings_for(info, url), in_process=True, poll=poll) as runtime:
+        async with open_runtime(
+            settings_for(info, url), runner=run_operation, in_process=True, poll=poll
+        ) as runtime:
             event_id = await _prepare(runtime.sessions)
             started = time.perf_counter()
             async with transaction(runtime.sessions) as session:

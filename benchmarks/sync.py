@@ -52,9 +52,9 @@ from openvle_core.db.session import create_engine, session_factory
 from openvle_core.db.types import new_id, utcnow
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.reconcile import SyncResult, sync_cluster
 from openvle_core.settings import ProxmoxSettings, Settings, load_settings
 from openvle_core.snapshot import MongoSnapshotStore
+from openvle_core.sync import SyncResult, sync_cluster
 from openvle_pvesim import seeds
 from openvle_pvesim.cluster import Cluster, NoFaults
 

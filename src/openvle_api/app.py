@@ -41,6 +41,7 @@ from openvle_api.routers import (
 from openvle_api.sse import POLL_SECONDS
 from openvle_core import __version__
 from openvle_core.db.session import EngineRowReader, is_sqlite, session_factory
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.scheduler import scheduler
 from openvle_core.settings import Settings
@@ -65,7 +66,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if runtime is None:
-                opened = await stack.enter_async_context(open_runtime(settings))
+                opened = await stack.enter_async_context(
+                    open_runtime(settings, runner=run_operation)
+                )
                 app.state.runtime = opened
                 if settings.redis.url is None:  # embedded: cron jobs run in this process
                     await stack.enter_async_context(scheduler(opened))

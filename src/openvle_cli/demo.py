@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from openvle_cli.errors import DemoError
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
     ProxmoxSettings,
@@ -121,12 +122,12 @@ class _Server(uvicorn.Server):
 
 async def prepare(runtime: Runtime) -> str:
     """Sync once (imports the simulator's templates) and create an admin token."""
-    from openvle_core.operations.service import request_sync, run_operation
+    from openvle_core.sync.service import request_sync
     from openvle_core.tokens.service import create_token
 
     async with transaction(runtime.sessions) as session:
         op = await request_sync(session)
-    await run_operation(runtime, op.id)
+    await runtime.run(op.id)
     async with transaction(runtime.sessions) as session:
         _, plain = await create_token(session, "demo-admin", TokenScope.ADMIN)
     return plain
@@ -164,7 +165,7 @@ async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> N
                 vms=options.vms,
             ) as sim:
                 settings = demo_settings(sim, url, options)
-                async with open_runtime(settings, in_process=True) as runtime:
+                async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
                     token = await prepare(runtime)
                     async with scheduler(runtime):
                         app = create_app(settings, runtime)

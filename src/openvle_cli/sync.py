@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.operations.queries import get_operation
-from openvle_core.operations.service import request_sync, run_operation
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import Settings
+from openvle_core.sync.service import request_sync
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,10 @@ class SyncOutcome:
 
 async def sync_once(settings: Settings) -> SyncOutcome:
     """Queue a sync operation, run it here, and return how it ended with its counts."""
-    async with open_runtime(settings, in_process=True) as runtime:
+    async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
         async with transaction(runtime.sessions) as session:
             op = await request_sync(session)
-        await run_operation(runtime, op.id)
+        await runtime.run(op.id)
         async with runtime.sessions() as session:
             done = await get_operation(session, op.id)
         return SyncOutcome(done.state, done.error_message, dict(done.result or {}))

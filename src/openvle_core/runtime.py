@@ -1,15 +1,16 @@
 """`Runtime`: everything a worker or API process holds open, built once and closed once.
 
-`open_runtime(settings)` builds one httpx.AsyncClient, the Proxmox client on it, the DB
-engine and session factory, the snapshot store (MongoDB or SQL), the job queue (arq
-when `REDIS_URL` is set, else in-process consumers running `run_operation`) and, with
-Redis, the cluster-wide clone slots.
+`open_runtime(settings, runner=...)` builds one httpx.AsyncClient, the Proxmox client on
+it, the DB engine and session factory, the snapshot store (MongoDB or SQL), the job queue
+(arq when `REDIS_URL` is set, else in-process consumers that call `runner`) and the clone
+caps (in Redis, cluster-wide, when it is configured). The runner is the caller's (normally
+`openvle_core.handlers.run_operation`): this module knows no operation kind.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -17,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
 from openvle_core.metrics import PrometheusObserver
+from openvle_core.placement.caps import CloneCaps
 from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, RetryPolicy, build_http_client
 from openvle_core.queue import ArqQueue, InProcessQueue, JobQueue
 from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, create_snapshot_store
 
+Runner = Callable[["Runtime", str], Awaitable[None]]
 DEFAULT_LEASE_SECONDS = 30.0
 REDIS_TIMEOUT = 5.0  # seconds per Redis call of the clone slots: a stalled Redis fails them
 
@@ -36,15 +39,21 @@ class Runtime:
     proxmox: ProxmoxClient
     snapshot: SnapshotStore
     queue: JobQueue
+    runner: Runner
+    caps: CloneCaps
     lease_seconds: float = DEFAULT_LEASE_SECONDS
-    node_cpu: dict[str, float] = field(default_factory=dict)
-    clone_slots: RedisSlots | None = None  # cluster-wide clone caps when Redis is configured
+    node_cpu: dict[str, float] = field(default_factory=dict)  # last CPU sample > 0 per node
+
+    async def run(self, op_id: str) -> None:
+        """Run one operation in this process (see `OperationRunner`)."""
+        await self.runner(self, op_id)
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings,
     *,
+    runner: Runner,
     in_process: bool | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     poll: PollSchedule | None = None,
@@ -78,15 +87,8 @@ async def open_runtime(
             )
             stack.push_async_callback(redis.aclose)
             slots = RedisSlots(redis, f"openvle:clone-slots:{settings.proxmox.hostname}:")
-        runtime = Runtime(
-            settings, sessions, proxmox, snapshot, queue, lease_seconds, clone_slots=slots
-        )
+        caps = CloneCaps(settings.worker, slots)
+        runtime = Runtime(settings, sessions, proxmox, snapshot, queue, runner, caps, lease_seconds)
         if isinstance(queue, InProcessQueue):
-            queue.start(lambda op_id: _run(runtime, op_id))
+            queue.start(runtime.run)
         yield runtime
-
-
-async def _run(runtime: Runtime, op_id: str) -> None:
-    from openvle_core.operations.service import run_operation
-
-    await run_operation(runtime, op_id)

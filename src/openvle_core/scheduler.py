@@ -20,8 +20,8 @@ from prometheus_client import Counter
 from openvle_core.events.schedule import EVENTS_INTERVAL_S, events_tick
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations.lease import recover
-from openvle_core.reconcile.tick import sync_tick
 from openvle_core.runtime import Runtime
+from openvle_core.sync.tick import sync_tick
 
 log = logging.getLogger(__name__)
 SCHEDULER_FAILURES = Counter(

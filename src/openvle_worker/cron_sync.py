@@ -2,7 +2,7 @@
 
 Exactly once per tick across workers: arq's `unique` cron gives every worker the same
 job id for a tick, and the kept result stops a late worker from running it again. Never
-overlapping a slow previous run (or an on-demand sync): `openvle_core.reconcile.tick`
+overlapping a slow previous run (or an on-demand sync): `openvle_core.sync.tick`
 takes the reconciler's sync lock (in Redis under arq, `ctx["redis"]`).
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 from arq import cron
 from arq.cron import CronJob
 
-from openvle_core.reconcile.lock import lock_ttl
-from openvle_core.reconcile.tick import SKIPPED, sync_tick
 from openvle_core.settings import Settings
+from openvle_core.sync.lock import lock_ttl
+from openvle_core.sync.tick import SKIPPED, sync_tick
 
 __all__ = ["SKIPPED", "SYNC_JOB_NAME", "schedule", "sync_cron", "sync_tick"]
 

@@ -18,9 +18,9 @@ from arq.cron import CronJob
 from arq.worker import Function, create_worker
 
 from openvle_core.events.schedule import EVENTS_JOB_NAME, events_tick
+from openvle_core.handlers import run_operation
 from openvle_core.metrics import WORKER_JOB_CRASHES
 from openvle_core.operations.lease import recover
-from openvle_core.operations.service import run_operation
 from openvle_core.queue.arq import JOB_FUNCTION
 from openvle_core.queue.arq import redis_settings as arq_redis
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
@@ -34,7 +34,7 @@ JOB_TIMEOUT_S = 4 * 3600
 async def run_operation_job(ctx: dict[str, Any], op_id: str) -> None:
     """arq job: run one operation (a thin wrapper; the row records the outcome)."""
     try:
-        await run_operation(ctx["runtime"], op_id)
+        await ctx["runtime"].run(op_id)
     except Exception:  # run_operation marked the row failed; arq records the job's failure
         WORKER_JOB_CRASHES.labels("arq").inc()
         raise
@@ -46,7 +46,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     lease = float(ctx.get("lease_seconds", DEFAULT_LEASE_SECONDS))
     stack = contextlib.AsyncExitStack()
     ctx["runtime"] = await stack.enter_async_context(
-        open_runtime(settings, in_process=False, lease_seconds=lease)
+        open_runtime(settings, runner=run_operation, in_process=False, lease_seconds=lease)
     )
     ctx["_stack"] = stack
     ctx["_first_recovery"] = asyncio.create_task(_recover_after(ctx, lease))
@@ -140,7 +140,9 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
 
 async def run_embedded(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
     """In-process queue plus the scheduler; recovers unfinished operations first."""
-    opened = open_runtime(settings, in_process=True, lease_seconds=lease_seconds)
+    opened = open_runtime(
+        settings, runner=run_operation, in_process=True, lease_seconds=lease_seconds
+    )
     async with opened as runtime, scheduler(runtime):
         await recover(runtime)
         await asyncio.Event().wait()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_api.app import create_app
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.settings import (
     ProxmoxSettings,
@@ -120,7 +121,7 @@ async def open_api(backend: Backend, sim: Simulator, **settings_kw: Any) -> Asyn
         mongodb_url=backend.mongodb_url,
         **settings_kw,
     )
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, runner=run_operation) as runtime:
         app = create_app(settings, runtime, auth_cache_ttl=0.0)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:

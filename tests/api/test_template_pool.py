@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from openvle_core.reconcile import sync_cluster
+from openvle_core.sync import sync_cluster
 from openvle_pvesim import Simulator, run_simulator
 from tests.api.kit import Api
 

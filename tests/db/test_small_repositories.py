@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TokenScope
 from openvle_core.db.models import Vm
+from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.ipam.repository import IpAllocationRepository
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.tokens.errors import TokenNotFound
 from openvle_core.tokens.repository import ApiTokenRepository, hash_token
-from openvle_core.vmids.repository import VmidReservationRepository
 from openvle_core.vms.repository import VmRepository
 
 

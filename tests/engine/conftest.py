@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator, run_simulator
 from tests.engine.kit import (
@@ -93,6 +94,7 @@ def make_runtime(request: pytest.FixtureRequest, setup: Setup, sim: Simulator) -
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
         opened = open_runtime(
             settings,
+            runner=run_operation,
             in_process=transport == "inprocess",
             lease_seconds=LEASE,
             poll=FAST_POLL,

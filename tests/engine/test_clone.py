@@ -7,9 +7,9 @@ import asyncio
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import ChangelogEntry, Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
+from openvle_core.guests.smbios import parse_smbios1
 from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
-from openvle_core.smbios import parse_smbios1
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import VM

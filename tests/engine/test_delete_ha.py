@@ -4,8 +4,8 @@ is left in Proxmox's HA configuration."""
 
 from __future__ import annotations
 
-from openvle_core.engine.ha import ha_add_vm
 from openvle_core.runtime import Runtime
+from openvle_core.vms.ha import ha_add_vm
 from openvle_core.vms.service import request_delete, request_power
 from openvle_pvesim import Simulator
 from tests.engine.kit import clone, get_vm, run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from openvle_core.db.enums import VmStatus
-from openvle_core.engine.ha import ha_add_vm, ha_remove_vm
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.runtime import Runtime
+from openvle_core.vms.ha import ha_add_vm, ha_remove_vm
 from openvle_core.vms.service import request_clone, request_delete, request_power
 from openvle_pvesim import Simulator
 from tests.engine.kit import (

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from openvle_core.db.models import Event, IpAllocation, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import lifecycle, service
+from openvle_core.guests.smbios import parse_smbios1
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
-from openvle_core.smbios import parse_smbios1
 from openvle_pvesim import Simulator
 from tests.engine.kit import (
     FAST_POLL,
@@ -122,6 +123,7 @@ def runtime_factory(sim: Simulator, database_url: str, redis_url: str | None) ->
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
         opened = open_runtime(
             settings,
+            runner=run_operation,
             in_process=redis_url is None,
             lease_seconds=LEASE,
             poll=FAST_POLL,

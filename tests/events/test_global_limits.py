@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator
 from tests.engine.kit import FAST_POLL, FAST_RETRY, make_settings
@@ -32,7 +33,12 @@ async def worker_process(
     """A runtime running its own operations, sharing the database (and Redis, if given)."""
     settings = make_settings(sim, database_url, redis_url=redis_url, worker=WORKER)
     opened = open_runtime(
-        settings, in_process=True, lease_seconds=LEASE, poll=FAST_POLL, retry=FAST_RETRY
+        settings,
+        runner=run_operation,
+        in_process=True,
+        lease_seconds=LEASE,
+        poll=FAST_POLL,
+        retry=FAST_RETRY,
     )
     async with opened as runtime:
         yield runtime

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from openvle_core.engine.retry import is_transient
 from openvle_core.errors import TransientStep
+from openvle_core.operations.retry import is_transient
 from openvle_core.placement.slots import RedisSlots
 
 KEY = ("storage", "ceph")

@@ -18,6 +18,7 @@ from openvle_cli.demo import DemoOptions, demo_settings
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.logging import (
     configure_logging,
     current_context,
@@ -27,8 +28,8 @@ from openvle_core.logging import (
     setup_logging,
 )
 from openvle_core.operations.repository import OperationRepository
-from openvle_core.operations.service import request_sync, run_operation
 from openvle_core.runtime import open_runtime
+from openvle_core.sync.service import request_sync
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import run_simulator
 
@@ -136,17 +137,17 @@ async def test_operation_lines_carry_operation_id_and_vmid(
     try:
         async with run_simulator(tls=True) as sim:
             settings = demo_settings(sim, url, DemoOptions(time_scale=0))
-            async with open_runtime(settings, in_process=True) as runtime:
+            async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
                 async with transaction(runtime.sessions) as session:
                     sync = await request_sync(session)
-                await run_operation(runtime, sync.id)
+                await runtime.run(sync.id)
                 async with transaction(runtime.sessions) as session:
                     query = select(Template).where(Template.vmid == 9000)
                     template = (await session.scalars(query)).one()
                     clone = await request_clone(
                         session, settings, template_id=template.id, name="log-test"
                     )
-                await run_operation(runtime, clone.id)
+                await runtime.run(clone.id)
                 async with runtime.sessions() as session:
                     done = await OperationRepository(session).require(clone.id)
     finally:

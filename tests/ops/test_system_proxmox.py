@@ -11,6 +11,7 @@ from openvle_cli.demo import DemoOptions, demo_settings
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.runtime import open_runtime
 from openvle_core.tokens.service import create_token
 from openvle_pvesim import run_simulator
@@ -23,7 +24,7 @@ async def test_system_proxmox_reports_doctor_checks(tmp_path: Path) -> None:
     async with run_simulator(version="8.4", tls=True, vms=4) as sim:
         sim.cluster.access.add_role("OpenVLE-VMs", OPENVLE_VM_PRIVS)  # no VM.Monitor
         settings = demo_settings(sim, url, DemoOptions())
-        async with open_runtime(settings, in_process=True) as runtime:
+        async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
             async with transaction(runtime.sessions) as session:
                 _, token = await create_token(session, "admin", TokenScope.ADMIN)
             app = create_app(settings, runtime, auth_cache_ttl=0.0)

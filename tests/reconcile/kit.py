@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_core.db.models import Vm
 from openvle_core.db.session import transaction
 from openvle_core.proxmox import ProxmoxClient, RetryPolicy
-from openvle_core.reconcile import SyncResult, sync_cluster
 from openvle_core.settings import ProxmoxSettings, Settings, load_settings
 from openvle_core.snapshot import SnapshotStore
+from openvle_core.sync import SyncResult, sync_cluster
 from openvle_pvesim import Simulator
 
 POOL = "OpenVLE-VMs"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from openvle_core.reconcile.lock import lock_key, sync_lock
+from openvle_core.sync.lock import lock_key, sync_lock
 from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, sync_cron, sync_tick
 from tests.reconcile.kit import Harness
 

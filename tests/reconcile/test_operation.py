@@ -1,4 +1,4 @@
-"""The "sync" operation kind: `request_sync` + `run_operation` run the sync on demand."""
+"""The "sync" operation kind: `request_sync` + the runner run the sync on demand."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import asyncio
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.operations.repository import OperationRepository
-from openvle_core.operations.service import request_sync, run_operation
+from openvle_core.placement.caps import CloneCaps
 from openvle_core.queue import InProcessQueue
-from openvle_core.reconcile.lock import sync_lock
 from openvle_core.runtime import Runtime
+from openvle_core.sync.lock import sync_lock
+from openvle_core.sync.service import request_sync
 from tests.reconcile.kit import Harness
 
 
@@ -21,13 +23,15 @@ def runtime_of(h: Harness) -> Runtime:
         proxmox=h.proxmox,
         snapshot=h.snapshot,
         queue=InProcessQueue(),
+        runner=run_operation,
+        caps=CloneCaps(h.settings.worker),
     )
 
 
 async def run_sync_operation(h: Harness) -> tuple[str, dict[str, object] | None, str | None]:
     async with transaction(h.sessions) as session:
         op = await request_sync(session)
-    await run_operation(runtime_of(h), op.id)
+    await runtime_of(h).run(op.id)
     async with h.sessions() as session:
         done = await OperationRepository(session).require(op.id)
         return done.state, done.result, done.error_type

@@ -9,8 +9,8 @@ import pytest
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.reconcile.cluster import observed_status, smbios_serial
-from openvle_core.reconcile.plan import plan_vms, unmanaged_guests
+from openvle_core.sync.cluster import observed_status, smbios_serial
+from openvle_core.sync.plan import plan_vms, unmanaged_guests
 from openvle_core.vms.repository import VmView
 from openvle_worker.cron_sync import schedule
 

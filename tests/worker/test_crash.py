@@ -20,6 +20,7 @@ import pytest
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.queue import ArqQueue
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.vms.service import request_clone, request_delete
@@ -141,7 +142,7 @@ async def test_worker_killed_mid_clone_and_mid_delete(
     workers = Workers(worker_env(sim, database_url, redis_url), tmp_path)
     queue = await ArqQueue.connect(redis_url)
     try:
-        async with open_runtime(settings, in_process=True) as runtime:
+        async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
             await scenario(runtime, sim, workers, queue)
     finally:
         sim.cluster.tasks.gate.set()

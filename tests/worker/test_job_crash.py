@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.session import transaction
+from openvle_core.handlers import run_operation
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations.kinds import operation_kind
 from openvle_core.operations.repository import OperationRepository
@@ -42,7 +43,9 @@ async def test_an_escaped_exception_fails_the_row_and_keeps_the_consumer(tmp_pat
     await upgrade_to_head(url)
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = make_settings(sim, url, worker={"max_jobs": 1})
-        async with open_runtime(settings, in_process=True, lease_seconds=2.0) as runtime:
+        async with open_runtime(
+            settings, runner=run_operation, in_process=True, lease_seconds=2.0
+        ) as runtime:
             before = crashes()
             ids = []
             for n in range(2):  # one consumer: the second job runs only if it survived

@@ -16,6 +16,7 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
+from openvle_core.handlers import run_operation
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations import lease
 from openvle_core.operations.kinds import operation_kind
@@ -65,7 +66,9 @@ async def test_a_runner_whose_lease_was_taken_stops_its_work(tmp_path: Path) -> 
     await upgrade_to_head(url)
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = make_settings(sim, url)
-        async with open_runtime(settings, in_process=True, lease_seconds=0.6) as runtime:
+        async with open_runtime(
+            settings, runner=run_operation, in_process=True, lease_seconds=0.6
+        ) as runtime:
             before = lost_count()
             async with transaction(runtime.sessions) as session:
                 op = await OperationRepository(session).create(SLOW, "test", "lease")

@@ -12,6 +12,7 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
+from openvle_core.handlers import run_operation
 from openvle_core.operations.repository import lock_key
 from openvle_core.runtime import open_runtime
 from openvle_core.scheduler import PeriodicJob, recover_tick, scheduler
@@ -40,7 +41,9 @@ async def test_embedded_scheduler_recovers_an_operation_whose_runner_died(
     await upgrade_to_head(url)
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = settings_for(sim, url)
-        async with open_runtime(settings, in_process=True, lease_seconds=0.3) as runtime:
+        async with open_runtime(
+            settings, runner=run_operation, in_process=True, lease_seconds=0.3
+        ) as runtime:
             template_id = await add_template(runtime, *SHARED_TEMPLATE)
             done = await run(runtime, lambda s: request_clone(s, settings, template_id=template_id))
             assert done.state == "succeeded", done.error_message
@@ -72,7 +75,7 @@ async def test_run_worker_without_redis_runs_the_embedded_loop(tmp_path: Path) -
     await upgrade_to_head(url)
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = settings_for(sim, url)
-        async with open_runtime(settings, in_process=True) as runtime:
+        async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
             template_id = await add_template(runtime, *SHARED_TEMPLATE)
             async with transaction(runtime.sessions) as session:
                 op = await request_clone(session, settings, template_id=template_id)

@@ -9,7 +9,7 @@ from openvle_api.deps import AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
 from openvle_api.routers import API_PREFIX
 from openvle_api.schemas import DoctorCheckOut, MissingPrivilegeOut, OperationOut, ProxmoxStatus
-from openvle_core.operations.service import request_sync
+from openvle_core.sync.service import request_sync
 from openvle_core.system.service import proxmox_report
 
 router = APIRouter(prefix=API_PREFIX, tags=["system"])

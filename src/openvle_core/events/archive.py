@@ -15,20 +15,19 @@ from typing import TYPE_CHECKING
 from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
-from openvle_core.engine.delete import delete_operation
-from openvle_core.engine.ha import ha_remove_vm
-from openvle_core.engine.identity import pool_node
-from openvle_core.engine.power import db_status, power_vm, refresh_status
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
-from openvle_core.events.lifecycle import ARCHIVE_KIND, finish_event, mark_failed
-from openvle_core.operations.kinds import operation_kind
-from openvle_core.placement.caps import active_limits
+from openvle_core.events.lifecycle import finish_event
+from openvle_core.guests.identity import pool_node
+from openvle_core.operations import journal
+from openvle_core.operations.kinds import OperationKind
+from openvle_core.vms.delete import delete_vm
+from openvle_core.vms.ha import ha_remove_vm
+from openvle_core.vms.power import db_status, power_vm
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
-VM_KIND = "event.vm_archive"
 ARCHIVE_ROUNDS = 3
 
 
@@ -38,20 +37,25 @@ async def event_vm_ids(runtime: Runtime, event_id: str) -> list[str]:
         return [vm.id for vm in await VmRepository(session).for_event(event_id)]
 
 
-@operation_kind(ARCHIVE_KIND, on_failure=mark_failed)
 async def archive_event(runtime: Runtime, op: Operation) -> None:
     """Archive the event `op.target_id` (see the module docstring)."""
     assert op.target_id is not None
     total = len(await event_vm_ids(runtime, op.target_id)) + len(await done_vms(runtime, op.id))
     outcomes: list[ChildOutcome] = []
-    async with active_limits(runtime):
+    async with runtime.caps.active():
         for _ in range(ARCHIVE_ROUNDS):
             todo = await event_vm_ids(runtime, op.target_id)
             if not todo:
                 break
             done = total - len(todo)
             outcomes = await run_children(
-                runtime, op, VM_KIND, todo, {"force": True}, already_done=done, total=total
+                runtime,
+                op,
+                OperationKind.EVENT_VM_ARCHIVE,
+                todo,
+                {"force": True},
+                already_done=done,
+                total=total,
             )
     await finish_event(runtime, op, outcomes, EventStatus.ARCHIVED, archived_vms=total)
 
@@ -61,7 +65,6 @@ async def _vm_exists(runtime: Runtime, vm_id: str) -> bool:
         return await VmRepository(session).get(vm_id) is not None
 
 
-@operation_kind(VM_KIND, on_failure=refresh_status)
 async def archive_vm(runtime: Runtime, op: Operation) -> None:
     """One VM of an event: HA off, shut down (stop after the timeout), delete."""
     assert op.target_id is not None
@@ -70,9 +73,9 @@ async def archive_vm(runtime: Runtime, op: Operation) -> None:
     async with transaction(runtime.sessions) as session:
         vm = await VmRepository(session).require(op.target_id)
     node = await pool_node(runtime.proxmox, vm.vmid) if vm.vmid is not None else None
-    if node and vm.vmid is not None and not (op.result or {}).get("destroy_upid"):
+    if node and vm.vmid is not None and not journal.read(op).destroy_upid:
         await ha_remove_vm(runtime, vm.id)
         state = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
         if state is VmStatus.RUNNING:
             await power_vm(runtime, op, vm.id, "shutdown")
-    await delete_operation(runtime, op)
+    await delete_vm(runtime, op)

@@ -19,8 +19,8 @@ from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.operations.errors import TargetBusy
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
-from openvle_core.operations.service import run_operation
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -53,7 +53,7 @@ async def done_vms(runtime: Runtime, parent_id: str) -> set[str]:
 
 
 async def _child_id(
-    runtime: Runtime, parent: Operation, kind: str, vm_id: str, params: dict[str, Any]
+    runtime: Runtime, parent: Operation, kind: OperationKind, vm_id: str, params: dict[str, Any]
 ) -> str:
     """An unfinished child of this parent for the VM, or a new one (TargetBusy if the VM
     has another operation in flight)."""
@@ -74,19 +74,19 @@ async def _wait_finished(runtime: Runtime, op_id: str) -> Operation:
             op = await OperationRepository(session).require(op_id)
         if op.state in FINISHED:
             return op
-        await run_operation(runtime, op_id)  # takes it over once its runner's lease expired
+        await runtime.run(op_id)  # takes it over once its runner's lease expired
         await asyncio.sleep(BUSY_POLL_S)
 
 
 async def run_child(
-    runtime: Runtime, parent: Operation, kind: str, vm_id: str, params: dict[str, Any]
+    runtime: Runtime, parent: Operation, kind: OperationKind, vm_id: str, params: dict[str, Any]
 ) -> ChildOutcome:
     """Run one VM's child operation to its end and say how it went."""
     try:
         op_id = await _child_id(runtime, parent, kind, vm_id, params)
     except TargetBusy as exc:
         return ChildOutcome(vm_id, None, False, f"TargetBusy: {exc}")
-    await run_operation(runtime, op_id)
+    await runtime.run(op_id)
     op = await _wait_finished(runtime, op_id)
     if op.state == OperationState.SUCCEEDED.value:
         return ChildOutcome(vm_id, op.id, True)
@@ -102,7 +102,7 @@ async def set_progress(runtime: Runtime, parent_id: str, done: int, total: int) 
 async def run_children(
     runtime: Runtime,
     parent: Operation,
-    kind: str,
+    kind: OperationKind,
     vm_ids: Sequence[str],
     params: dict[str, Any],
     *,

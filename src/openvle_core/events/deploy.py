@@ -22,25 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Event, Operation, Template, Vm
 from openvle_core.db.session import transaction
-from openvle_core.engine.ha import ha_add_vm
-from openvle_core.engine.identity import require_pool_node
-from openvle_core.engine.placing import place_clone
-from openvle_core.engine.power import power_vm
-from openvle_core.engine.records import load_vm, update_vm
-from openvle_core.engine.vm_clone import clone_failed, clone_operation
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
-from openvle_core.events.lifecycle import DEPLOY_KIND, finish_event, mark_failed
+from openvle_core.events.lifecycle import finish_event
 from openvle_core.events.naming import plan_names
 from openvle_core.events.repository import EventRepository
-from openvle_core.operations.kinds import operation_kind
-from openvle_core.placement.caps import active_limits, current_limits, template_disks
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vms.ha import ha_add_vm
+from openvle_core.vms.power import power_vm
+from openvle_core.vms.provision import (
+    clone_within_caps,
+)
+from openvle_core.vms.records import load_vm, update_vm
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
-VM_KIND = "event.vm_deploy"
 DEPLOY_ROUNDS = 3
 
 
@@ -87,13 +85,12 @@ async def _names_of_others(session: AsyncSession, event: Event) -> set[str]:
     return set((await session.scalars(stmt)).all())
 
 
-@operation_kind(DEPLOY_KIND, on_failure=mark_failed)
 async def deploy_event(runtime: Runtime, op: Operation) -> None:
     """Deploy the event `op.target_id` (see the module docstring)."""
     assert op.target_id is not None
     vm_ids = await ensure_vms(runtime, op.target_id)
     outcomes: list[ChildOutcome] = []
-    async with active_limits(runtime) as limits:
+    async with runtime.caps.active() as limits:
         for _ in range(DEPLOY_ROUNDS):
             done = await done_vms(runtime, op.id)
             todo = [vm for vm in vm_ids if vm not in done]
@@ -102,7 +99,7 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
             outcomes = await run_children(
                 runtime,
                 op,
-                VM_KIND,
+                OperationKind.EVENT_VM_DEPLOY,
                 todo,
                 {"start": False},
                 already_done=len(done),
@@ -112,44 +109,12 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
     await finish_event(runtime, op, outcomes, EventStatus.DEPLOYED, clone_slots_peak=peaks)
 
 
-async def _place(runtime: Runtime, vm: Vm, template: Template) -> str:
-    """The VM's node: kept if set, else chosen now (one placement at a time)."""
-    if vm.node is not None:
-        return vm.node
-    limits = current_limits(runtime)
-    assert limits is not None
-    template_node = await require_pool_node(runtime.proxmox, template.vmid)
-    disks = await template_disks(runtime, limits, template.vmid, template_node)
-    async with limits.placing:
-        node = await place_clone(runtime, vm.id, template_node, disks.config)
-        await update_vm(runtime, vm.id, node=node, status=VmStatus.CLONING.value)
-    return node
-
-
-async def _clone_limited(runtime: Runtime, op: Operation, vm_id: str) -> None:
-    """The engine's clone-and-configure, inside the node and storage slots when limited."""
-    limits = current_limits(runtime)
-    if limits is None or (op.result or {}).get("cloned"):
-        await clone_operation(runtime, op)
-        return
-    vm = await load_vm(runtime, vm_id)
-    assert vm.template_id is not None
-    async with transaction(runtime.sessions) as session:
-        template = await TemplateRepository(session).require(vm.template_id)
-    node = await _place(runtime, vm, template)
-    template_node = await require_pool_node(runtime.proxmox, template.vmid)
-    disks = await template_disks(runtime, limits, template.vmid, template_node)
-    async with limits.clone_slot(node, disks, vm.full_clone):
-        await clone_operation(runtime, op)
-
-
-@operation_kind(VM_KIND, on_failure=clone_failed)
 async def deploy_vm(runtime: Runtime, op: Operation) -> None:
     """One VM of an event: clone + configure, start + IP, HA (each step idempotent)."""
     assert op.target_id is not None
     vm = await load_vm(runtime, op.target_id)
     if vm.status == VmStatus.ERROR.value:
         await update_vm(runtime, vm.id, status=VmStatus.CLONING.value)
-    await _clone_limited(runtime, op, vm.id)
+    await clone_within_caps(runtime, op, vm.id)
     await power_vm(runtime, op, vm.id, "start")
     await ha_add_vm(runtime, vm.id)

@@ -18,17 +18,17 @@ from openvle_core.db.enums import EventStatus
 from openvle_core.db.models import Event, Operation, Vm
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
-from openvle_core.engine.records import checkpoint
 from openvle_core.events.errors import EventBusy, EventIncomplete
 from openvle_core.events.repository import EventRepository
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 
 if TYPE_CHECKING:
     from openvle_core.events.batch import ChildOutcome
     from openvle_core.runtime import Runtime
 
-DEPLOY_KIND = "event.deploy"
-ARCHIVE_KIND = "event.archive"
 TARGET = "event"
 DEPLOYABLE = frozenset({EventStatus.SCHEDULED, EventStatus.DEPLOYED, EventStatus.FAILED})
 ARCHIVABLE = frozenset(EventStatus)
@@ -59,7 +59,9 @@ async def request_deploy(
     """Stage the deploy of an event (again: only what is missing is created)."""
     event = await EventRepository(session).require(event_id)
     total = event.participants * len(await EventRepository(session).template_ids(event.id))
-    op = await OperationRepository(session).create(DEPLOY_KIND, TARGET, event.id, total=total)
+    op = await OperationRepository(session).create(
+        OperationKind.EVENT_DEPLOY, TARGET, event.id, total=total
+    )
     await transition(session, event, EventStatus.DEPLOYING, allowed)
     return op
 
@@ -69,7 +71,7 @@ async def request_archive(
 ) -> Operation:
     """Stage the archive of an event: its VMs go, it ends `archived` (safe to repeat)."""
     event = await EventRepository(session).require(event_id)
-    op = await OperationRepository(session).create(ARCHIVE_KIND, TARGET, event.id)
+    op = await OperationRepository(session).create(OperationKind.EVENT_ARCHIVE, TARGET, event.id)
     await transition(session, event, EventStatus.ARCHIVING, allowed)
     return op
 
@@ -87,9 +89,9 @@ async def finish_event(
     names = await _names(runtime, [o.vm_id for o in failed])
     listed = [{"vm_id": o.vm_id, "name": names.get(o.vm_id), "error": o.error} for o in failed]
     listed.sort(key=lambda f: str(f["name"] or f["vm_id"]))
-    await checkpoint(runtime, op, failed=listed, **result)
+    await journal.write(runtime.sessions, op, Journal.model_validate({"failed": listed, **result}))
     if failed:
-        what = "deploy" if op.kind == DEPLOY_KIND else "archive"
+        what = "deploy" if op.kind == OperationKind.EVENT_DEPLOY else "archive"
         shown = "; ".join(f"{f['name'] or f['vm_id']}: {f['error']}" for f in listed[:20])
         more = f" (and {len(listed) - 20} more)" if len(listed) > 20 else ""
         raise EventIncomplete(f"{what} incomplete, {len(listed)} VM(s) failed: {shown}{more}")

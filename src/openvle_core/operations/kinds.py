@@ -1,24 +1,41 @@
-"""The registry of operation kinds: `"vm.clone"` -> `async def handler(runtime, op)`.
+"""Operation kinds: the names written on operation rows, and the shape of their handlers.
 
-Engine modules register their handlers with `@operation_kind("vm.clone")` when imported;
-`load_kinds()` imports them all (and the reconciler's "sync" kind) once.
+Each domain's `tasks.py` lists its kinds in a `KINDS` mapping (kind -> `KindSpec`);
+`openvle_core.handlers` joins those lists into the one registry the runner uses. Nothing
+registers itself on import: what handles a kind is read from the lists.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from openvle_core.db.models import Operation
     from openvle_core.runtime import Runtime
 
+
+class OperationKind(StrEnum):
+    """Every kind of operation (the `kind` column; clients filter by these strings)."""
+
+    VM_CLONE = "vm.clone"
+    VM_POWER = "vm.power"
+    VM_MIGRATE = "vm.migrate"
+    VM_DELETE = "vm.delete"
+    TEMPLATE_CREATE = "template.create"
+    TEMPLATE_UPDATE = "template.update"
+    TEMPLATE_DELETE = "template.delete"
+    EVENT_DEPLOY = "event.deploy"
+    EVENT_ARCHIVE = "event.archive"
+    EVENT_VM_DEPLOY = "event.vm_deploy"
+    EVENT_VM_ARCHIVE = "event.vm_archive"
+    SYNC = "sync"
+
+
 Handler = Callable[["Runtime", "Operation"], Awaitable[None]]
 FailureHook = Callable[["Runtime", "Operation", BaseException], Awaitable[None]]
-KIND_MODULES = ("openvle_core.engine.kinds", "openvle_core.events.kinds")
-OPTIONAL_KIND_MODULES = ("openvle_core.reconcile",)
 
 
 @dataclass(frozen=True)
@@ -29,36 +46,15 @@ class KindSpec:
     on_failure: FailureHook | None = None
 
 
-_KINDS: dict[str, KindSpec] = {}
+Kinds = Mapping[OperationKind, KindSpec]
 
 
-def operation_kind(
-    kind: str, *, on_failure: FailureHook | None = None
-) -> Callable[[Handler], Handler]:
-    """Register `handler` for `kind` (a second registration of one kind is a bug)."""
-
-    def register(handler: Handler) -> Handler:
-        if kind in _KINDS and _KINDS[kind].handler is not handler:
-            raise RuntimeError(f"operation kind {kind!r} registered twice")
-        _KINDS[kind] = KindSpec(handler, on_failure)
-        return handler
-
-    return register
-
-
-def load_kinds() -> None:
-    """Import every module that registers kinds (idempotent)."""
-    for name in KIND_MODULES:
-        importlib.import_module(name)
-    for name in OPTIONAL_KIND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
-
-def kind_spec(kind: str) -> KindSpec | None:
-    """The registered spec of `kind`, or None."""
-    load_kinds()
-    return _KINDS.get(kind)
+def join_kinds(*lists: Kinds) -> dict[OperationKind, KindSpec]:
+    """One registry from the domains' lists; a kind listed twice is a bug."""
+    joined: dict[OperationKind, KindSpec] = {}
+    for kinds in lists:
+        twice = joined.keys() & kinds.keys()
+        if twice:
+            raise RuntimeError(f"operation kinds listed twice: {sorted(twice)}")
+        joined.update(kinds)
+    return joined

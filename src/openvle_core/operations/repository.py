@@ -19,6 +19,7 @@ from openvle_core.db.models import Operation
 from openvle_core.db.pagination import Page, paginate
 from openvle_core.db.types import utcnow
 from openvle_core.operations.errors import OperationNotFound, TargetBusy
+from openvle_core.operations.kinds import OperationKind
 
 _IN_FLIGHT = [s.value for s in IN_FLIGHT_STATES]
 
@@ -36,7 +37,7 @@ class OperationRepository:
 
     async def create(
         self,
-        kind: str,
+        kind: OperationKind,
         target_type: str,
         target_id: str | None,
         *,

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openvle_core.engine.placing import storages_of
 from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from openvle_core.runtime import Runtime
+    pass
 
 
 @dataclass(frozen=True)
@@ -96,36 +96,42 @@ class Limits:
                     self.holding[key] -= 1
 
 
-_ACTIVE: dict[int, Limits] = {}
+class CloneCaps:
+    """The clone caps of one process, owned by its Runtime: they hold while some event
+    operation of the process runs (`active()`, shared by concurrent event operations); a
+    per-VM operation run on its own finds none (`current` is None) and is not limited."""
+
+    def __init__(self, settings: WorkerSettings, shared: RedisSlots | None = None) -> None:
+        self.settings = settings
+        self.shared = shared
+        self.current: Limits | None = None
+
+    @contextlib.asynccontextmanager
+    async def active(self) -> AsyncIterator[Limits]:
+        """The process's limits while the block runs."""
+        if self.current is None:
+            self.current = Limits(self.settings, self.shared)
+        limits = self.current
+        limits.users += 1
+        try:
+            yield limits
+        finally:
+            limits.users -= 1
+            if limits.users == 0 and self.current is limits:
+                self.current = None
 
 
-@contextlib.asynccontextmanager
-async def active_limits(runtime: Runtime) -> AsyncIterator[Limits]:
-    """The process's limits while the block runs (shared by concurrent event operations)."""
-    key = id(runtime)
-    limits = _ACTIVE.setdefault(key, Limits(runtime.settings.worker, runtime.clone_slots))
-    limits.users += 1
-    try:
-        yield limits
-    finally:
-        limits.users -= 1
-        if limits.users == 0:
-            _ACTIVE.pop(key, None)
+DISK_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
 
 
-def current_limits(runtime: Runtime) -> Limits | None:
-    """The limits of a running event operation of this runtime, if any."""
-    return _ACTIVE.get(id(runtime))
-
-
-async def template_disks(runtime: Runtime, limits: Limits, vmid: int, node: str) -> TemplateDisks:
-    """A template's disks (read once per template while the limits live)."""
-    cached = limits.templates.get(vmid)
-    if cached is not None:
-        return cached
-    config = await runtime.proxmox.vm_config(node, vmid)
-    resources = await runtime.proxmox.cluster_resources("storage")
-    shared = frozenset(r.storage for r in resources if r.storage and r.shared)
-    disks = TemplateDisks(node, config, frozenset(storages_of(config)), shared)
-    limits.templates[vmid] = disks
-    return disks
+def storages_of(config: VmConfig) -> set[str]:
+    """Storage ids of the disks a clone copies (CD-ROM images excluded, cloud-init kept)."""
+    found: set[str] = set()
+    for key, value in {**(config.model_extra or {})}.items():
+        text = str(value)
+        if not DISK_KEY.match(key) or text == "none" or ":" not in text:
+            continue
+        if "media=cdrom" in text and "cloudinit" not in text:
+            continue
+        found.add(text.split(":", 1)[0])
+    return found

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
 from openvle_core.errors import InvalidRequest
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.membership import PoolView, require_pool_member
@@ -35,10 +36,12 @@ async def request_create_template(
     repo = OperationRepository(session)
     if source_vmid is not None:
         params["source_vmid"] = source_vmid
-        return await repo.create("template.create", "vmid", str(source_vmid), params=params)
+        return await repo.create(
+            OperationKind.TEMPLATE_CREATE, "vmid", str(source_vmid), params=params
+        )
     source = await TemplateRepository(session).require(str(from_template_id))
     params["from_template_id"] = source.id
-    return await repo.create("template.create", "template", source.id, params=params)
+    return await repo.create(OperationKind.TEMPLATE_CREATE, "template", source.id, params=params)
 
 
 async def request_update_template(
@@ -61,7 +64,7 @@ async def request_update_template(
     if all(v is None for v in params.values()):
         raise InvalidRequest("nothing to update")
     return await OperationRepository(session).create(
-        "template.update", "template", template_id, params=params
+        OperationKind.TEMPLATE_UPDATE, "template", template_id, params=params
     )
 
 
@@ -71,4 +74,6 @@ async def request_delete_template(session: AsyncSession, template_id: str) -> Op
     users = await VmRepository(session).count_for_template(template_id)
     if users:
         raise TemplateInUse(f"template {template.name} is still used by {users} VMs")
-    return await OperationRepository(session).create("template.delete", "template", template_id)
+    return await OperationRepository(session).create(
+        OperationKind.TEMPLATE_DELETE, "template", template_id
+    )

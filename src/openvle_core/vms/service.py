@@ -14,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.db.enums import TemplateStatus, VmStatus
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import new_id
-from openvle_core.engine.power import ACTIONS
 from openvle_core.errors import ConflictError, InvalidRequest
 from openvle_core.ipam.allocator import require_free_ip
 from openvle_core.operations.errors import TargetBusy
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.settings import Settings
 from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vms.power import ACTIONS
 from openvle_core.vms.repository import VmRepository
 
-QUEUE_BEHIND = frozenset({"vm.power", "vm.clone"})
+QUEUE_BEHIND = frozenset({OperationKind.VM_POWER, OperationKind.VM_CLONE})
 MAX_NAME = 63
 
 
@@ -67,7 +68,9 @@ async def request_clone(
     )
     await VmRepository(session).add(vm)
     params = {"template_id": template.id, "full_clone": full, "node": node, "start": start}
-    return await OperationRepository(session).create("vm.clone", "vm", vm_id, params=params)
+    return await OperationRepository(session).create(
+        OperationKind.VM_CLONE, "vm", vm_id, params=params
+    )
 
 
 async def request_power(
@@ -80,12 +83,14 @@ async def request_power(
     repo = OperationRepository(session)
     params = {"action": action, "force": force}
     try:
-        return await repo.create("vm.power", "vm", vm_id, params=params)
+        return await repo.create(OperationKind.VM_POWER, "vm", vm_id, params=params)
     except TargetBusy:
         holder = await repo.holder("vm", vm_id)
         if holder is None or holder.kind not in QUEUE_BEHIND:
             raise
-        return await repo.create("vm.power", "vm", vm_id, params=params, exclusive=False)
+        return await repo.create(
+            OperationKind.VM_POWER, "vm", vm_id, params=params, exclusive=False
+        )
 
 
 async def request_migrate(
@@ -103,10 +108,12 @@ async def request_migrate(
     if vm.node == target_node:
         raise ConflictError(f"VM {vm.name} is already on {target_node}")
     params = {"target_node": target_node, "online": online, "with_local_disks": with_local_disks}
-    return await OperationRepository(session).create("vm.migrate", "vm", vm_id, params=params)
+    return await OperationRepository(session).create(
+        OperationKind.VM_MIGRATE, "vm", vm_id, params=params
+    )
 
 
 async def request_delete(session: AsyncSession, vm_id: str) -> Operation:
     """Stage the deletion of a VM (on Proxmox and in the DB)."""
     await VmRepository(session).require(vm_id)
-    return await OperationRepository(session).create("vm.delete", "vm", vm_id)
+    return await OperationRepository(session).create(OperationKind.VM_DELETE, "vm", vm_id)

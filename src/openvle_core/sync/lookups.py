@@ -15,8 +15,8 @@ from typing import TypeVar
 from openvle_core.db.enums import VmStatus
 from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.reconcile.cluster import smbios_serial
-from openvle_core.reconcile.plan import GuestRef
+from openvle_core.sync.cluster import smbios_serial
+from openvle_core.sync.plan import GuestRef
 
 T = TypeVar("T")
 R = TypeVar("R")

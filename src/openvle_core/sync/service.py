@@ -19,14 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core import metrics
 from openvle_core.db.enums import VmStatus
+from openvle_core.db.models import Operation
 from openvle_core.db.types import utcnow
 from openvle_core.errors import OpenVLEError
+from openvle_core.operations.kinds import OperationKind
+from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox import ProxmoxClient
-from openvle_core.reconcile import lookups
-from openvle_core.reconcile.cluster import ClusterView, fetch_cluster
-from openvle_core.reconcile.errors import PoolLooksEmpty
-from openvle_core.reconcile.memo import memo_for
-from openvle_core.reconcile.plan import (
+from openvle_core.settings import Settings
+from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
+from openvle_core.sync import lookups
+from openvle_core.sync.cluster import ClusterView, fetch_cluster
+from openvle_core.sync.errors import PoolLooksEmpty
+from openvle_core.sync.memo import memo_for
+from openvle_core.sync.plan import (
     TemplatePlan,
     VmPlan,
     adoptable_vms,
@@ -34,16 +39,14 @@ from openvle_core.reconcile.plan import (
     plan_vms,
     unmanaged_guests,
 )
-from openvle_core.reconcile.result import SyncResult
-from openvle_core.reconcile.store import (
+from openvle_core.sync.result import SyncResult
+from openvle_core.sync.store import (
     DbState,
     Written,
     present_vms,
     read_state,
     write_changes,
 )
-from openvle_core.settings import Settings
-from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
 
 log = logging.getLogger(__name__)
 # What a sync can fail with: Proxmox (all ProxmoxError are OpenVLEError), the DB, Mongo.
@@ -219,3 +222,8 @@ def _record(result: SyncResult) -> None:
     if result.ok:
         metrics.SYNC_RESOURCES.set(result.resources)
     metrics.SYNC_CHANGES.inc(result.changes)
+
+
+async def request_sync(session: AsyncSession) -> Operation:
+    """Queue a cluster sync (one at a time: a second request while one runs is TargetBusy)."""
+    return await OperationRepository(session).create(OperationKind.SYNC, "cluster", "sync")

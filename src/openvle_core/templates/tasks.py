@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 from openvle_core.db.enums import TemplateStatus
 from openvle_core.db.models import Operation, Template
 from openvle_core.db.session import transaction
-from openvle_core.engine.cloning import CloneSpec, clone_guest
-from openvle_core.engine.identity import require_pool_node
-from openvle_core.engine.records import checkpoint, update_template
-from openvle_core.operations.kinds import operation_kind
+from openvle_core.guests.cloning import CloneSpec, clone_guest
+from openvle_core.guests.identity import require_pool_node
+from openvle_core.guests.repository import VmidReservationRepository
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
+from openvle_core.operations.kinds import KindSpec, OperationKind
 from openvle_core.proxmox import ProxmoxTaskFailed
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.templates.errors import TemplateInUse
+from openvle_core.templates.records import update_template
 from openvle_core.templates.repository import TemplateRepository
-from openvle_core.vmids.repository import VmidReservationRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -55,7 +57,9 @@ async def _record(runtime: Runtime, op: Operation, vmid: int, node: str) -> str:
                 setattr(row, key, value)
         await VmidReservationRepository(session).release(vmid)
         template_id = row.id
-    await checkpoint(runtime, op, template_id=template_id, vmid=vmid, node=node)
+    await journal.write(
+        runtime.sessions, op, Journal(template_id=template_id, vmid=vmid, node=node)
+    )
     return template_id
 
 
@@ -74,14 +78,13 @@ async def _derive(runtime: Runtime, op: Operation, source_id: str) -> int:
     name = str(op.params.get("name") or f"{source.name}-copy")
 
     async def record_vmid(vmid: int | None) -> None:
-        await checkpoint(runtime, op, derived_vmid=vmid)
+        await journal.write(runtime.sessions, op, Journal(derived_vmid=vmid))
 
-    current = (op.result or {}).get("derived_vmid")
+    current = journal.read(op).derived_vmid
     spec = CloneSpec(source.vmid, name, op.id, True, None, None, current, record_vmid)
     return await clone_guest(runtime, op, spec)
 
 
-@operation_kind("template.create")
 async def create_template(runtime: Runtime, op: Operation) -> None:
     """Params: `source_vmid` (convert) or `from_template_id` (+ `name`: derive)."""
     if op.params.get("source_vmid") is not None:
@@ -94,7 +97,6 @@ async def create_template(runtime: Runtime, op: Operation) -> None:
     await _record(runtime, op, vmid, node)
 
 
-@operation_kind("template.update")
 async def update_template_operation(runtime: Runtime, op: Operation) -> None:
     """Params: any of name, cores, memory_mb, description."""
     assert op.target_id is not None
@@ -115,7 +117,6 @@ async def update_template_operation(runtime: Runtime, op: Operation) -> None:
     await update_template(runtime, template.id, node=node, **fields)
 
 
-@operation_kind("template.delete")
 async def delete_template(runtime: Runtime, op: Operation) -> None:
     """Destroy the template (PVE refuses while linked clones use it) and its row."""
     assert op.target_id is not None
@@ -140,6 +141,13 @@ async def delete_template(runtime: Runtime, op: Operation) -> None:
 
 
 async def _pool_node_or_none(runtime: Runtime, vmid: int) -> str | None:
-    from openvle_core.engine.identity import pool_node
+    from openvle_core.guests.identity import pool_node
 
     return await pool_node(runtime.proxmox, vmid) or None
+
+
+KINDS = {
+    OperationKind.TEMPLATE_CREATE: KindSpec(create_template),
+    OperationKind.TEMPLATE_UPDATE: KindSpec(update_template_operation),
+    OperationKind.TEMPLATE_DELETE: KindSpec(delete_template),
+}

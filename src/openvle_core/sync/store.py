@@ -21,8 +21,8 @@ from openvle_core.db.session import transaction
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.reconcile.cluster import cores, memory_mb
-from openvle_core.reconcile.plan import Diff
+from openvle_core.sync.cluster import cores, memory_mb
+from openvle_core.sync.plan import Diff
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository, VmView
 

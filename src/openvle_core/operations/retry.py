@@ -9,11 +9,12 @@ Everything else is permanent and fails the operation at once with its reason.
 from __future__ import annotations
 
 from openvle_core.errors import TransientStep
+from openvle_core.operations.kinds import OperationKind
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxTaskTimeout, ProxmoxUnavailable
 
 CLONE_BACKOFF = (10.0, 30.0, 60.0)
 ACTION_BACKOFF = (5.0, 10.0, 15.0)
-CLONE_KINDS = frozenset({"vm.clone", "template.create"})
+CLONE_KINDS = frozenset({OperationKind.VM_CLONE, OperationKind.TEMPLATE_CREATE})
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -11,8 +11,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Operation
-from openvle_core.engine.records import checkpoint, update_vm
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
 from openvle_core.proxmox.agent import NO_AGENT, NO_NET0
+from openvle_core.vms.records import update_vm
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -33,11 +35,11 @@ async def read_agent_ip(
         lookup = await runtime.proxmox.get_ipv4(node, vmid)
         if lookup.address is not None:
             await update_vm(runtime, vm_id, ipv4=str(lookup.address))
-            await checkpoint(runtime, op, ipv4=str(lookup.address))
+            await journal.write(runtime.sessions, op, Journal(ipv4=str(lookup.address)))
             return str(lookup.address)
         reason = lookup.reason or "no address"
         if reason in FINAL_REASONS or loop.time() + delay > deadline:
-            await checkpoint(runtime, op, ip_missing=reason)
+            await journal.write(runtime.sessions, op, Journal(ip_missing=reason))
             return None
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, MAX_POLL)

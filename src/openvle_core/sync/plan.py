@@ -13,7 +13,7 @@ from typing import Any
 from openvle_core.db.enums import TRANSITIONAL_VM_STATUSES, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.reconcile.cluster import cores, is_locked_busy, memory_mb, observed_status
+from openvle_core.sync.cluster import cores, is_locked_busy, memory_mb, observed_status
 from openvle_core.vms.repository import VmView
 
 Diff = dict[str, tuple[Any, Any]]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from openvle_core.db.enums import VmStatus
+from openvle_core.guests.smbios import serial_of
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.smbios import serial_of
 
 GUEST_TYPES = frozenset({"qemu", "lxc"})
 # Locks that mean Proxmox itself is moving the guest between states: leave it alone.

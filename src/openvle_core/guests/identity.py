@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from openvle_core.db.models import Vm
 from openvle_core.guests.errors import IdentityUnconfirmed, NotCloned
+from openvle_core.guests.smbios import serial_of
 from openvle_core.proxmox import OutsidePool, ProxmoxClient
 from openvle_core.proxmox.models import VmConfig
-from openvle_core.smbios import serial_of
 
 
 def require_vmid(vm: Vm) -> int:

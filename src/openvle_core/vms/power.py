@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
-from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
-from openvle_core.engine.ip import read_agent_ip
-from openvle_core.engine.records import checkpoint, load_vm, update_vm
-from openvle_core.operations.kinds import operation_kind
+from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
 from openvle_core.proxmox.models import VmStatus as PveStatus
 from openvle_core.vms.errors import InvalidPowerState
+from openvle_core.vms.ipv4 import read_agent_ip
+from openvle_core.vms.records import load_vm, update_vm
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -100,7 +101,9 @@ async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> 
         final = await apply_action(runtime, action, node, vmid, force)
         ha = final.ha.managed
         await update_vm(runtime, vm_id, status=db_status(final).value, ha_managed=ha)
-    await checkpoint(runtime, op, power=action, status=(await load_vm(runtime, vm_id)).status)
+    await journal.write(
+        runtime.sessions, op, Journal(power=action, status=(await load_vm(runtime, vm_id)).status)
+    )
     if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
         await read_agent_ip(runtime, op, vm_id, node, vmid)
 
@@ -115,10 +118,3 @@ async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) ->
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
     await update_vm(runtime, vm.id, status=status.value, node=node)
-
-
-@operation_kind("vm.power", on_failure=refresh_status)
-async def power_operation(runtime: Runtime, op: Operation) -> None:
-    """Operation kind `vm.power`: params `action` (and `force` for shutdown)."""
-    assert op.target_id is not None
-    await power_vm(runtime, op, op.target_id, str(op.params["action"]))

@@ -14,15 +14,15 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.session import transaction
-from openvle_core.engine.ha import ha_remove_vmid
-from openvle_core.engine.identity import confirm, pool_node
-from openvle_core.engine.power import refresh_status
-from openvle_core.engine.records import add_upid, checkpoint, update_vm
 from openvle_core.errors import TransientStep
+from openvle_core.guests.identity import confirm, pool_node
+from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.ipam.allocator import release_ips
-from openvle_core.operations.kinds import operation_kind
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
 from openvle_core.proxmox import OutsidePool, ProxmoxNotFound, ProxmoxTaskFailed
-from openvle_core.vmids.repository import VmidReservationRepository
+from openvle_core.vms.ha import ha_remove_vmid
+from openvle_core.vms.records import update_vm
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
     """HA off, stop if running, destroy with purge (UPID recorded first)."""
     assert vm.vmid is not None
     pve = runtime.proxmox
-    upid = (op.result or {}).get("destroy_upid")
+    upid = journal.read(op).destroy_upid
     if upid is None:
         await confirm(pve, node, vm.vmid, uuid=vm.id, name=vm.name)
         await update_vm(runtime, vm.id, status=VmStatus.DELETING.value)
@@ -60,15 +60,15 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
         if (await pve.vm_status(node, vm.vmid)).status == "running":
             await pve.stop_vm(node, vm.vmid)
         upid = await pve.start_delete(node, vm.vmid, purge=True)
-        await checkpoint(runtime, op, destroy_upid=upid)
-        await add_upid(runtime, op, upid)
+        await journal.write(runtime.sessions, op, Journal(destroy_upid=upid))
+        await journal.add_upid(runtime.sessions, op, upid)
     try:
         await pve.wait_task(upid, DESTROY_TIMEOUT)
     except ProxmoxNotFound as exc:  # the task is unknown: look at the VM again
-        await checkpoint(runtime, op, destroy_upid=None)
+        await journal.write(runtime.sessions, op, Journal(destroy_upid=None))
         raise TransientStep(f"destroy task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed:
-        await checkpoint(runtime, op, destroy_upid=None)
+        await journal.write(runtime.sessions, op, Journal(destroy_upid=None))
         raise
 
 
@@ -77,8 +77,7 @@ async def _load(runtime: Runtime, vm_id: str) -> Vm | None:
         return await VmRepository(session).get(vm_id)
 
 
-@operation_kind("vm.delete", on_failure=refresh_status)
-async def delete_operation(runtime: Runtime, op: Operation) -> None:
+async def delete_vm(runtime: Runtime, op: Operation) -> None:
     """Delete the VM on Proxmox (if it is there and ours) and in the DB."""
     assert op.target_id is not None
     vm = await _load(runtime, op.target_id)
@@ -88,10 +87,10 @@ async def delete_operation(runtime: Runtime, op: Operation) -> None:
         node = await pool_node(runtime.proxmox, vm.vmid)
         if node:
             await destroy(runtime, op, vm, node)
-        elif not (op.result or {}).get("destroy_upid") and vm.status not in _GONE:
+        elif not journal.read(op).destroy_upid and vm.status not in _GONE:
             raise OutsidePool(vm.vmid, runtime.proxmox.settings.vms_pool)
     await forget_vm(runtime, vm.id)
-    await checkpoint(runtime, op, deleted_vmid=vm.vmid)
+    await journal.write(runtime.sessions, op, Journal(deleted_vmid=vm.vmid))
 
 
 # A VM in these states may legitimately be absent from Proxmox (never made, gone, or

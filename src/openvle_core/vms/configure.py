@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.db.models import Vm
 from openvle_core.db.session import in_transaction, transaction
 from openvle_core.events.repository import EventRepository
+from openvle_core.guests.smbios import SmbiosMetadata, build_smbios1
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import Settings
-from openvle_core.smbios import SmbiosMetadata, build_smbios1
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

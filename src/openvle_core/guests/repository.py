@@ -1,4 +1,4 @@
-"""All SQL about vmid reservations."""
+"""All SQL about vmid reservations (and which vmids our VM and template rows hold)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.conflicts import add_unless_conflict
-from openvle_core.db.models import VmidReservation
+from openvle_core.db.models import Template, Vm, VmidReservation
 
 
 class VmidReservationRepository:
@@ -41,3 +41,11 @@ class VmidReservationRepository:
         """Drop the reservation; True if there was one."""
         stmt = delete(VmidReservation).where(VmidReservation.vmid == vmid)
         return bool(getattr(await self.session.execute(stmt), "rowcount", 0))
+
+    async def in_use(self, vmid: int) -> bool:
+        """Whether a VM or template row of ours holds `vmid`."""
+        for model in (Vm, Template):
+            stmt = select(model.id).where(model.vmid == vmid).limit(1)
+            if await self.session.scalar(stmt) is not None:
+                return True
+        return False

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Operation
-from openvle_core.engine import vmids
-from openvle_core.engine.identity import is_ours, pool_node, require_pool_node
-from openvle_core.engine.records import add_upid, checkpoint
 from openvle_core.errors import TransientStep
+from openvle_core.guests import vmids
 from openvle_core.guests.errors import VmidCollisions
-from openvle_core.proxmox import ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
+from openvle_core.guests.identity import is_ours, pool_node, require_pool_node
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
+from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -55,7 +56,7 @@ class CloneSpec:
 async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
     """Clone until done; returns the new vmid. Collisions move to the next id."""
     vmid = spec.vmid
-    lost: set[int] = set((op.result or {}).get("collisions", []))
+    lost: set[int] = set(journal.read(op).collisions)
     for _ in range(MAX_COLLISIONS):
         if vmid is None:
             avoid = frozenset(lost)
@@ -63,10 +64,10 @@ async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
             await spec.record_vmid(vmid)
         if await _clone_once(runtime, op, spec, vmid):
             return vmid
-        await vmids.release(runtime, vmid)
+        await vmids.release(runtime.sessions, vmid)
         await spec.record_vmid(None)
-        collisions = [*(op.result or {}).get("collisions", []), vmid]
-        await checkpoint(runtime, op, collisions=collisions)
+        collisions = [*journal.read(op).collisions, vmid]
+        await journal.write(runtime.sessions, op, Journal(collisions=collisions))
         lost.add(vmid)
         vmid = None
     raise VmidCollisions(f"gave up after {MAX_COLLISIONS} vmid collisions: {sorted(lost)}")
@@ -74,71 +75,70 @@ async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
 
 async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
     """True when `vmid` now holds our clone; False on a collision."""
-    result = op.result or {}
-    upid = result.get("clone_upid") if result.get("clone_vmid") == vmid else None
+    steps = journal.read(op)
+    upid = steps.clone_upid if steps.clone_vmid == vmid else None
     # An earlier run recorded its intent but not the UPID: it may have died right after
     # Proxmox accepted the clone. A collision on this vmid may then be our own clone.
-    maybe_started = upid is None and result.get("clone_intent") == vmid
+    maybe_started = upid is None and steps.clone_intent == vmid
     if upid is None:
-        existing = await _existing(runtime, spec, vmid)
+        existing = await _existing(runtime.proxmox, spec, vmid)
         if existing is not None:
             return existing
-        await checkpoint(runtime, op, clone_intent=vmid, clone_intent_at=int(time.time()))
-        upid = await _start(runtime, spec, vmid)
+        intent = Journal(clone_intent=vmid, clone_intent_at=int(time.time()))
+        await journal.write(runtime.sessions, op, intent)
+        upid = await _start(runtime.proxmox, spec, vmid)
         if upid is None:
-            return maybe_started and await _await_earlier(runtime, op, spec, vmid)
-        await checkpoint(runtime, op, clone_upid=upid, clone_vmid=vmid)
-        await add_upid(runtime, op, upid)
+            return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)
+        await journal.write(runtime.sessions, op, Journal(clone_upid=upid, clone_vmid=vmid))
+        await journal.add_upid(runtime.sessions, op, upid)
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
     except ProxmoxNotFound as exc:  # the task is unknown (node reinstalled, log rotated)
-        await checkpoint(runtime, op, clone_upid=None, clone_intent=None)
+        await journal.write(runtime.sessions, op, Journal(clone_upid=None, clone_intent=None))
         raise TransientStep(f"clone task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed as exc:
-        await checkpoint(runtime, op, clone_upid=None, clone_intent=None)
+        await journal.write(runtime.sessions, op, Journal(clone_upid=None, clone_intent=None))
         if vmids.is_collision(exc.exitstatus, vmid):
-            return maybe_started and await _await_earlier(runtime, op, spec, vmid)
-        await remove_half_made(runtime, spec, vmid)
+            return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)
+        await remove_half_made(runtime.proxmox, spec, vmid)
         raise
     return True
 
 
-async def _await_earlier(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
+async def _await_earlier(proxmox: ProxmoxClient, op: Operation, spec: CloneSpec, vmid: int) -> bool:
     """Wait for a clone an earlier run may have started to land in our pool: as long as
     a clone task of ours from the same source, started since the intent, still runs."""
-    since = int((op.result or {}).get("clone_intent_at") or 0) - CLOCK_SKEW
-    source_node = await require_pool_node(runtime.proxmox, spec.source_vmid)
+    since = (journal.read(op).clone_intent_at or 0) - CLOCK_SKEW
+    source_node = await require_pool_node(proxmox, spec.source_vmid)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + EARLIER_CLONE_WAIT
     delay = 0.2
     while True:
-        existing = await _existing(runtime, spec, vmid)
+        existing = await _existing(proxmox, spec, vmid)
         if existing is not None:
             return existing
-        tasks = await runtime.proxmox.active_tasks(
-            source_node, vmid=spec.source_vmid, typefilter="qmclone"
-        )
+        tasks = await proxmox.active_tasks(source_node, vmid=spec.source_vmid, typefilter="qmclone")
         if loop.time() >= deadline or not any(t.starttime >= since for t in tasks):
-            return bool(await _existing(runtime, spec, vmid))
+            return bool(await _existing(proxmox, spec, vmid))
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
 
-async def _existing(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool | None:
+async def _existing(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> bool | None:
     """None if `vmid` is not in our pool; True if it is our finished clone; else False."""
-    node = await pool_node(runtime.proxmox, vmid)
+    node = await pool_node(proxmox, vmid)
     if node is None:
         return None
-    config = await runtime.proxmox.vm_config(node, vmid)
+    config = await proxmox.vm_config(node, vmid)
     return is_ours(config, uuid=spec.uuid, name=spec.name) and config.lock is None
 
 
-async def _start(runtime: Runtime, spec: CloneSpec, vmid: int) -> str | None:
+async def _start(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> str | None:
     """POST the clone; None if Proxmox says the vmid is taken."""
-    source_node = await require_pool_node(runtime.proxmox, spec.source_vmid)
+    source_node = await require_pool_node(proxmox, spec.source_vmid)
     target = spec.target if spec.target and spec.target != source_node else None
     try:
-        return await runtime.proxmox.start_clone(
+        return await proxmox.start_clone(
             source_node, spec.source_vmid, vmid, name=spec.name, full=spec.full, target=target
         )
     except ProxmoxConflict as exc:
@@ -147,13 +147,13 @@ async def _start(runtime: Runtime, spec: CloneSpec, vmid: int) -> str | None:
         raise
 
 
-async def remove_half_made(runtime: Runtime, spec: CloneSpec, vmid: int) -> bool:
+async def remove_half_made(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> bool:
     """Delete a failed clone's leftovers if they are in our pool and confirmed ours."""
-    node = await pool_node(runtime.proxmox, vmid)
+    node = await pool_node(proxmox, vmid)
     if node is None:
         return False
-    config = await runtime.proxmox.vm_config(node, vmid)
+    config = await proxmox.vm_config(node, vmid)
     if not is_ours(config, uuid=spec.uuid, name=spec.name):
         return False
-    await runtime.proxmox.delete_vm(node, vmid, purge=True)
+    await proxmox.delete_vm(node, vmid, purge=True)
     return True

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.engine.identity import confirm, require_pool_node, require_vmid
-from openvle_core.engine.records import load_vm, update_vm
+from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
+from openvle_core.vms.records import load_vm, update_vm
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

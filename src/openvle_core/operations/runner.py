@@ -1,9 +1,11 @@
 """Run an operation: claim it, call its kind's handler, retry transient failures, finish.
 
-`run_operation(runtime, op_id)` is the one function both transports (arq, in-process)
-call. It is safe to call twice for one id: a finished operation is left alone and a
-running one with a live heartbeat is skipped (see `lease`). Handlers check Proxmox before
-each step, so a run after a crash continues where the last one stopped.
+`OperationRunner(kinds)` is built once per process from the registry of handlers
+(`openvle_core.handlers`) and handed to `open_runtime`; `await runner(runtime, op_id)` is
+the one call both transports (arq, in-process) make. It is safe to call twice for one id:
+a finished operation is left alone and a running one with a live heartbeat is skipped
+(see `lease`). Handlers check Proxmox before each step, so a run after a crash continues
+where the last one stopped.
 """
 
 from __future__ import annotations
@@ -12,42 +14,68 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
-from openvle_core.engine.retry import backoff, is_transient
 from openvle_core.errors import OpenVLEError
 from openvle_core.logging import bind, log_context
 from openvle_core.metrics import OPERATION_RETRIES, OPERATION_SECONDS, OPERATIONS
 from openvle_core.operations import lease
 from openvle_core.operations.errors import LeaseLost
-from openvle_core.operations.kinds import KindSpec, kind_spec, operation_kind
+from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.operations.retry import backoff, is_transient
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
-__all__ = ["operation_kind", "request_sync", "run_operation"]
 log = logging.getLogger(__name__)
-SYNC_KIND = "sync"
 
 
-async def request_sync(session: AsyncSession) -> Operation:
-    """Queue a cluster sync (one at a time: a second request while one runs is TargetBusy)."""
-    return await OperationRepository(session).create(SYNC_KIND, "cluster", "sync")
+class OperationRunner:
+    """Runs operation rows with the handlers of `kinds` (see the module docstring)."""
 
+    def __init__(self, kinds: Kinds) -> None:
+        self.kinds = kinds
 
-async def run_operation(runtime: Runtime, op_id: str) -> None:
-    """Do the work of one operation row (see the module docstring)."""
-    with log_context(operation_id=op_id):  # every log line of the run carries the id
+    async def __call__(self, runtime: Runtime, op_id: str) -> None:
+        """Do the work of one operation row."""
+        with log_context(operation_id=op_id):  # every log line of the run carries the id
+            try:
+                await self._run(runtime, op_id)
+            except Exception as exc:  # escaped the handler's own failure path: record it
+                await _record_crash(runtime, op_id, exc)
+                raise
+
+    def spec(self, kind: str) -> KindSpec | None:
+        """The handler of `kind`, or None for a kind nobody handles."""
         try:
-            await _run_operation(runtime, op_id)
-        except Exception as exc:  # escaped the handler's own failure path: still record it
-            await _record_crash(runtime, op_id, exc)
-            raise
+            return self.kinds.get(OperationKind(kind))
+        except ValueError:
+            return None
+
+    async def _run(self, runtime: Runtime, op_id: str) -> None:
+        outcome, op = await lease.claim(runtime, op_id)
+        if outcome is not lease.Claim.TAKEN or op is None:
+            log.debug("operation %s not run: %s", op_id, outcome.value)
+            return
+        bind(kind=op.kind)
+        spec = self.spec(op.kind)
+        try:
+            async with lease.heartbeat(runtime, op):
+                if spec is None:
+                    await _finish(
+                        runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}"
+                    )
+                else:
+                    await _run_with_retries(runtime, op, spec)
+        except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
+            log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
+            return
+        follower = await lease.waiting_behind(runtime, op)
+        if follower is not None:
+            await runtime.queue.enqueue(follower)
 
 
 async def _record_crash(runtime: Runtime, op_id: str, exc: Exception) -> None:
@@ -68,29 +96,6 @@ async def _record_crash(runtime: Runtime, op_id: str, exc: Exception) -> None:
         OPERATIONS.labels(row.kind, OperationState.FAILED.value).inc()
     except Exception:  # the DB itself may be what failed; recovery retries the row later
         log.exception("could not mark crashed operation %s failed", op_id)
-
-
-async def _run_operation(runtime: Runtime, op_id: str) -> None:
-    outcome, op = await lease.claim(runtime, op_id)
-    if outcome is not lease.Claim.TAKEN or op is None:
-        log.debug("operation %s not run: %s", op_id, outcome.value)
-        return
-    bind(kind=op.kind)
-    spec = kind_spec(op.kind)
-    try:
-        async with lease.heartbeat(runtime, op):
-            if spec is None:
-                await _finish(
-                    runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}"
-                )
-            else:
-                await _run_with_retries(runtime, op, spec)
-    except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
-        log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
-        return
-    follower = await lease.waiting_behind(runtime, op)
-    if follower is not None:
-        await runtime.queue.enqueue(follower)
 
 
 async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> None:

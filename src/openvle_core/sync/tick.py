@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from openvle_core.reconcile.lock import sync_lock
-from openvle_core.reconcile.sync import sync_cluster
+from openvle_core.sync.lock import sync_lock
+from openvle_core.sync.service import sync_cluster
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

@@ -1,4 +1,4 @@
-"""The "sync" operation kind: `request_sync` + `run_operation` run `sync_cluster` on demand.
+"""The "sync" operation kind: `request_sync` + the runner run `sync_cluster` on demand.
 
 It waits for a periodic sync that is running (the same lock), then syncs. A failed sync
 fails the operation with the result's reason; a successful one leaves its counts on it.
@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.operations.kinds import operation_kind
-from openvle_core.reconcile.errors import SyncFailed
-from openvle_core.reconcile.lock import lock_ttl, redis_for, sync_lock
-from openvle_core.reconcile.sync import sync_cluster
+from openvle_core.operations.kinds import KindSpec, OperationKind
+from openvle_core.sync.errors import SyncFailed
+from openvle_core.sync.lock import lock_ttl, redis_for, sync_lock
+from openvle_core.sync.service import sync_cluster
 
 if TYPE_CHECKING:
     from openvle_core.db.models import Operation
     from openvle_core.runtime import Runtime
 
-SYNC_KIND = "sync"
 
-
-@operation_kind(SYNC_KIND)
 async def run_sync(runtime: Runtime, op: Operation) -> None:
     """Sync now; the counts go to `op.result`, a failure raises `SyncFailed`."""
     settings = runtime.settings
@@ -39,3 +36,6 @@ async def run_sync(runtime: Runtime, op: Operation) -> None:
     op.result = result.as_dict()
     if not result.ok:
         raise SyncFailed(result.error or "sync failed")
+
+
+KINDS = {OperationKind.SYNC: KindSpec(run_sync)}

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import in_transaction, transaction
 from openvle_core.guests.errors import VmidCollisions
-from openvle_core.templates.repository import TemplateRepository
-from openvle_core.vmids.repository import VmidReservationRepository
-from openvle_core.vms.repository import VmRepository
+from openvle_core.guests.repository import VmidReservationRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -36,7 +34,7 @@ async def reserve(
         candidate = hint
         for _ in range(SCAN_LIMIT):
             free = candidate not in reserved and candidate not in avoid
-            free = free and not await _in_use(session, candidate)
+            free = free and not await reservations.in_use(candidate)
             if free and await reservations.try_reserve(candidate, vm_id=vm_id, operation_id=op_id):
                 return candidate
             candidate += 1
@@ -48,15 +46,9 @@ async def reserve(
     raise VmidCollisions(f"no free vmid found in {SCAN_LIMIT} ids after the nextid hint")
 
 
-async def _in_use(session: AsyncSession, vmid: int) -> bool:
-    if await VmRepository(session).get_by_vmid(vmid) is not None:
-        return True
-    return await TemplateRepository(session).get_by_vmid(vmid) is not None
-
-
-async def release(runtime: Runtime, vmid: int) -> None:
+async def release(sessions: async_sessionmaker[AsyncSession], vmid: int) -> None:
     """Drop the reservation of `vmid`."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         await VmidReservationRepository(session).release(vmid)
 
 

@@ -1,0 +1,182 @@
+"""Operation kind `vm.clone`: a template becomes a VM in our pool, configured, maybe started.
+
+Steps, each checked against Proxmox and recorded before the next: cloud-init address
+(first, so an exhausted network fails before anything is cloned), node placement, the
+clone itself (`cloning.clone_guest`), the one config update, the final status, the start.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.db.models import Node, Operation, Template, Vm
+from openvle_core.db.session import transaction
+from openvle_core.guests import vmids
+from openvle_core.guests.cloning import CloneSpec, clone_guest
+from openvle_core.guests.identity import pool_node, require_pool_node
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
+from openvle_core.placement.caps import Limits, TemplateDisks, storages_of
+from openvle_core.placement.nodes import NodeLoad, choose_node
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.templates.repository import TemplateRepository
+from openvle_core.vms.configure import allocate_address, configure_clone
+from openvle_core.vms.power import db_status, power_vm
+from openvle_core.vms.records import load_vm, update_vm
+
+if TYPE_CHECKING:
+    from openvle_core.runtime import Runtime
+
+
+async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
+    """Cloud-init on: claim the VM's address before cloning (idempotent)."""
+    if runtime.settings.cloudinit.enabled:
+        address = await allocate_address(runtime, vm_id)
+        await update_vm(runtime, vm_id, ipv4=str(address))
+
+
+async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
+    """Place and clone (skipped if an earlier run recorded it done)."""
+    vm = await load_vm(runtime, vm_id)
+    assert vm.template_id is not None
+    async with transaction(runtime.sessions) as session:
+        template = await TemplateRepository(session).require(vm.template_id)
+    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    node = vm.node
+    if node is None:
+        config = await runtime.proxmox.vm_config(template_node, template.vmid)
+        node = await place_clone(runtime, vm_id, template_node, config)
+        await update_vm(runtime, vm_id, node=node)
+
+    async def record_vmid(vmid: int | None) -> None:
+        await update_vm(runtime, vm_id, vmid=vmid)
+
+    spec = CloneSpec(
+        template.vmid, vm.name, vm.id, vm.full_clone, node, vm.id, vm.vmid, record_vmid
+    )
+    await clone_guest(runtime, op, spec)
+    await journal.write(runtime.sessions, op, Journal(cloned=True))
+
+
+async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
+    """A clone that failed for good leaves the VM row in `error` (delete cleans it up);
+    a vmid that holds nothing of ours in the pool is released."""
+    if op.target_id is None:
+        return
+    vm = await load_vm(runtime, op.target_id)
+    if vm.vmid is not None and await pool_node(runtime.proxmox, vm.vmid) is None:
+        await vmids.release(runtime.sessions, vm.vmid)
+        await update_vm(runtime, vm.id, vmid=None)
+    await update_vm(runtime, vm.id, status=VmStatus.ERROR.value)
+
+
+async def clone_vm(runtime: Runtime, op: Operation) -> None:
+    """Operation kind `vm.clone` (target: the VM row made by `request_clone`)."""
+    assert op.target_id is not None
+    vm_id = op.target_id
+    await _reserve_ip(runtime, vm_id)
+    if not journal.read(op).cloned:
+        await _clone(runtime, op, vm_id)
+    vm = await load_vm(runtime, vm_id)
+    assert vm.vmid is not None
+    node = await require_pool_node(runtime.proxmox, vm.vmid)
+    if not journal.read(op).configured:
+        await configure_clone(runtime, vm, node)
+        await journal.write(runtime.sessions, op, Journal(configured=True))
+    status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    await update_vm(runtime, vm_id, node=node, status=status.value)
+    await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
+    if op.params.get("start"):
+        await power_vm(runtime, op, vm_id, "start")
+
+
+INFLIGHT = (VmStatus.CLONING.value, VmStatus.STARTING.value)
+
+
+async def on_shared_storage(runtime: Runtime, config: VmConfig) -> bool:
+    """True when every disk of the template is on shared storage (unknown = local)."""
+    sids = storages_of(config)
+    resources = await runtime.proxmox.cluster_resources("storage")
+    shared = {r.storage for r in resources if r.storage and r.shared}
+    return bool(sids) and sids <= shared
+
+
+async def inflight_cores(runtime: Runtime, exclude_vm: str) -> dict[str, float]:
+    """Cores of our clones still cloning/starting per node (not yet in PVE's stats)."""
+    cores = func.coalesce(Template.cores, 1)
+    stmt = (
+        select(Vm.node, func.sum(cores))
+        .outerjoin(Template, Template.id == Vm.template_id)
+        .where(Vm.status.in_(INFLIGHT), Vm.node.is_not(None), Vm.id != exclude_vm)
+        .group_by(Vm.node)
+    )
+    async with transaction(runtime.sessions) as session:
+        rows = (await session.execute(stmt)).all()
+        known = {n.name: n.cpu for n in (await session.scalars(select(Node))).all()}
+    for name, cpu in known.items():
+        if cpu > 0:
+            runtime.node_cpu.setdefault(name, cpu)
+    return {str(node): float(total or 0) for node, total in rows}
+
+
+async def place_clone(runtime: Runtime, vm_id: str, template_node: str, config: VmConfig) -> str:
+    """The node for a new clone: least loaded (shared storage) or the template's node."""
+    if not await on_shared_storage(runtime, config):
+        return template_node
+    nodes = [
+        NodeLoad(n.node, n.status == "online", float(n.cpu or 0.0), int(n.maxcpu or 0))
+        for n in await runtime.proxmox.nodes()
+    ]
+    inflight = await inflight_cores(runtime, vm_id)
+    chosen = choose_node(nodes, inflight_cores=inflight, previous=runtime.node_cpu)
+    for n in nodes:
+        if n.cpu > 0:
+            runtime.node_cpu[n.name] = n.cpu
+    return chosen
+
+
+async def template_disks(runtime: Runtime, limits: Limits, vmid: int, node: str) -> TemplateDisks:
+    """A template's disks (read once per template while the limits live)."""
+    cached = limits.templates.get(vmid)
+    if cached is not None:
+        return cached
+    config = await runtime.proxmox.vm_config(node, vmid)
+    resources = await runtime.proxmox.cluster_resources("storage")
+    shared = frozenset(r.storage for r in resources if r.storage and r.shared)
+    disks = TemplateDisks(node, config, frozenset(storages_of(config)), shared)
+    limits.templates[vmid] = disks
+    return disks
+
+
+async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str:
+    """The VM's node: kept if set, else chosen now (one placement at a time)."""
+    if vm.node is not None:
+        return vm.node
+    limits = runtime.caps.current
+    assert limits is not None
+    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    async with limits.placing:
+        node = await place_clone(runtime, vm.id, template_node, disks.config)
+        await update_vm(runtime, vm.id, node=node, status=VmStatus.CLONING.value)
+    return node
+
+
+async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> None:
+    """The engine's clone-and-configure, inside the node and storage slots when limited."""
+    limits = runtime.caps.current
+    if limits is None or journal.read(op).cloned:
+        await clone_vm(runtime, op)
+        return
+    vm = await load_vm(runtime, vm_id)
+    assert vm.template_id is not None
+    async with transaction(runtime.sessions) as session:
+        template = await TemplateRepository(session).require(vm.template_id)
+    node = await place_within_caps(runtime, vm, template)
+    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    async with limits.clone_slot(node, disks, vm.full_clone):
+        await clone_vm(runtime, op)
