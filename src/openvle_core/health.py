@@ -12,9 +12,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from arq.constants import default_queue_name
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from openvle_core.db.session import ping
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.queue import ArqQueue, JobQueue
 from openvle_core.snapshot.port import SnapshotStore
@@ -46,12 +46,7 @@ async def _probe(component: str, check: Awaitable[object]) -> Probe:
 
 async def check_database(sessions: async_sessionmaker[AsyncSession]) -> Probe:
     """The database answers a trivial query."""
-
-    async def select_one() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT 1"))
-
-    return await _probe("database", select_one())
+    return await _probe("database", ping(sessions))
 
 
 async def check_queue(queue: JobQueue) -> Probe:

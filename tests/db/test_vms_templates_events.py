@@ -80,7 +80,7 @@ async def test_vm_filters_and_pagination(db_session: AsyncSession) -> None:
     assert third.next_cursor is None
     assert [v.name for v in (await list_vm_rows(reader, node="pve2")).items] == ["other"]
     assert (await list_vm_rows(reader, status="running")).items == []
-    assert await repo.count_for_template(tpl.id) == 6
+    assert await TemplateRepository(db_session).count_vms(tpl.id) == 6
     with pytest.raises(InvalidCursor):
         await list_vm_rows(reader, cursor="not-a-cursor")
 

@@ -9,10 +9,10 @@ import pytest
 from openvle_core.errors import InvalidRequest
 from openvle_core.guests.errors import SmbiosMetadataTooLong
 from openvle_core.guests.smbios import MAX_LENGTH, SmbiosMetadata, build_smbios1, parse_smbios1
+from openvle_core.names import dns_name
 from openvle_core.operations.retry import backoff, is_transient
 from openvle_core.placement.nodes import NodeLoad, NoPlacement, choose_node
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
-from openvle_core.vms.service import dns_name
 
 UUID = "6f1c2b0e-2d4a-4c61-9d0b-8c5f0e2a7b31"
 

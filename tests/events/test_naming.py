@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openvle_core.events.naming import plan_names, vm_name
+from openvle_core.events.vm_names import plan_names, vm_name
 
 EVENT_ID = "0192f3a4-1111-7000-8000-00000000abcd"
 

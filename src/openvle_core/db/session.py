@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Row, event
+from sqlalchemy import Executable, Row, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -27,6 +27,12 @@ from sqlalchemy.pool import StaticPool
 from openvle_core.settings import DatabaseSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Ask the database a trivial query (readiness); raises what the driver raises."""
+    async with sessions() as session:
+        await session.execute(text("SELECT 1"))
 
 
 def is_sqlite(url: str | URL) -> bool:

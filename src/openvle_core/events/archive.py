@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
@@ -31,20 +33,22 @@ if TYPE_CHECKING:
 ARCHIVE_ROUNDS = 3
 
 
-async def event_vm_ids(runtime: Runtime, event_id: str) -> list[str]:
+async def event_vm_ids(sessions: async_sessionmaker[AsyncSession], event_id: str) -> list[str]:
     """Ids of the event's VMs still in the database."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         return [vm.id for vm in await VmRepository(session).for_event(event_id)]
 
 
 async def archive_event(runtime: Runtime, op: Operation) -> None:
     """Archive the event `op.target_id` (see the module docstring)."""
     assert op.target_id is not None
-    total = len(await event_vm_ids(runtime, op.target_id)) + len(await done_vms(runtime, op.id))
+    total = len(await event_vm_ids(runtime.sessions, op.target_id)) + len(
+        await done_vms(runtime.sessions, op.id)
+    )
     outcomes: list[ChildOutcome] = []
     async with runtime.caps.active():
         for _ in range(ARCHIVE_ROUNDS):
-            todo = await event_vm_ids(runtime, op.target_id)
+            todo = await event_vm_ids(runtime.sessions, op.target_id)
             if not todo:
                 break
             done = total - len(todo)
@@ -57,18 +61,18 @@ async def archive_event(runtime: Runtime, op: Operation) -> None:
                 already_done=done,
                 total=total,
             )
-    await finish_event(runtime, op, outcomes, EventStatus.ARCHIVED, archived_vms=total)
+    await finish_event(runtime.sessions, op, outcomes, EventStatus.ARCHIVED, archived_vms=total)
 
 
-async def _vm_exists(runtime: Runtime, vm_id: str) -> bool:
-    async with transaction(runtime.sessions) as session:
+async def _vm_exists(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> bool:
+    async with transaction(sessions) as session:
         return await VmRepository(session).get(vm_id) is not None
 
 
 async def archive_vm(runtime: Runtime, op: Operation) -> None:
     """One VM of an event: HA off, shut down (stop after the timeout), delete."""
     assert op.target_id is not None
-    if not await _vm_exists(runtime, op.target_id):
+    if not await _vm_exists(runtime.sessions, op.target_id):
         return  # an earlier run deleted it
     async with transaction(runtime.sessions) as session:
         vm = await VmRepository(session).require(op.target_id)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
@@ -39,28 +41,34 @@ class ChildOutcome:
     error: str | None = None
 
 
-async def children_by_vm(runtime: Runtime, parent_id: str) -> dict[str, Operation]:
+async def children_by_vm(
+    sessions: async_sessionmaker[AsyncSession], parent_id: str
+) -> dict[str, Operation]:
     """The newest child operation of the parent per VM."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         rows = await OperationRepository(session).children(parent_id)
     return {op.target_id: op for op in rows if op.target_id is not None}
 
 
-async def done_vms(runtime: Runtime, parent_id: str) -> set[str]:
+async def done_vms(sessions: async_sessionmaker[AsyncSession], parent_id: str) -> set[str]:
     """VMs whose child operation of this parent succeeded."""
-    children = await children_by_vm(runtime, parent_id)
+    children = await children_by_vm(sessions, parent_id)
     return {vm for vm, op in children.items() if op.state == OperationState.SUCCEEDED.value}
 
 
 async def _child_id(
-    runtime: Runtime, parent: Operation, kind: OperationKind, vm_id: str, params: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession],
+    parent: Operation,
+    kind: OperationKind,
+    vm_id: str,
+    params: dict[str, Any],
 ) -> str:
     """An unfinished child of this parent for the VM, or a new one (TargetBusy if the VM
     has another operation in flight)."""
-    existing = (await children_by_vm(runtime, parent.id)).get(vm_id)
+    existing = (await children_by_vm(sessions, parent.id)).get(vm_id)
     if existing is not None and existing.state not in FINISHED:
         return existing.id
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         op = await OperationRepository(session).create(
             kind, "vm", vm_id, params=params, parent_id=parent.id
         )
@@ -83,7 +91,7 @@ async def run_child(
 ) -> ChildOutcome:
     """Run one VM's child operation to its end and say how it went."""
     try:
-        op_id = await _child_id(runtime, parent, kind, vm_id, params)
+        op_id = await _child_id(runtime.sessions, parent, kind, vm_id, params)
     except TargetBusy as exc:
         return ChildOutcome(vm_id, None, False, f"TargetBusy: {exc}")
     await runtime.run(op_id)
@@ -93,9 +101,11 @@ async def run_child(
     return ChildOutcome(vm_id, op.id, False, f"{op.error_type}: {op.error_message}")
 
 
-async def set_progress(runtime: Runtime, parent_id: str, done: int, total: int) -> None:
+async def set_progress(
+    sessions: async_sessionmaker[AsyncSession], parent_id: str, done: int, total: int
+) -> None:
     """Record the parent's progress (VMs done / total)."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         await OperationRepository(session).set_progress(parent_id, done, total)
 
 
@@ -121,7 +131,7 @@ async def run_children(
         outcomes.append(outcome)
         if outcome.succeeded:
             done += 1
-            await set_progress(runtime, parent.id, done, total)
+            await set_progress(runtime.sessions, parent.id, done, total)
 
     await asyncio.gather(*(one(vm_id) for vm_id in vm_ids))
     return outcomes

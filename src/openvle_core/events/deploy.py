@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus, VmStatus
@@ -24,8 +23,8 @@ from openvle_core.db.models import Event, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
 from openvle_core.events.lifecycle import finish_event
-from openvle_core.events.naming import plan_names
 from openvle_core.events.repository import EventRepository
+from openvle_core.events.vm_names import plan_names
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.ha import ha_add_vm
@@ -81,8 +80,7 @@ async def _templates(session: AsyncSession, template_ids: list[str]) -> list[Tem
 async def _names_of_others(session: AsyncSession, event: Event) -> set[str]:
     """Names of other events' VMs that start like ours (a clash needs a suffix)."""
     prefix = event.slug.replace("_", "-")
-    stmt = select(Vm.name).where(Vm.name.like(f"{prefix}-%"), Vm.event_id != event.id)
-    return set((await session.scalars(stmt)).all())
+    return await VmRepository(session).names_starting(f"{prefix}-", not_of_event=event.id)
 
 
 async def deploy_event(runtime: Runtime, op: Operation) -> None:
@@ -92,7 +90,7 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
     outcomes: list[ChildOutcome] = []
     async with runtime.caps.active() as limits:
         for _ in range(DEPLOY_ROUNDS):
-            done = await done_vms(runtime, op.id)
+            done = await done_vms(runtime.sessions, op.id)
             todo = [vm for vm in vm_ids if vm not in done]
             if not todo:
                 break
@@ -106,15 +104,15 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
                 total=len(vm_ids),
             )
         peaks = {":".join(k): v for k, v in limits.peak.items()}
-    await finish_event(runtime, op, outcomes, EventStatus.DEPLOYED, clone_slots_peak=peaks)
+    await finish_event(runtime.sessions, op, outcomes, EventStatus.DEPLOYED, clone_slots_peak=peaks)
 
 
 async def deploy_vm(runtime: Runtime, op: Operation) -> None:
     """One VM of an event: clone + configure, start + IP, HA (each step idempotent)."""
     assert op.target_id is not None
-    vm = await load_vm(runtime, op.target_id)
+    vm = await load_vm(runtime.sessions, op.target_id)
     if vm.status == VmStatus.ERROR.value:
-        await update_vm(runtime, vm.id, status=VmStatus.CLONING.value)
+        await update_vm(runtime.sessions, vm.id, status=VmStatus.CLONING.value)
     await clone_within_caps(runtime, op, vm.id)
     await power_vm(runtime, op, vm.id, "start")
     await ha_add_vm(runtime, vm.id)

@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import EventStatus
-from openvle_core.db.models import Event, Operation, Vm
+from openvle_core.db.models import Event, Operation
 from openvle_core.db.session import transaction
-from openvle_core.db.types import utcnow
 from openvle_core.events.errors import EventBusy, EventIncomplete
 from openvle_core.events.repository import EventRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.events.batch import ChildOutcome
@@ -41,15 +40,7 @@ async def transition(
     session: AsyncSession, event: Event, to: EventStatus, allowed: Collection[EventStatus]
 ) -> None:
     """Set the status if it is still one of `allowed` in the database; EventBusy if not."""
-    stmt = (
-        update(Event)
-        .where(Event.id == event.id, Event.status.in_([s.value for s in allowed]))
-        .values(status=to.value, updated_at=utcnow())
-        .execution_options(synchronize_session="fetch")
-    )
-    result = await session.execute(stmt)
-    if not getattr(result, "rowcount", 0):
-        await session.refresh(event)
+    if not await EventRepository(session).move_status(event, to, allowed):
         raise EventBusy(f"event {event.slug} is {event.status}: cannot move it to {to.value}")
 
 
@@ -77,7 +68,7 @@ async def request_archive(
 
 
 async def finish_event(
-    runtime: Runtime,
+    sessions: async_sessionmaker[AsyncSession],
     op: Operation,
     outcomes: Sequence[ChildOutcome],
     status: EventStatus,
@@ -86,27 +77,26 @@ async def finish_event(
     """Record the outcome; the event takes `status` if every VM made it, else
     EventIncomplete names each VM that did not and why."""
     failed = [o for o in outcomes if not o.succeeded]
-    names = await _names(runtime, [o.vm_id for o in failed])
+    names = await _names(sessions, [o.vm_id for o in failed])
     listed = [{"vm_id": o.vm_id, "name": names.get(o.vm_id), "error": o.error} for o in failed]
     listed.sort(key=lambda f: str(f["name"] or f["vm_id"]))
-    await journal.write(runtime.sessions, op, Journal.model_validate({"failed": listed, **result}))
+    await journal.write(sessions, op, Journal.model_validate({"failed": listed, **result}))
     if failed:
         what = "deploy" if op.kind == OperationKind.EVENT_DEPLOY else "archive"
         shown = "; ".join(f"{f['name'] or f['vm_id']}: {f['error']}" for f in listed[:20])
         more = f" (and {len(listed) - 20} more)" if len(listed) > 20 else ""
         raise EventIncomplete(f"{what} incomplete, {len(listed)} VM(s) failed: {shown}{more}")
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         event = await EventRepository(session).get(op.target_id or "")
         if event is not None:
             event.status = status.value
 
 
-async def _names(runtime: Runtime, vm_ids: Sequence[str]) -> dict[str, str]:
-    if not vm_ids:
-        return {}
-    async with transaction(runtime.sessions) as session:
-        rows = await session.execute(select(Vm.id, Vm.name).where(Vm.id.in_(list(vm_ids))))
-        return {str(row[0]): str(row[1]) for row in rows.all()}
+async def _names(
+    sessions: async_sessionmaker[AsyncSession], vm_ids: Sequence[str]
+) -> dict[str, str]:
+    async with transaction(sessions) as session:
+        return await VmRepository(session).names_of(vm_ids)
 
 
 async def mark_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.conflicts import run_unless_conflict
 from openvle_core.db.enums import EventStatus
 from openvle_core.db.models import Event, EventTemplate
 from openvle_core.db.pagination import Page, paginate
+from openvle_core.db.types import utcnow
 from openvle_core.events.errors import EventNotFound, SlugTaken
 
 
@@ -63,6 +64,22 @@ class EventRepository:
         if not await run_unless_conflict(self.session, apply):
             raise SlugTaken(f"an event with slug {fields.get('slug')!r} already exists")
         return event
+
+    async def move_status(
+        self, event: Event, to: EventStatus, allowed: Collection[EventStatus]
+    ) -> bool:
+        """Set the status if it is still one of `allowed` in the database (a conditional
+        UPDATE: of two racing movers exactly one wins); False, and `event` refreshed, if not."""
+        stmt = (
+            update(Event)
+            .where(Event.id == event.id, Event.status.in_([s.value for s in allowed]))
+            .values(status=to.value, updated_at=utcnow())
+            .execution_options(synchronize_session="fetch")
+        )
+        if getattr(await self.session.execute(stmt), "rowcount", 0):
+            return True
+        await self.session.refresh(event)
+        return False
 
     async def set_templates(self, event_id: str, template_ids: Sequence[str]) -> None:
         """Replace the event's templates, keeping the given order."""

@@ -18,9 +18,8 @@ from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
@@ -48,14 +47,13 @@ async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
     """Take the operation for this process if nobody else runs it."""
 
     async def take(session: AsyncSession) -> tuple[Claim, Operation | None]:
-        stmt = select(Operation).where(Operation.id == op_id).with_for_update()
-        op = await session.scalar(stmt)
+        repo = OperationRepository(session)
+        op = await repo.get_for_update(op_id)
         if op is None or op.state in {OperationState.SUCCEEDED, OperationState.FAILED}:
             return Claim.DONE, op
         stale = utcnow() - timedelta(seconds=runtime.lease_seconds)
         if op.state == OperationState.RUNNING and op.updated_at > stale:
             return Claim.BUSY, op
-        repo = OperationRepository(session)
         if op.lock_key is None and op.target_id is not None and not await repo.try_lock(op):
             return Claim.BUSY, op
         await repo.mark_running(op)
@@ -65,21 +63,11 @@ async def claim(runtime: Runtime, op_id: str) -> tuple[Claim, Operation | None]:
     return await in_transaction(runtime.sessions, take)
 
 
-async def touch(runtime: Runtime, op: Operation) -> bool:
+async def touch(sessions: async_sessionmaker[AsyncSession], op: Operation) -> bool:
     """Renew the lease of a running operation; False if the row is no longer this run's
     (finished, or claimed again by another runner, which bumps `attempts`)."""
-    async with transaction(runtime.sessions) as session:
-        stmt = (
-            update(Operation)
-            .where(
-                Operation.id == op.id,
-                Operation.state == OperationState.RUNNING.value,
-                Operation.attempts == op.attempts,
-            )
-            .values(updated_at=utcnow())
-        )
-        result = await session.execute(stmt.execution_options(synchronize_session=False))
-        return bool(getattr(result, "rowcount", 0))
+    async with transaction(sessions) as session:
+        return await OperationRepository(session).touch(op.id, op.attempts)
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +84,7 @@ async def heartbeat(runtime: Runtime, op: Operation) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(runtime.lease_seconds / 3)
             try:
-                if await touch(runtime, op):
+                if await touch(runtime.sessions, op):
                     renewed = time.monotonic()
                     continue
                 log.warning("lease of operation %s not renewed: the row is not ours", op.id)
@@ -121,22 +109,10 @@ async def heartbeat(runtime: Runtime, op: Operation) -> AsyncIterator[None]:
             await task
 
 
-async def waiting_behind(runtime: Runtime, op: Operation) -> str | None:
+async def waiting_behind(sessions: async_sessionmaker[AsyncSession], op: Operation) -> str | None:
     """The oldest queued operation waiting for the same target, if any."""
-    async with transaction(runtime.sessions) as session:
-        stmt = (
-            select(Operation.id)
-            .where(
-                Operation.target_type == op.target_type,
-                Operation.target_id == op.target_id,
-                Operation.state == OperationState.QUEUED.value,
-                Operation.lock_key.is_(None),
-                Operation.id != op.id,
-            )
-            .order_by(Operation.id)
-            .limit(1)
-        )
-        return await session.scalar(stmt)
+    async with transaction(sessions) as session:
+        return await OperationRepository(session).next_waiting(op)
 
 
 async def recoverable(runtime: Runtime) -> Sequence[tuple[str, str]]:

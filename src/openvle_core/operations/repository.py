@@ -87,6 +87,42 @@ class OperationRepository:
         key = lock_key(target_type, target_id)
         return await self.session.scalar(select(Operation).where(Operation.lock_key == key))
 
+    async def get_for_update(self, op_id: str) -> Operation | None:
+        """The operation with this id, its row locked until the transaction ends."""
+        stmt = select(Operation).where(Operation.id == op_id).with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def touch(self, op_id: str, attempts: int) -> bool:
+        """Renew a running operation's heartbeat; False unless it is still running as
+        attempt `attempts` (finished, or claimed again by another runner)."""
+        stmt = (
+            update(Operation)
+            .where(
+                Operation.id == op_id,
+                Operation.state == OperationState.RUNNING.value,
+                Operation.attempts == attempts,
+            )
+            .values(updated_at=utcnow())
+        )
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
+
+    async def next_waiting(self, op: Operation) -> str | None:
+        """The oldest queued operation waiting (without the guard) for `op`'s target."""
+        stmt = (
+            select(Operation.id)
+            .where(
+                Operation.target_type == op.target_type,
+                Operation.target_id == op.target_id,
+                Operation.state == OperationState.QUEUED.value,
+                Operation.lock_key.is_(None),
+                Operation.id != op.id,
+            )
+            .order_by(Operation.id)
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)
+
     async def get(self, op_id: str) -> Operation | None:
         """The operation with this id, or None."""
         return await self.session.get(Operation, op_id)

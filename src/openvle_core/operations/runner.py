@@ -14,6 +14,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
@@ -45,7 +47,7 @@ class OperationRunner:
             try:
                 await self._run(runtime, op_id)
             except Exception as exc:  # escaped the handler's own failure path: record it
-                await _record_crash(runtime, op_id, exc)
+                await _record_crash(runtime.sessions, op_id, exc)
                 raise
 
     def spec(self, kind: str) -> KindSpec | None:
@@ -66,22 +68,28 @@ class OperationRunner:
             async with lease.heartbeat(runtime, op):
                 if spec is None:
                     await _finish(
-                        runtime, op, OperationState.FAILED, "UnknownKind", f"no kind {op.kind}"
+                        runtime.sessions,
+                        op,
+                        OperationState.FAILED,
+                        "UnknownKind",
+                        f"no kind {op.kind}",
                     )
                 else:
                     await _run_with_retries(runtime, op, spec)
         except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
             log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
             return
-        follower = await lease.waiting_behind(runtime, op)
+        follower = await lease.waiting_behind(runtime.sessions, op)
         if follower is not None:
             await runtime.queue.enqueue(follower)
 
 
-async def _record_crash(runtime: Runtime, op_id: str, exc: Exception) -> None:
+async def _record_crash(
+    sessions: async_sessionmaker[AsyncSession], op_id: str, exc: Exception
+) -> None:
     """Mark the row failed with the error's type and message if it is still running."""
     try:
-        async with transaction(runtime.sessions) as session:
+        async with transaction(sessions) as session:
             repo = OperationRepository(session)
             row = await repo.get(op_id)
             if row is None or row.state != OperationState.RUNNING.value:
@@ -107,13 +115,13 @@ async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> 
             await spec.handler(runtime, op)
         except Exception as exc:
             if is_transient(exc) and retry < max_retry:
-                await _note_retry(runtime, op, exc, retry)
+                await _note_retry(runtime.sessions, op, exc, retry)
                 await asyncio.sleep(backoff(op.kind, retry, _scale(runtime)))
                 retry += 1
                 continue
             await _fail(runtime, op, spec, exc, gave_up=is_transient(exc))
             return
-        await _finish(runtime, op, OperationState.SUCCEEDED)
+        await _finish(runtime.sessions, op, OperationState.SUCCEEDED)
         return
 
 
@@ -121,7 +129,9 @@ def _scale(runtime: Runtime) -> float:
     return runtime.settings.worker.retry_backoff_scale
 
 
-async def _note_retry(runtime: Runtime, op: Operation, exc: Exception, retry: int) -> None:
+async def _note_retry(
+    sessions: async_sessionmaker[AsyncSession], op: Operation, exc: Exception, retry: int
+) -> None:
     """Count the retry and show the last transient error on the row while it waits."""
     OPERATION_RETRIES.labels(op.kind, type(exc).__name__).inc()
     log.info(
@@ -132,7 +142,7 @@ async def _note_retry(runtime: Runtime, op: Operation, exc: Exception, retry: in
         type(exc).__name__,
         exc,
     )
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         row = await OperationRepository(session).require(op.id)
         row.attempts += 1
         row.error_type, row.error_message = type(exc).__name__, f"retrying: {exc}"
@@ -153,18 +163,18 @@ async def _fail(
             await spec.on_failure(runtime, op, exc)
         except Exception as hook_exc:  # the failure itself is what the row must show
             message += f" (and tidying up failed: {type(hook_exc).__name__}: {hook_exc})"
-    await _finish(runtime, op, OperationState.FAILED, type(exc).__name__, message)
+    await _finish(runtime.sessions, op, OperationState.FAILED, type(exc).__name__, message)
 
 
 async def _finish(
-    runtime: Runtime,
+    sessions: async_sessionmaker[AsyncSession],
     op: Operation,
     state: OperationState,
     error_type: str | None = None,
     message: str | None = None,
 ) -> None:
     """End the row, release its target and record the metrics."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         row = await OperationRepository(session).require(op.id)
         result: dict[str, Any] = {**(row.result or {}), **(op.result or {})}
         await OperationRepository(session).finish(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openvle_core.db.models import Template
+from openvle_core.db.models import Template, Vm
 from openvle_core.db.pagination import Page, paginate
 from openvle_core.db.types import utcnow
 from openvle_core.templates.errors import TemplateNotFound
@@ -61,6 +61,11 @@ class TemplateRepository:
         now = utcnow()
         await self.session.execute(update(Template), [{**c, "updated_at": now} for c in changes])
         return len(changes)
+
+    async def count_vms(self, template_id: str) -> int:
+        """How many VMs were cloned from the template (linked clones block its deletion)."""
+        stmt = select(func.count()).select_from(Vm).where(Vm.template_id == template_id)
+        return int(await self.session.scalar(stmt) or 0)
 
     async def delete(self, template_id: str) -> bool:
         """Delete the row; True if it existed."""

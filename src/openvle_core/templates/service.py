@@ -6,13 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
 from openvle_core.errors import InvalidRequest
+from openvle_core.names import dns_name
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.membership import PoolView, require_pool_member
 from openvle_core.templates.repository import TemplateRepository
-from openvle_core.vms.repository import VmRepository
-from openvle_core.vms.service import dns_name
 
 
 async def request_create_template(
@@ -71,7 +70,7 @@ async def request_update_template(
 async def request_delete_template(session: AsyncSession, template_id: str) -> Operation:
     """Stage the deletion; refused while VMs (linked clones) still use the template."""
     template = await TemplateRepository(session).require(template_id)
-    users = await VmRepository(session).count_for_template(template_id)
+    users = await TemplateRepository(session).count_vms(template_id)
     if users:
         raise TemplateInUse(f"template {template.name} is still used by {users} VMs")
     return await OperationRepository(session).create(

@@ -19,7 +19,7 @@ from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.operations.kinds import KindSpec, OperationKind
-from openvle_core.proxmox import ProxmoxTaskFailed
+from openvle_core.proxmox import ProxmoxClient, ProxmoxTaskFailed
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.records import update_template
@@ -63,11 +63,11 @@ async def _record(runtime: Runtime, op: Operation, vmid: int, node: str) -> str:
     return template_id
 
 
-async def _convert(runtime: Runtime, vmid: int) -> str:
+async def _convert(proxmox: ProxmoxClient, vmid: int) -> str:
     """Convert a pool VM to a template unless it already is one; returns its node."""
-    node = await require_pool_node(runtime.proxmox, vmid)
-    if not (await runtime.proxmox.vm_config(node, vmid)).template:
-        await runtime.proxmox.convert_to_template(node, vmid, task_timeout=TEMPLATE_TIMEOUT)
+    node = await require_pool_node(proxmox, vmid)
+    if not (await proxmox.vm_config(node, vmid)).template:
+        await proxmox.convert_to_template(node, vmid, task_timeout=TEMPLATE_TIMEOUT)
     return node
 
 
@@ -91,7 +91,7 @@ async def create_template(runtime: Runtime, op: Operation) -> None:
         vmid = int(op.params["source_vmid"])
     else:
         vmid = await _derive(runtime, op, str(op.params["from_template_id"]))
-    node = await _convert(runtime, vmid)
+    node = await _convert(runtime.proxmox, vmid)
     if op.params.get("name") and op.params.get("source_vmid") is not None:
         await runtime.proxmox.update_vm_config(node, vmid, {"name": op.params["name"]})
     await _record(runtime, op, vmid, node)
@@ -114,7 +114,7 @@ async def update_template_operation(runtime: Runtime, op: Operation) -> None:
         for k in ("name", "cores", "memory_mb", "description")
         if op.params.get(k) is not None
     }
-    await update_template(runtime, template.id, node=node, **fields)
+    await update_template(runtime.sessions, template.id, node=node, **fields)
 
 
 async def delete_template(runtime: Runtime, op: Operation) -> None:
@@ -124,14 +124,16 @@ async def delete_template(runtime: Runtime, op: Operation) -> None:
         template = await TemplateRepository(session).get(op.target_id)
     if template is None:
         return
-    node = await _pool_node_or_none(runtime, template.vmid)
+    node = await _pool_node_or_none(runtime.proxmox, template.vmid)
     if node is not None:
-        await update_template(runtime, template.id, status=TemplateStatus.DELETING.value)
+        await update_template(runtime.sessions, template.id, status=TemplateStatus.DELETING.value)
         try:
             await runtime.proxmox.delete_vm(node, template.vmid, purge=True)
         except ProxmoxTaskFailed as exc:
             if "still in use" in exc.exitstatus:
-                await update_template(runtime, template.id, status=TemplateStatus.AVAILABLE.value)
+                await update_template(
+                    runtime.sessions, template.id, status=TemplateStatus.AVAILABLE.value
+                )
                 raise TemplateInUse(
                     f"template {template.name} is still used by linked clones"
                 ) from exc
@@ -140,10 +142,10 @@ async def delete_template(runtime: Runtime, op: Operation) -> None:
         await TemplateRepository(session).delete(template.id)
 
 
-async def _pool_node_or_none(runtime: Runtime, vmid: int) -> str | None:
+async def _pool_node_or_none(proxmox: ProxmoxClient, vmid: int) -> str | None:
     from openvle_core.guests.identity import pool_node
 
-    return await pool_node(runtime.proxmox, vmid) or None
+    return await pool_node(proxmox, vmid) or None
 
 
 KINDS = {

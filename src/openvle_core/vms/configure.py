@@ -9,27 +9,26 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.models import Vm
 from openvle_core.db.session import in_transaction, transaction
-from openvle_core.events.repository import EventRepository
 from openvle_core.guests.smbios import SmbiosMetadata, build_smbios1
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import Settings
+from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 
-async def event_slug(runtime: Runtime, event_id: str | None) -> str:
+async def event_slug(sessions: async_sessionmaker[AsyncSession], event_id: str | None) -> str:
     """The slug of the VM's event ('' when it has none)."""
     if event_id is None:
         return ""
-    async with transaction(runtime.sessions) as session:
-        event = await EventRepository(session).get(event_id)
-        return event.slug if event is not None else ""
+    async with transaction(sessions) as session:
+        return await VmRepository(session).event_slug(event_id) or ""
 
 
 def smbios_options(settings: Settings, config: VmConfig, vm: Vm, slug: str) -> dict[str, object]:
@@ -79,7 +78,9 @@ async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
     config = await runtime.proxmox.vm_config(node, vm.vmid)
     options: dict[str, object] = {}
     if settings.vms.smbios_metadata:
-        options.update(smbios_options(settings, config, vm, await event_slug(runtime, vm.event_id)))
+        options.update(
+            smbios_options(settings, config, vm, await event_slug(runtime.sessions, vm.event_id))
+        )
     address: str | None = None
     if settings.cloudinit.enabled:
         address = str(await allocate_address(runtime, vm.id))

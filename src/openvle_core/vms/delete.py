@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import Operation, Vm
@@ -31,9 +33,9 @@ if TYPE_CHECKING:
 DESTROY_TIMEOUT = 1800.0
 
 
-async def forget_vm(runtime: Runtime, vm_id: str) -> bool:
+async def forget_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> bool:
     """Release the VM's addresses and vmid and delete its row; False if already gone."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         vm = await VmRepository(session).get(vm_id)
         if vm is None:
             return False
@@ -55,8 +57,8 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
     upid = journal.read(op).destroy_upid
     if upid is None:
         await confirm(pve, node, vm.vmid, uuid=vm.id, name=vm.name)
-        await update_vm(runtime, vm.id, status=VmStatus.DELETING.value)
-        await ha_remove_vmid(runtime, vm.vmid)
+        await update_vm(runtime.sessions, vm.id, status=VmStatus.DELETING.value)
+        await ha_remove_vmid(runtime.proxmox, vm.vmid)
         if (await pve.vm_status(node, vm.vmid)).status == "running":
             await pve.stop_vm(node, vm.vmid)
         upid = await pve.start_delete(node, vm.vmid, purge=True)
@@ -72,15 +74,15 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
         raise
 
 
-async def _load(runtime: Runtime, vm_id: str) -> Vm | None:
-    async with transaction(runtime.sessions) as session:
+async def _load(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm | None:
+    async with transaction(sessions) as session:
         return await VmRepository(session).get(vm_id)
 
 
 async def delete_vm(runtime: Runtime, op: Operation) -> None:
     """Delete the VM on Proxmox (if it is there and ours) and in the DB."""
     assert op.target_id is not None
-    vm = await _load(runtime, op.target_id)
+    vm = await _load(runtime.sessions, op.target_id)
     if vm is None:
         return  # an earlier run finished
     if vm.vmid is not None:
@@ -89,7 +91,7 @@ async def delete_vm(runtime: Runtime, op: Operation) -> None:
             await destroy(runtime, op, vm, node)
         elif not journal.read(op).destroy_upid and vm.status not in _GONE:
             raise OutsidePool(vm.vmid, runtime.proxmox.settings.vms_pool)
-    await forget_vm(runtime, vm.id)
+    await forget_vm(runtime.sessions, vm.id)
     await journal.write(runtime.sessions, op, Journal(deleted_vmid=vm.vmid))
 
 

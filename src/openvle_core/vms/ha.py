@@ -10,43 +10,44 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
+from openvle_core.proxmox import ProxmoxClient
 from openvle_core.vms.records import load_vm, update_vm
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 
-async def ha_vmids(runtime: Runtime) -> set[int]:
+async def ha_vmids(proxmox: ProxmoxClient) -> set[int]:
     """vmids that are HA resources now."""
-    return {r.vmid for r in await runtime.proxmox.ha_resources() if r.vmid is not None}
+    return {r.vmid for r in await proxmox.ha_resources() if r.vmid is not None}
 
 
 async def ha_add_vm(runtime: Runtime, vm_id: str) -> bool:
     """Make our VM HA-managed (state started); False when HA is disabled."""
     if not runtime.settings.vms.ha_enabled:
         return False
-    vm = await load_vm(runtime, vm_id)
+    vm = await load_vm(runtime.sessions, vm_id)
     require_vmid(vm)
     assert vm.vmid is not None
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)
-    if vm.vmid not in await ha_vmids(runtime):
+    if vm.vmid not in await ha_vmids(runtime.proxmox):
         await runtime.proxmox.ha_add(vm.vmid, state="started", comment=f"OpenVLE {vm.name}")
-    await update_vm(runtime, vm_id, ha_managed=True)
+    await update_vm(runtime.sessions, vm_id, ha_managed=True)
     return True
 
 
-async def ha_remove_vmid(runtime: Runtime, vmid: int) -> bool:
+async def ha_remove_vmid(proxmox: ProxmoxClient, vmid: int) -> bool:
     """Remove `vm:<vmid>` from HA if it is there; True if it was."""
-    if vmid not in await ha_vmids(runtime):
+    if vmid not in await ha_vmids(proxmox):
         return False
-    await runtime.proxmox.ha_remove(vmid)
+    await proxmox.ha_remove(vmid)
     return True
 
 
 async def ha_remove_vm(runtime: Runtime, vm_id: str) -> bool:
     """Stop HA-managing our VM (the VM keeps running); True if it was HA-managed."""
-    vm = await load_vm(runtime, vm_id)
-    removed = vm.vmid is not None and await ha_remove_vmid(runtime, vm.vmid)
-    await update_vm(runtime, vm_id, ha_managed=False)
+    vm = await load_vm(runtime.sessions, vm_id)
+    removed = vm.vmid is not None and await ha_remove_vmid(runtime.proxmox, vm.vmid)
+    await update_vm(runtime.sessions, vm_id, ha_managed=False)
     return removed

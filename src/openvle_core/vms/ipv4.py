@@ -34,7 +34,7 @@ async def read_agent_ip(
     while True:
         lookup = await runtime.proxmox.get_ipv4(node, vmid)
         if lookup.address is not None:
-            await update_vm(runtime, vm_id, ipv4=str(lookup.address))
+            await update_vm(runtime.sessions, vm_id, ipv4=str(lookup.address))
             await journal.write(runtime.sessions, op, Journal(ipv4=str(lookup.address)))
             return str(lookup.address)
         reason = lookup.reason or "no address"

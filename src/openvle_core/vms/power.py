@@ -87,22 +87,26 @@ async def apply_action(
 
 async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> None:
     """Bring the VM to the state `action` asks for (idempotent)."""
-    vm = await load_vm(runtime, vm_id)
+    vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
     node = await require_pool_node(runtime.proxmox, vmid)
     await confirm(runtime.proxmox, node, vmid, uuid=vm.id, name=vm.name)
     current = db_status(await runtime.proxmox.vm_status(node, vmid))
     if already_done(action, current):
-        await update_vm(runtime, vm_id, status=current.value, node=node)
+        await update_vm(runtime.sessions, vm_id, status=current.value, node=node)
     else:
         refuse(action, current, vmid)
-        await update_vm(runtime, vm_id, status=TRANSITION.get(action, current).value, node=node)
+        await update_vm(
+            runtime.sessions, vm_id, status=TRANSITION.get(action, current).value, node=node
+        )
         force = bool(op.params.get("force", False))
         final = await apply_action(runtime, action, node, vmid, force)
         ha = final.ha.managed
-        await update_vm(runtime, vm_id, status=db_status(final).value, ha_managed=ha)
+        await update_vm(runtime.sessions, vm_id, status=db_status(final).value, ha_managed=ha)
     await journal.write(
-        runtime.sessions, op, Journal(power=action, status=(await load_vm(runtime, vm_id)).status)
+        runtime.sessions,
+        op,
+        Journal(power=action, status=(await load_vm(runtime.sessions, vm_id)).status),
     )
     if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
         await read_agent_ip(runtime, op, vm_id, node, vmid)
@@ -112,9 +116,9 @@ async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) ->
     """After a failure, show the VM's real state instead of a transitional one."""
     if op.target_id is None:
         return
-    vm = await load_vm(runtime, op.target_id)
+    vm = await load_vm(runtime.sessions, op.target_id)
     if vm.vmid is None:
         return
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
-    await update_vm(runtime, vm.id, status=status.value, node=node)
+    await update_vm(runtime.sessions, vm.id, status=status.value, node=node)

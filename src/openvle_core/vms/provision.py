@@ -9,23 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
 from openvle_core.db.enums import VmStatus
-from openvle_core.db.models import Node, Operation, Template, Vm
+from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
 from openvle_core.guests.identity import pool_node, require_pool_node
+from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.placement.caps import Limits, TemplateDisks, storages_of
 from openvle_core.placement.nodes import NodeLoad, choose_node
+from openvle_core.proxmox import ProxmoxClient
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
 from openvle_core.vms.power import db_status, power_vm
 from openvle_core.vms.records import load_vm, update_vm
+from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -35,12 +36,12 @@ async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
     """Cloud-init on: claim the VM's address before cloning (idempotent)."""
     if runtime.settings.cloudinit.enabled:
         address = await allocate_address(runtime, vm_id)
-        await update_vm(runtime, vm_id, ipv4=str(address))
+        await update_vm(runtime.sessions, vm_id, ipv4=str(address))
 
 
 async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
     """Place and clone (skipped if an earlier run recorded it done)."""
-    vm = await load_vm(runtime, vm_id)
+    vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
     async with transaction(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
@@ -49,10 +50,10 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
     if node is None:
         config = await runtime.proxmox.vm_config(template_node, template.vmid)
         node = await place_clone(runtime, vm_id, template_node, config)
-        await update_vm(runtime, vm_id, node=node)
+        await update_vm(runtime.sessions, vm_id, node=node)
 
     async def record_vmid(vmid: int | None) -> None:
-        await update_vm(runtime, vm_id, vmid=vmid)
+        await update_vm(runtime.sessions, vm_id, vmid=vmid)
 
     spec = CloneSpec(
         template.vmid, vm.name, vm.id, vm.full_clone, node, vm.id, vm.vmid, record_vmid
@@ -66,11 +67,11 @@ async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> N
     a vmid that holds nothing of ours in the pool is released."""
     if op.target_id is None:
         return
-    vm = await load_vm(runtime, op.target_id)
+    vm = await load_vm(runtime.sessions, op.target_id)
     if vm.vmid is not None and await pool_node(runtime.proxmox, vm.vmid) is None:
         await vmids.release(runtime.sessions, vm.vmid)
-        await update_vm(runtime, vm.id, vmid=None)
-    await update_vm(runtime, vm.id, status=VmStatus.ERROR.value)
+        await update_vm(runtime.sessions, vm.id, vmid=None)
+    await update_vm(runtime.sessions, vm.id, status=VmStatus.ERROR.value)
 
 
 async def clone_vm(runtime: Runtime, op: Operation) -> None:
@@ -80,14 +81,14 @@ async def clone_vm(runtime: Runtime, op: Operation) -> None:
     await _reserve_ip(runtime, vm_id)
     if not journal.read(op).cloned:
         await _clone(runtime, op, vm_id)
-    vm = await load_vm(runtime, vm_id)
+    vm = await load_vm(runtime.sessions, vm_id)
     assert vm.vmid is not None
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     if not journal.read(op).configured:
         await configure_clone(runtime, vm, node)
         await journal.write(runtime.sessions, op, Journal(configured=True))
     status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
-    await update_vm(runtime, vm_id, node=node, status=status.value)
+    await update_vm(runtime.sessions, vm_id, node=node, status=status.value)
     await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
     if op.params.get("start"):
         await power_vm(runtime, op, vm_id, "start")
@@ -96,35 +97,28 @@ async def clone_vm(runtime: Runtime, op: Operation) -> None:
 INFLIGHT = (VmStatus.CLONING.value, VmStatus.STARTING.value)
 
 
-async def on_shared_storage(runtime: Runtime, config: VmConfig) -> bool:
+async def on_shared_storage(proxmox: ProxmoxClient, config: VmConfig) -> bool:
     """True when every disk of the template is on shared storage (unknown = local)."""
     sids = storages_of(config)
-    resources = await runtime.proxmox.cluster_resources("storage")
+    resources = await proxmox.cluster_resources("storage")
     shared = {r.storage for r in resources if r.storage and r.shared}
     return bool(sids) and sids <= shared
 
 
 async def inflight_cores(runtime: Runtime, exclude_vm: str) -> dict[str, float]:
     """Cores of our clones still cloning/starting per node (not yet in PVE's stats)."""
-    cores = func.coalesce(Template.cores, 1)
-    stmt = (
-        select(Vm.node, func.sum(cores))
-        .outerjoin(Template, Template.id == Vm.template_id)
-        .where(Vm.status.in_(INFLIGHT), Vm.node.is_not(None), Vm.id != exclude_vm)
-        .group_by(Vm.node)
-    )
     async with transaction(runtime.sessions) as session:
-        rows = (await session.execute(stmt)).all()
-        known = {n.name: n.cpu for n in (await session.scalars(select(Node))).all()}
+        inflight = await VmRepository(session).inflight_cores(INFLIGHT, exclude=exclude_vm)
+        known = {n.name: n.cpu for n in await NodeRepository(session).all()}
     for name, cpu in known.items():
         if cpu > 0:
             runtime.node_cpu.setdefault(name, cpu)
-    return {str(node): float(total or 0) for node, total in rows}
+    return inflight
 
 
 async def place_clone(runtime: Runtime, vm_id: str, template_node: str, config: VmConfig) -> str:
     """The node for a new clone: least loaded (shared storage) or the template's node."""
-    if not await on_shared_storage(runtime, config):
+    if not await on_shared_storage(runtime.proxmox, config):
         return template_node
     nodes = [
         NodeLoad(n.node, n.status == "online", float(n.cpu or 0.0), int(n.maxcpu or 0))
@@ -138,13 +132,15 @@ async def place_clone(runtime: Runtime, vm_id: str, template_node: str, config: 
     return chosen
 
 
-async def template_disks(runtime: Runtime, limits: Limits, vmid: int, node: str) -> TemplateDisks:
+async def template_disks(
+    proxmox: ProxmoxClient, limits: Limits, vmid: int, node: str
+) -> TemplateDisks:
     """A template's disks (read once per template while the limits live)."""
     cached = limits.templates.get(vmid)
     if cached is not None:
         return cached
-    config = await runtime.proxmox.vm_config(node, vmid)
-    resources = await runtime.proxmox.cluster_resources("storage")
+    config = await proxmox.vm_config(node, vmid)
+    resources = await proxmox.cluster_resources("storage")
     shared = frozenset(r.storage for r in resources if r.storage and r.shared)
     disks = TemplateDisks(node, config, frozenset(storages_of(config)), shared)
     limits.templates[vmid] = disks
@@ -158,10 +154,10 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
     limits = runtime.caps.current
     assert limits is not None
     template_node = await require_pool_node(runtime.proxmox, template.vmid)
-    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
     async with limits.placing:
         node = await place_clone(runtime, vm.id, template_node, disks.config)
-        await update_vm(runtime, vm.id, node=node, status=VmStatus.CLONING.value)
+        await update_vm(runtime.sessions, vm.id, node=node, status=VmStatus.CLONING.value)
     return node
 
 
@@ -171,12 +167,12 @@ async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> None
     if limits is None or journal.read(op).cloned:
         await clone_vm(runtime, op)
         return
-    vm = await load_vm(runtime, vm_id)
+    vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
     async with transaction(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     node = await place_within_caps(runtime, vm, template)
     template_node = await require_pool_node(runtime.proxmox, template.vmid)
-    disks = await template_disks(runtime, limits, template.vmid, template_node)
+    disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
     async with limits.clone_slot(node, disks, vm.full_clone):
         await clone_vm(runtime, op)

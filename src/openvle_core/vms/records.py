@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.changelog.tracking import apply_changes
 from openvle_core.db.models import Vm
@@ -16,22 +18,22 @@ from openvle_core.logging import bind
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
-    from openvle_core.runtime import Runtime
+    pass
 
 TRACKED_VM_FIELDS = ("status", "node", "ipv4", "vmid")
 
 
-async def load_vm(runtime: Runtime, vm_id: str) -> Vm:
+async def load_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm:
     """The VM row (VmNotFound if it is gone)."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         return await VmRepository(session).require(vm_id)
 
 
-async def update_vm(runtime: Runtime, vm_id: str, **fields: Any) -> Vm:
+async def update_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str, **fields: Any) -> Vm:
     """Set VM columns; every changed status/node/ipv4/vmid goes to the changelog."""
     if fields.get("vmid") is not None:
         bind(vmid=fields["vmid"])
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         vm = await VmRepository(session).require(vm_id)
         changes = apply_changes(vm, "vm", vm_id, fields, TRACKED_VM_FIELDS)
         await ChangelogRepository(session).add_many(changes)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openvle_core.db.models import Vm
+from openvle_core.db.models import Event, Template, Vm
 from openvle_core.db.types import utcnow
 from openvle_core.vms.errors import VmNotFound
 
@@ -65,10 +65,34 @@ class VmRepository:
             await self.session.scalars(select(Vm).where(Vm.event_id == event_id).order_by(Vm.id))
         ).all()
 
-    async def count_for_template(self, template_id: str) -> int:
-        """How many VMs were cloned from the template (linked clones block its deletion)."""
-        stmt = select(func.count()).select_from(Vm).where(Vm.template_id == template_id)
-        return int(await self.session.scalar(stmt) or 0)
+    async def event_slug(self, event_id: str) -> str | None:
+        """The slug of an event, for the SMBIOS family of its VMs (None if it is gone)."""
+        return await self.session.scalar(select(Event.slug).where(Event.id == event_id))
+
+    async def inflight_cores(self, statuses: Collection[str], *, exclude: str) -> dict[str, float]:
+        """Cores (of their template; 1 if unknown) of VMs in `statuses` per node, but `exclude`."""
+        cores = func.coalesce(Template.cores, 1)
+        stmt = (
+            select(Vm.node, func.sum(cores))
+            .outerjoin(Template, Template.id == Vm.template_id)
+            .where(Vm.status.in_(list(statuses)), Vm.node.is_not(None), Vm.id != exclude)
+            .group_by(Vm.node)
+        )
+        return {
+            str(node): float(total or 0) for node, total in (await self.session.execute(stmt)).all()
+        }
+
+    async def names_of(self, vm_ids: Collection[str]) -> dict[str, str]:
+        """Name per VM id for the given ids (gone ones are left out)."""
+        if not vm_ids:
+            return {}
+        rows = await self.session.execute(select(Vm.id, Vm.name).where(Vm.id.in_(list(vm_ids))))
+        return {str(vm_id): str(name) for vm_id, name in rows.all()}
+
+    async def names_starting(self, prefix: str, *, not_of_event: str) -> set[str]:
+        """Names of VMs of other events (or none) that start with `prefix`."""
+        stmt = select(Vm.name).where(Vm.name.like(f"{prefix}%"), Vm.event_id != not_of_event)
+        return set((await self.session.scalars(stmt)).all())
 
     async def views(self) -> Sequence[VmView]:
         """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows)."""

@@ -7,8 +7,6 @@ clone or another power action (a stop after a start is what a user expects).
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import TemplateStatus, VmStatus
@@ -16,6 +14,7 @@ from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import new_id
 from openvle_core.errors import ConflictError, InvalidRequest
 from openvle_core.ipam.allocator import require_free_ip
+from openvle_core.names import dns_name
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
@@ -25,16 +24,6 @@ from openvle_core.vms.power import ACTIONS
 from openvle_core.vms.repository import VmRepository
 
 QUEUE_BEHIND = frozenset({OperationKind.VM_POWER, OperationKind.VM_CLONE})
-MAX_NAME = 63
-
-
-def dns_name(text: str) -> str:
-    """A DNS-safe VM name (PVE's `dns-name`): lower case, [a-z0-9-], no edge hyphens."""
-    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    name = re.sub(r"-{2,}", "-", name)[:MAX_NAME].strip("-")
-    if not name:
-        raise InvalidRequest(f"{text!r} gives no usable VM name (letters, digits, hyphens)")
-    return name
 
 
 async def request_clone(

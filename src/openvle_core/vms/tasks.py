@@ -36,14 +36,14 @@ MIGRATE_TIMEOUT = 3600.0
 async def migrate_operation(runtime: Runtime, op: Operation) -> None:
     """Params: `target_node`, `online`, `with_local_disks`."""
     assert op.target_id is not None
-    vm = await load_vm(runtime, op.target_id)
+    vm = await load_vm(runtime.sessions, op.target_id)
     require_vmid(vm)
     assert vm.vmid is not None
     target = str(op.params["target_node"])
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     if node != target:
         await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)
-        await update_vm(runtime, vm.id, status=VmStatus.MIGRATING.value)
+        await update_vm(runtime.sessions, vm.id, status=VmStatus.MIGRATING.value)
         await runtime.proxmox.migrate_vm(
             node,
             vm.vmid,
@@ -53,7 +53,7 @@ async def migrate_operation(runtime: Runtime, op: Operation) -> None:
             task_timeout=MIGRATE_TIMEOUT,
         )
     status = db_status(await runtime.proxmox.vm_status(target, vm.vmid))
-    await update_vm(runtime, vm.id, node=target, status=status.value)
+    await update_vm(runtime.sessions, vm.id, node=target, status=status.value)
     await journal.write(runtime.sessions, op, Journal(node=target, previous_node=node))
 
 

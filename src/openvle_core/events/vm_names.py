@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from openvle_core.vms.service import MAX_NAME, dns_name
+from openvle_core.names import MAX_NAME, dns_name
 
 TEMPLATE_PART = 40
 
