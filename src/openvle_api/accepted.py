@@ -6,10 +6,9 @@ from typing import Any
 
 from fastapi import Response
 
-from openvle_api.deps import UnitOfWork
+from openvle_api.deps import API_PREFIX, UnitOfWork
 from openvle_api.responses import problems
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import OperationOut, operation_out
+from openvle_api.schemas.operations import OperationOut, operation_out
 from openvle_core.db.models import Operation
 
 ACCEPTED: dict[int | str, dict[str, Any]] = {

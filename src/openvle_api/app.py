@@ -14,7 +14,6 @@ connections (readdb.py), everything else the shared engine.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -39,6 +38,7 @@ from openvle_api.routers import (
     vms,
 )
 from openvle_api.sse import POLL_SECONDS
+from openvle_api.state import AppState, install_state
 from openvle_core import __version__
 from openvle_core.db.session import EngineRowReader, is_sqlite, session_factory
 from openvle_core.handlers import run_operation
@@ -62,6 +62,8 @@ def create_app(
     `sse_poll`: seconds between the database polls of event streams.
     """
 
+    state = AppState(settings, Authenticator(ttl=auth_cache_ttl), sse_poll, runtime)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -69,26 +71,26 @@ def create_app(
                 opened = await stack.enter_async_context(
                     open_runtime(settings, runner=run_operation)
                 )
-                app.state.runtime = opened
+                state.runtime = opened
                 if settings.redis.url is None:  # embedded: cron jobs run in this process
                     await stack.enter_async_context(scheduler(opened))
             url = settings.database.url.get_secret_value()
             if is_sqlite(url) and make_url(url).database not in (None, "", ":memory:"):
                 readers = create_read_engine(url, settings.database.pool_size)
                 stack.push_async_callback(readers.dispose)
-                app.state.read_sessions = session_factory(readers)
+                state.read_sessions = session_factory(readers)
                 row_reader = SQLiteRowReader(url, settings.database.pool_size)
                 stack.push_async_callback(row_reader.dispose)
-                app.state.row_reader = row_reader
+                state.row_reader = row_reader
             elif not is_sqlite(url):
                 row_engine = create_row_engine(url, settings.database.pool_size)
                 stack.push_async_callback(row_engine.dispose)
-                app.state.row_reader = EngineRowReader(row_engine)
+                state.row_reader = EngineRowReader(row_engine)
             try:
                 yield
             finally:
-                app.state.shutdown.set()
-                app.state.row_reader = None
+                state.shutdown.set()
+                state.row_reader = None
 
     app = FastAPI(
         title=f"{settings.project_name} Proxmox service",
@@ -99,13 +101,7 @@ def create_app(
         redoc_url=None,
         generate_unique_id_function=route_id,
     )
-    app.state.settings = settings
-    app.state.runtime = runtime
-    app.state.shutdown = asyncio.Event()
-    app.state.sse_poll = sse_poll
-    app.state.read_sessions = None  # set by the lifespan on SQLite
-    app.state.row_reader = None  # likewise
-    app.state.authenticator = Authenticator(ttl=auth_cache_ttl)
+    install_state(app, state)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)
     for module in (nodes, templates, vms, events, operations, changelog, system, health, metrics):

@@ -19,8 +19,9 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openvle_api.auth import Authenticator, Principal
+from openvle_api.auth import Principal
 from openvle_api.errors import ApiProblem
+from openvle_api.state import app_state
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from openvle_core.db.session import EngineRowReader, RowReader, transaction
@@ -33,8 +34,7 @@ async def get_runtime(request: Request) -> Runtime:
 
     (Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread.)
     """
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return app_state(request).require_runtime()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -55,8 +55,7 @@ class UnitOfWork:
 
 def read_sessions(request: Request, runtime: Runtime) -> async_sessionmaker[AsyncSession]:
     """Sessions for read-only work: on SQLite deferred transactions (see app.py)."""
-    readers: async_sessionmaker[AsyncSession] | None = request.app.state.read_sessions
-    return readers or runtime.sessions
+    return app_state(request).read_sessions or runtime.sessions
 
 
 async def get_uow(request: Request, runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
@@ -121,7 +120,7 @@ def require_scope(needed: TokenScope) -> Callable[..., Awaitable[Principal]]:
         request: Request, uow: Uow, credentials: Credentials, runtime: RuntimeDep
     ) -> Principal:
         plain = _plain_token(credentials)
-        auth: Authenticator = request.app.state.authenticator
+        auth = app_state(request).authenticator
         writer = runtime.sessions if uow.read_only else None
         return _checked(await auth.resolve(uow.session, plain, writer), needed)
 
@@ -135,10 +134,11 @@ async def read_auth(request: Request, credentials: Credentials) -> Principal:
     session of its own and the use is recorded in a short write transaction.
     """
     plain = _plain_token(credentials)
-    auth: Authenticator = request.app.state.authenticator
+    state = app_state(request)
+    auth = state.authenticator
     principal = auth.peek(plain)
     if principal is None:
-        runtime: Runtime = request.app.state.runtime
+        runtime = state.require_runtime()
         readers = read_sessions(request, runtime)
         if readers is runtime.sessions:  # one engine: look up and record use in one go
             async with transaction(readers) as session:
@@ -156,11 +156,10 @@ async def get_row_reader(request: Request) -> RowReader:
 
 def row_reader(request: Request) -> RowReader:
     """The app's RowReader (readdb.py's), else one on the runtime's engine."""
-    reader: RowReader | None = request.app.state.row_reader
-    if reader is None:  # MariaDB, in-memory SQLite, or an app served without its lifespan
-        runtime: Runtime = request.app.state.runtime
-        return EngineRowReader(runtime.sessions.kw["bind"])
-    return reader
+    state = app_state(request)
+    if state.row_reader is None:  # in-memory SQLite, or an app served without its lifespan
+        return EngineRowReader(state.require_runtime().sessions.kw["bind"])
+    return state.row_reader
 
 
 Reader = Annotated[RowReader, Depends(get_row_reader)]
@@ -191,3 +190,6 @@ async def page_params(
 
 
 Paging = Annotated[PageParams, Depends(page_params)]
+
+
+API_PREFIX = "/api/v1"

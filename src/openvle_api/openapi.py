@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from openvle_api.errors import PROBLEM_JSON
 from openvle_api.responses import DESCRIPTIONS
-from openvle_api.schemas import Problem
+from openvle_api.schemas.common import Problem
 
 DESCRIPTION = """\
 The OpenVLE Proxmox service: templates, VMs, events and the cluster sync.

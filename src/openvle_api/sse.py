@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openvle_api.schemas import ChangeOut, operation_out
+from openvle_api.schemas.changelog import ChangeOut
+from openvle_api.schemas.operations import operation_out
 from openvle_core.changelog import queries as changelog
 from openvle_core.db.enums import IN_FLIGHT_STATES
 from openvle_core.operations.queries import find_operation

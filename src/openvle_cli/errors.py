@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""Errors the CLI reports in one line (no traceback)."""
 
 from __future__ import annotations
 

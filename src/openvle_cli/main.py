@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from openvle_cli import demo, doctor, progress, tokens
+from openvle_cli.settings import settings_or_exit
 from openvle_core import __version__
-from openvle_core.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
     name="openvle",
@@ -28,19 +28,6 @@ app.add_typer(tokens.app, name="token")
 app.command("demo")(demo.command)
 app.command("doctor")(doctor.command)
 app.command("follow")(progress.command)
-
-
-def settings_or_exit() -> Settings:
-    """The settings from the environment and .env; exit 2 with the problems otherwise."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        typer.echo(exc.message, err=True)
-        raise typer.Exit(2) from None
-    from openvle_core.logging import setup_logging
-
-    setup_logging(settings)
-    return settings
 
 
 @app.callback(invoke_without_command=True)

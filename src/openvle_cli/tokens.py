@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed unit of work on DATABASE_URL."""
-    from openvle_cli.main import settings_or_exit
+    from openvle_cli.settings import settings_or_exit
 
     settings = settings_or_exit()
 

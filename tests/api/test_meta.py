@@ -7,8 +7,8 @@ import dataclasses
 import httpx
 from arq.constants import default_queue_name
 
-from openvle_api import schemas
 from openvle_api.app import create_app
+from openvle_api.schemas import common as schemas
 from openvle_core.health import queue_depth
 from openvle_core.queue import ArqQueue, InProcessQueue
 from openvle_pvesim import Simulator

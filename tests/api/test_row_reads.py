@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_api.readdb import SQLiteRowReader, create_row_engine
-from openvle_api.schemas import VmOut
+from openvle_api.schemas.vms import VmOut
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Template, Vm
 from openvle_core.db.pagination import Page, encode_cursor

@@ -14,11 +14,11 @@ import pytest
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator, run_simulator
-from tests.engine.kit import (
+from tests.events.kit import MakeRuntime, runtime_factory
+from tests.vms.kit import (
     TIME_SCALE,
     sqlite_url,
 )
-from tests.events.kit import MakeRuntime, runtime_factory
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from openvle_core.guests.smbios import parse_smbios1
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator
-from tests.engine.kit import (
+from tests.vms.kit import (
     FAST_POLL,
     FAST_RETRY,
     LEASE,

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from openvle_pvesim import Simulator, run_simulator
-from tests.engine.kit import POOL, TIME_SCALE
 from tests.events.kit import (
     DEBIAN,
     UBUNTU,
@@ -26,6 +25,7 @@ from tests.events.kit import (
     run,
     runtime_factory,
 )
+from tests.vms.kit import POOL, TIME_SCALE
 
 FAULTS = (
     "status=502:p=0.05:*; status=596:p=0.05:*; lock_timeout=qmclone:p=0.1; "

@@ -8,7 +8,6 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
-from tests.engine.kit import LOCAL_TEMPLATE
 from tests.events.kit import (
     DEBIAN,
     MakeRuntime,
@@ -19,6 +18,7 @@ from tests.events.kit import (
     run,
     tasks_of,
 )
+from tests.vms.kit import LOCAL_TEMPLATE
 
 
 async def _children(runtime: Runtime, parent_id: str) -> list[Operation]:

@@ -18,8 +18,8 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator
-from tests.engine.kit import FAST_POLL, FAST_RETRY, make_settings
 from tests.events.kit import DEBIAN, LEASE, make_event, run
+from tests.vms.kit import FAST_POLL, FAST_RETRY, make_settings
 
 CAP = 2
 SIM_TIME_SCALE = 0.2  # a linked clone's task runs about 160 ms: long enough to overlap

@@ -11,7 +11,6 @@ from openvle_core.db.models import Operation
 from openvle_core.operations.lease import recover
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
-from tests.engine.kit import wait_op
 from tests.events.kit import (
     DEBIAN,
     event_row,
@@ -23,6 +22,7 @@ from tests.events.kit import (
     runtime_factory,
     tasks_of,
 )
+from tests.vms.kit import wait_op
 
 
 async def _finish_with_recovery(runtime: Runtime, op_id: str) -> Operation:

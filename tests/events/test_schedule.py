@@ -12,7 +12,6 @@ import pytest
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.events.schedule import events_tick, run_schedule
 from openvle_pvesim import Simulator
-from tests.engine.kit import wait_op
 from tests.events.kit import (
     DEBIAN,
     MakeRuntime,
@@ -21,6 +20,7 @@ from tests.events.kit import (
     pool_guests,
     runtime_factory,
 )
+from tests.vms.kit import wait_op
 
 LEAD = {"event_lead_time": 900, "event_transition_period": 600}
 

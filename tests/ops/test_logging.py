@@ -155,7 +155,7 @@ async def test_operation_lines_carry_operation_id_and_vmid(
     assert done.state == "succeeded", done.error_message
     entries = parsed(json_lines)
     sync_lines = [e for e in entries if e.get("operation_id") == sync.id]
-    assert any(e["logger"].startswith("openvle_core.reconcile") for e in sync_lines)
+    assert any(e["logger"].startswith("openvle_core.sync") for e in sync_lines)
     assert all(e.get("kind") == "sync" for e in sync_lines if e["logger"] != "httpx")
     clone_lines = [e for e in entries if e.get("operation_id") == clone.id]
     vmid = (done.result or {}).get("vmid")

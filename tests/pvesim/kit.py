@@ -1,4 +1,4 @@
-"""kit: TODO docstring."""
+"""Helpers for simulator tests: the demo tokens and a client authenticated as one."""
 
 from __future__ import annotations
 

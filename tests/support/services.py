@@ -1,4 +1,4 @@
-"""services: TODO docstring."""
+"""External services of the tests (MariaDB, Redis, nx-27017): free ports, skip or fail."""
 
 from __future__ import annotations
 

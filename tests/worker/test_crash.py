@@ -25,7 +25,7 @@ from openvle_core.queue import ArqQueue
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.vms.service import request_clone, request_delete
 from openvle_pvesim import Simulator, run_simulator
-from tests.engine.kit import (
+from tests.vms.kit import (
     CI_TOKEN,
     SHARED_TEMPLATE,
     add_template,

@@ -16,7 +16,7 @@ from openvle_core.operations.kinds import operation_kind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
-from tests.engine.kit import make_settings, sqlite_url, wait_op
+from tests.vms.kit import make_settings, sqlite_url, wait_op
 
 if TYPE_CHECKING:
     from openvle_core.db.models import Operation

@@ -24,7 +24,7 @@ from openvle_core.operations.repository import OperationRepository
 from openvle_core.queue import InProcessQueue
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
-from tests.engine.kit import make_settings, sqlite_url
+from tests.vms.kit import make_settings, sqlite_url
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

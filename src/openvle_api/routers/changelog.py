@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow, read_sessions
+from openvle_api.deps import API_PREFIX, Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import READ_ERRORS
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import ChangeOut, Page
+from openvle_api.schemas.changelog import ChangeOut
+from openvle_api.schemas.common import Page
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, changelog_events
+from openvle_api.state import app_state
 from openvle_core.changelog import queries
 
 router = APIRouter(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
@@ -59,9 +60,9 @@ async def stream_changes(
     Reconnecting clients send `Last-Event-ID` (or `?after=`) and miss nothing.
     """
     start = after if after is not None else last_event_id
-    stop = request.app.state.shutdown
+    stop = app_state(request).shutdown
     return StreamingResponse(
-        changelog_events(read_sessions(request, runtime), start, stop, request.app.state.sse_poll),
+        changelog_events(read_sessions(request, runtime), start, stop, app_state(request).sse_poll),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )

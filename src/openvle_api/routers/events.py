@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import AdminAuth, Paging, ReadAuth, Uow
+from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import EventIn, EventOut, EventPatch, OperationOut, Page, event_out
+from openvle_api.schemas.common import Page
+from openvle_api.schemas.events import EventIn, EventOut, EventPatch, event_out
+from openvle_api.schemas.operations import OperationOut
 from openvle_core.db.enums import EventStatus
 from openvle_core.events import lifecycle, queries, service
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from openvle_api.deps import RuntimeDep
-from openvle_api.schemas import Check, Liveness, Readiness
+from openvle_api.schemas.health import Check, Liveness, Readiness
 from openvle_core.health import (
     Probe,
     check_database,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openvle_api.deps import Paging, ReadAuth, Uow
+from openvle_api.deps import API_PREFIX, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import NodeOut, Page
+from openvle_api.schemas.common import Page
+from openvle_api.schemas.nodes import NodeOut
 from openvle_core.nodes import queries
 
 router = APIRouter(prefix=f"{API_PREFIX}/nodes", tags=["nodes"])

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from openvle_api.deps import Paging, ReadAuth, RuntimeDep, Uow, read_sessions
+from openvle_api.deps import API_PREFIX, Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import OperationOut, Page, operation_out
+from openvle_api.schemas.common import Page
+from openvle_api.schemas.operations import OperationOut, operation_out
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, operation_events
+from openvle_api.state import app_state
 from openvle_core.db.enums import OperationState
 from openvle_core.operations import queries
 
@@ -65,8 +66,8 @@ async def stream_operation(
         operation_events(
             read_sessions(request, runtime),
             op_id,
-            request.app.state.shutdown,
-            request.app.state.sse_poll,
+            app_state(request).shutdown,
+            app_state(request).sse_poll,
         ),
         media_type="text/event-stream",
         headers=SSE_HEADERS,

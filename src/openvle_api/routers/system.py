@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from openvle_api.accepted import ACCEPTED, accepted
-from openvle_api.deps import AdminAuth, RuntimeDep, Uow
+from openvle_api.deps import API_PREFIX, AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import DoctorCheckOut, MissingPrivilegeOut, OperationOut, ProxmoxStatus
+from openvle_api.schemas.operations import OperationOut
+from openvle_api.schemas.system import DoctorCheckOut, MissingPrivilegeOut, ProxmoxStatus
 from openvle_core.sync.service import request_sync
 from openvle_core.system.service import proxmox_report
 

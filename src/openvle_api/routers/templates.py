@@ -7,16 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import AdminAuth, Paging, ReadAuth, RuntimeDep, Uow
+from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import (
-    OperationOut,
-    Page,
-    TemplateCreate,
-    TemplateOut,
-    TemplatePatch,
-)
+from openvle_api.schemas.common import Page
+from openvle_api.schemas.operations import OperationOut
+from openvle_api.schemas.templates import TemplateCreate, TemplateOut, TemplatePatch
 from openvle_core.db.enums import TemplateStatus
 from openvle_core.templates import queries, service
 from openvle_core.templates.membership import PoolView

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
 from openvle_api.deps import (
+    API_PREFIX,
     AdminAuth,
     OperateAuth,
     Paging,
@@ -19,8 +20,9 @@ from openvle_api.deps import (
     row_reader,
 )
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
-from openvle_api.routers import API_PREFIX
-from openvle_api.schemas import OperationOut, Page, VmCreate, VmMigrate, VmOut
+from openvle_api.schemas.common import Page
+from openvle_api.schemas.operations import OperationOut
+from openvle_api.schemas.vms import VmCreate, VmMigrate, VmOut
 from openvle_core.db.enums import VmStatus
 from openvle_core.vms import queries, service
 

@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""Database errors of our own: a bad page cursor, a migration lock not taken."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""Errors of the clone steps (no HTTP; the API maps them). All are permanent."""
 
 from __future__ import annotations
 

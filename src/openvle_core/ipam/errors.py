@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""IP address management errors (no HTTP; the API maps them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""Placement errors (no HTTP; the API maps them)."""
 
 from __future__ import annotations
 

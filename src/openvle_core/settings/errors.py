@@ -1,4 +1,4 @@
-"""errors: TODO docstring."""
+"""The one error of the settings: every bad variable named in one message."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import VM
-from tests.engine.kit import (
+from tests.vms.kit import (
     LOCAL_TEMPLATE,
     SHARED_TEMPLATE,
     MakeRuntime,

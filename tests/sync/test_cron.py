@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from openvle_core.sync.lock import lock_key, sync_lock
 from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, sync_cron, sync_tick
-from tests.reconcile.kit import Harness
+from tests.sync.kit import Harness
 
 
 @pytest.fixture

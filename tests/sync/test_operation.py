@@ -13,7 +13,7 @@ from openvle_core.queue import InProcessQueue
 from openvle_core.runtime import Runtime
 from openvle_core.sync.lock import sync_lock
 from openvle_core.sync.service import request_sync
-from tests.reconcile.kit import Harness
+from tests.sync.kit import Harness
 
 
 def runtime_of(h: Harness) -> Runtime:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, build_http_client
 from openvle_core.snapshot import SqlSnapshotStore
 from openvle_pvesim import Simulator, run_simulator
-from tests.reconcile.kit import FAST_RETRY, POOL_VMS, Harness, settings_for
+from tests.sync.kit import FAST_RETRY, POOL_VMS, Harness, settings_for
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from openvle_core.templates.service import (
 )
 from openvle_core.vms.service import request_clone, request_delete
 from openvle_pvesim import Simulator
-from tests.engine.kit import (
+from tests.vms.kit import (
     SHARED_TEMPLATE,
     MakeRuntime,
     add_template,

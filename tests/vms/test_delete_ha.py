@@ -8,7 +8,7 @@ from openvle_core.runtime import Runtime
 from openvle_core.vms.ha import ha_add_vm
 from openvle_core.vms.service import request_delete, request_power
 from openvle_pvesim import Simulator
-from tests.engine.kit import clone, get_vm, run
+from tests.vms.kit import clone, get_vm, run
 
 
 def task_kinds(sim: Simulator, vmid: int) -> list[str]:

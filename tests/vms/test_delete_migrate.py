@@ -8,7 +8,7 @@ from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_delete, request_migrate
 from openvle_pvesim import Simulator
-from tests.engine.kit import LOCAL_TEMPLATE, add_template, all_rows, clone, get_vm, pool_vms, run
+from tests.vms.kit import LOCAL_TEMPLATE, add_template, all_rows, clone, get_vm, pool_vms, run
 
 
 async def adopt(runtime: Runtime, vmid: int, name: str, status: str = "running") -> str:

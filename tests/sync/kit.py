@@ -1,4 +1,4 @@
-"""kit: TODO docstring."""
+"""Helpers for sync tests: settings for the simulator and a harness of the sync's parts."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator, run_simulator
-from tests.engine.kit import (
+from tests.vms.kit import (
     FAST_POLL,
     FAST_RETRY,
     LEASE,

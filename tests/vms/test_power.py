@@ -10,7 +10,7 @@ from openvle_core.runtime import Runtime
 from openvle_core.vms.ha import ha_add_vm, ha_remove_vm
 from openvle_core.vms.service import request_clone, request_delete, request_power
 from openvle_pvesim import Simulator
-from tests.engine.kit import (
+from tests.vms.kit import (
     SHARED_TEMPLATE,
     MakeRuntime,
     add_template,

@@ -1,0 +1,62 @@
+"""What every API body shares: the base schema, problem documents (RFC 9457), pages, examples."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+UUID_EXAMPLE = "0193a5a0-7c1e-7d2a-8f00-1a2b3c4d5e6f"
+TIME_EXAMPLE = "2026-03-01T09:00:00Z"
+
+
+class Schema(BaseModel):
+    """Base of response bodies: built from ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProblemItem(BaseModel):
+    """One invalid field: where it is and what is wrong with it."""
+
+    loc: list[str | int] = Field(examples=[["body", "slug"]])
+    msg: str = Field(examples=["String should match pattern '^[a-z0-9_-]{4,8}$'"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; `detail` is meant to be shown to people as is."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:openvle:problem:vm_not_found",
+                    "title": "Not found",
+                    "status": 404,
+                    "detail": f"VM {UUID_EXAMPLE} not found",
+                    "instance": f"/api/v1/vms/{UUID_EXAMPLE}",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="A URN naming the kind of problem (stable, machine-readable).")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, for people.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[ProblemItem] | None = Field(
+        default=None, description="Validation problems, one per field (422 only)."
+    )
+    operation_id: str | None = Field(
+        default=None, description="The operation holding a busy target (409 only)."
+    )
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` as `cursor` for the next (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(examples=[None])

@@ -1,0 +1,94 @@
+"""Events: the bodies of create and change (with the field rules), and what is listed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from openvle_api.schemas.common import TIME_EXAMPLE, UUID_EXAMPLE
+from openvle_core.db.enums import (
+    EventStatus,
+)
+from openvle_core.events.queries import EventView
+
+SLUG_PATTERN = r"^[a-z0-9_-]{4,8}$"
+
+
+class EventIn(BaseModel):
+    """A new event: participants x templates VMs between two times."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "sec101",
+                    "name": "Security 101, spring",
+                    "starts_at": TIME_EXAMPLE,
+                    "ends_at": "2026-03-01T17:00:00Z",
+                    "template_ids": [UUID_EXAMPLE],
+                    "participants": 24,
+                }
+            ]
+        },
+    )
+
+    slug: str = Field(pattern=SLUG_PATTERN, examples=["sec101"])
+    name: str = Field(min_length=1, max_length=128, examples=["Security 101, spring"])
+    description: str = Field(default="", max_length=10_000)
+    starts_at: datetime = Field(examples=[TIME_EXAMPLE])
+    ends_at: datetime = Field(examples=["2026-03-01T17:00:00Z"])
+    template_ids: list[str] = Field(min_length=1, max_length=20, examples=[[UUID_EXAMPLE]])
+    participants: int = Field(ge=1, le=1000, examples=[24])
+
+
+class EventPatch(BaseModel):
+    """Fields to change (absent or null = unchanged); `template_ids` replaces the list."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"participants": 30}, {"ends_at": "2026-03-01T18:00:00Z"}]},
+    )
+
+    slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=10_000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    template_ids: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    participants: int | None = Field(default=None, ge=1, le=1000)
+
+
+class EventOut(BaseModel):
+    """An event and the templates it deploys."""
+
+    id: str = Field(examples=[UUID_EXAMPLE])
+    slug: str = Field(examples=["sec101"])
+    name: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+    template_ids: list[str]
+    status: EventStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+def event_out(view: EventView) -> EventOut:
+    """The API view of an `EventView` (row plus template ids)."""
+    e = view.event
+    return EventOut(
+        id=e.id,
+        slug=e.slug,
+        name=e.name,
+        description=e.description,
+        starts_at=e.starts_at,
+        ends_at=e.ends_at,
+        participants=e.participants,
+        template_ids=view.template_ids,
+        status=e.status,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
+    )

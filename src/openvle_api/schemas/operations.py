@@ -1,0 +1,70 @@
+"""Operations: state, progress and error of work in flight or done."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from openvle_api.schemas.common import UUID_EXAMPLE
+from openvle_core.db.enums import (
+    OperationState,
+)
+from openvle_core.db.models import Operation
+
+
+class Progress(BaseModel):
+    """How far an operation got: `done` of `total` steps (total 0 = unknown)."""
+
+    done: int = Field(examples=[3])
+    total: int = Field(examples=[10])
+
+
+class OperationError(BaseModel):
+    """Why an operation failed."""
+
+    type: str = Field(examples=["ProxmoxTaskFailed"])
+    message: str = Field(examples=["task UPID:pve1:... failed: can't lock file"])
+
+
+class OperationOut(BaseModel):
+    """A unit of work and its progress; poll it or stream /operations/{id}/events."""
+
+    id: str = Field(examples=[UUID_EXAMPLE])
+    kind: str = Field(examples=["vm.clone"])
+    state: OperationState
+    target_type: str = Field(examples=["vm"])
+    target_id: str | None = Field(examples=[UUID_EXAMPLE])
+    parent_id: str | None = Field(examples=[None])
+    progress: Progress
+    attempts: int = Field(examples=[1])
+    error: OperationError | None = Field(examples=[None])
+    result: dict[str, Any] | None = Field(examples=[None])
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+def operation_out(op: Operation) -> OperationOut:
+    """The API view of an `Operation` row."""
+    error = None
+    if op.state == OperationState.FAILED.value or op.error_message:
+        error = OperationError(type=op.error_type or "Error", message=op.error_message or "")
+    return OperationOut(
+        id=op.id,
+        kind=op.kind,
+        state=op.state,
+        target_type=op.target_type,
+        target_id=op.target_id,
+        parent_id=op.parent_id,
+        progress=Progress(done=op.progress_done, total=op.progress_total),
+        attempts=op.attempts,
+        error=error,
+        result=op.result,
+        created_at=op.created_at,
+        started_at=op.started_at,
+        finished_at=op.finished_at,
+        updated_at=op.updated_at,
+    )
