@@ -41,7 +41,7 @@ from sqlalchemy import func, select
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
-from openvle_core.events import lifecycle, service
+from openvle_core.events import service
 from openvle_core.handlers import run_operation
 from openvle_core.proxmox import PollSchedule
 from openvle_core.runtime import open_runtime
@@ -119,7 +119,7 @@ async def bench_openvle(info: dict[str, Any]) -> tuple[float, int]:
             event_id = await _prepare(runtime.sessions)
             started = time.perf_counter()
             async with transaction(runtime.sessions) as session:
-                op = await lifecycle.request_deploy(session, event_id)
+                op = await service.request_deploy(session, event_id)
             await runtime.queue.enqueue(op.id)
             state = await _wait(runtime.sessions, op.id)
             elapsed = time.perf_counter() - started

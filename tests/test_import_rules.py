@@ -156,3 +156,45 @@ def test_sql_is_written_only_in_repositories_and_queries() -> None:
 def test_the_sql_checker_sees_a_select_import() -> None:
     assert imports_sql(ast.parse("from sqlalchemy import select"))
     assert not imports_sql(ast.parse("from sqlalchemy.ext.asyncio import AsyncSession"))
+
+
+# --- a domain's request service stages rows; it never reaches into the operation side ----
+
+DOMAINS = ("vms", "templates", "events")
+REQUEST_SIDE = {"repository", "queries", "errors", "membership", "service", "vm_names"}
+OPERATIONS_REQUEST_SIDE = {"repository", "kinds", "errors"}
+
+
+def is_operation_side(module: str) -> bool:
+    """Clone steps (guests), the runner and journal, a domain's handlers and their steps."""
+    parts = module.split(".")
+    if parts[0] != "openvle_core" or len(parts) < 2:
+        return False
+    room, leaf = parts[1], parts[2] if len(parts) > 2 else ""
+    if room == "guests":
+        return True
+    if room == "operations":
+        return leaf not in OPERATIONS_REQUEST_SIDE
+    return room in {*DOMAINS, "sync"} and leaf not in REQUEST_SIDE
+
+
+def request_side_violations() -> list[str]:
+    """`service.py -> module` for each import of the operation side by a request service."""
+    found: list[str] = []
+    for domain in DOMAINS:
+        path = SRC / "openvle_core" / domain / "service.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and is_operation_side(node.module):
+                found.append(f"{domain}/service.py -> {node.module}")
+    return found
+
+
+def test_request_services_do_not_import_the_operation_side() -> None:
+    assert request_side_violations() == []
+
+
+def test_the_request_side_checker_sees_a_step_import() -> None:
+    assert is_operation_side("openvle_core.guests.cloning")
+    assert is_operation_side("openvle_core.vms.power")
+    assert not is_operation_side("openvle_core.vms.repository")
+    assert not is_operation_side("openvle_core.operations.repository")

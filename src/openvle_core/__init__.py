@@ -1,4 +1,4 @@
-"""OpenVLE Proxmox service core: settings, domain, engine, Proxmox client, storage."""
+"""OpenVLE Proxmox service core: settings, domains and their operations, Proxmox client, storage."""
 
 from importlib.metadata import PackageNotFoundError, version
 

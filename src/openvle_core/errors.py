@@ -31,7 +31,7 @@ class ConflictError(OpenVLEError):
 
 
 class TransientStep(OpenVLEError):
-    """Raised by engine steps to ask for a retry with backoff (the reason is the message)."""
+    """Raised by operation steps to ask for a retry with backoff (the reason is the message)."""
 
     code = "transient_step"
 

@@ -3,7 +3,7 @@
 Exactly once per tick across workers: arq's `unique` cron gives every worker the same
 job id for a tick, and the kept result stops a late worker from running it again. Never
 overlapping a slow previous run (or an on-demand sync): `openvle_core.sync.tick`
-takes the reconciler's sync lock (in Redis under arq, `ctx["redis"]`).
+takes the sync lock (in Redis under arq, `ctx["redis"]`).
 """
 
 from __future__ import annotations

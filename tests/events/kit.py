@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from openvle_core.db.models import Event, IpAllocation, Operation, Template, Vm
 from openvle_core.db.session import transaction
-from openvle_core.events import lifecycle, service
+from openvle_core.events import service
 from openvle_core.guests.smbios import parse_smbios1
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import Runtime, open_runtime
@@ -66,7 +66,7 @@ async def template_id(runtime: Runtime, vmid: int, name: str, node: str) -> str:
 
 async def request(runtime: Runtime, action: str, event_id: str) -> Operation:
     """Stage deploy or archive, commit, enqueue (as the API does)."""
-    stage = lifecycle.request_deploy if action == "deploy" else lifecycle.request_archive
+    stage = service.request_deploy if action == "deploy" else service.request_archive
     async with transaction(runtime.sessions) as session:
         op = await stage(session, event_id)
     await runtime.queue.enqueue(op.id)

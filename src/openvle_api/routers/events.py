@@ -13,7 +13,7 @@ from openvle_api.schemas.common import Page
 from openvle_api.schemas.events import EventIn, EventOut, EventPatch, event_out
 from openvle_api.schemas.operations import OperationOut
 from openvle_core.db.enums import EventStatus
-from openvle_core.events import lifecycle, queries, service
+from openvle_core.events import queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
 
@@ -87,7 +87,7 @@ async def delete_event(event_id: str, uow: Uow, _: AdminAuth) -> Response:
 async def deploy_event(event_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
     """Queue the deploy: one VM per participant per template, cloned into the pool, SMBIOS
     set, started, IP read, HA added. Progress is VMs done / total; again = what is missing."""
-    op = await lifecycle.request_deploy(uow.session, event_id)
+    op = await service.request_deploy(uow.session, event_id)
     return accepted(uow, response, op)
 
 
@@ -101,5 +101,5 @@ async def deploy_event(event_id: str, uow: Uow, _: AdminAuth, response: Response
 async def archive_event(event_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
     """Queue the archive: HA removed, VMs shut down (stopped after the timeout) and deleted,
     addresses released, the event marked archived. Safe to repeat."""
-    op = await lifecycle.request_archive(uow.session, event_id)
+    op = await service.request_archive(uow.session, event_id)
     return accepted(uow, response, op)

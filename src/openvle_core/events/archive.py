@@ -1,8 +1,8 @@
 """Operation kinds `event.archive` (the event) and `event.vm_archive` (one VM of it).
 
-Per VM, with the engine's own steps: HA resource removed (`ha_remove_vm`), a graceful
+Per VM, with the VM steps of `vms/`: HA resource removed (`ha_remove_vm`), a graceful
 shutdown that turns into a stop after `WORKER_SHUTDOWN_TIMEOUT` (`power_vm` with
-`force`), then the engine's delete (identity checked, destroyed with purge, addresses and
+`force`), then the VM delete (identity checked, destroyed with purge, addresses and
 vmid released, row deleted). Nothing is touched on Proxmox unless the vmid is in our pool
 and the VM there is confirmed ours. The event ends `archived` when every VM is gone; safe
 to run again (a VM already gone is simply skipped).
@@ -18,7 +18,7 @@ from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
-from openvle_core.events.lifecycle import finish_event
+from openvle_core.events.outcome import finish_event
 from openvle_core.guests.identity import pool_node
 from openvle_core.operations import journal
 from openvle_core.operations.kinds import OperationKind

@@ -1,8 +1,8 @@
 """Child operations of an event operation: one per VM, run here, bounded, resumable.
 
 `run_children` gives each VM an operation row (`parent_id` = the event operation; kind
-`event.vm_deploy` or `event.vm_archive`), runs it in this process through the engine's
-`run_operation` (same claim, lease, retries and failure hooks as any operation) with at
+`event.vm_deploy` or `event.vm_archive`), runs it in this process through the runtime's
+`runtime.run` (same claim, lease, retries and failure hooks as any operation) with at
 most `WORKER_EVENT_PARALLEL_VMS` at once, and keeps the parent's progress (VMs done /
 total) current. An unfinished child left by a crashed run is run again (or, if a live
 runner elsewhere holds it, waited for) instead of getting a twin.

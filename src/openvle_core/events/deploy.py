@@ -6,7 +6,7 @@ a VM whose child failed for good gets a new child in the next round (`DEPLOY_ROU
 The event ends `deployed` when every VM runs, else the operation fails naming each VM
 that did not and why. Running it again creates only what is missing.
 
-Per VM the engine's own steps run, each checked against Proxmox first and recorded:
+Per VM the VM steps of `vms/` run, each checked against Proxmox first and recorded:
 `vm.clone`'s handler (address, placement, clone with pool, the one config update with
 SMBIOS family = slug and cloud-init), then the start with IP detection (`power_vm`), then
 the HA resource (`ha_add_vm`). The clone waits for its node and storage slots (`limits`).
@@ -22,7 +22,7 @@ from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Event, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
-from openvle_core.events.lifecycle import finish_event
+from openvle_core.events.outcome import finish_event
 from openvle_core.events.repository import EventRepository
 from openvle_core.events.vm_names import plan_names
 from openvle_core.operations.kinds import OperationKind

@@ -22,13 +22,13 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.errors import ConflictError
-from openvle_core.events.lifecycle import (
+from openvle_core.events.repository import EventRepository
+from openvle_core.events.service import (
     CRON_ARCHIVABLE,
     CRON_DEPLOYABLE,
     request_archive,
     request_deploy,
 )
-from openvle_core.events.repository import EventRepository
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

@@ -1,27 +1,36 @@
 """Create, change and delete events, with the domain's rules (never commits).
 
-Deploy and archive are separate (they touch Proxmox and create operations). Here:
-the slug is 4-8 of `[a-z0-9_-]`, 1-1000 participants, the end after the start, every
-template known, and once an event left `scheduled` only its name, description and end
-may change; an event with VMs cannot be deleted.
+The rules: the slug is 4-8 of `[a-z0-9_-]`, 1-1000 participants, the end after the
+start, every template known, and once an event left `scheduled` only its name,
+description and end may change; an event with VMs cannot be deleted.
+
+Deploy and archive are staged here too (`request_deploy`, `request_archive`): the status
+moves with a conditional UPDATE (`... WHERE status IN (allowed)`), so of two workers or
+requests racing for the same event exactly one wins; the operation holds the event's
+target guard, so a deploy and an archive of one event never run at once (`TargetBusy`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus
-from openvle_core.db.models import Event
+from openvle_core.db.models import Event, Operation
 from openvle_core.events.errors import EventBusy, InvalidEvent
 from openvle_core.events.queries import EventView
 from openvle_core.events.repository import EventRepository
+from openvle_core.operations.kinds import OperationKind
+from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    pass
 
 SLUG_RE = re.compile(r"^[a-z0-9_-]{4,8}$")
 MAX_PARTICIPANTS = 1000
@@ -109,3 +118,50 @@ async def _check_templates(session: AsyncSession, template_ids: Sequence[str]) -
     for template_id in dict.fromkeys(template_ids):
         if await repo.get(template_id) is None:
             raise InvalidEvent(f"template {template_id} not found", "template_ids")
+
+
+TARGET = "event"
+
+
+DEPLOYABLE = frozenset({EventStatus.SCHEDULED, EventStatus.DEPLOYED, EventStatus.FAILED})
+
+
+ARCHIVABLE = frozenset(EventStatus)
+
+
+# What the schedule may move: exactly once per event (a later tick finds nothing to do).
+CRON_DEPLOYABLE = frozenset({EventStatus.SCHEDULED})
+
+
+CRON_ARCHIVABLE = ARCHIVABLE - {EventStatus.ARCHIVING, EventStatus.ARCHIVED}
+
+
+async def transition(
+    session: AsyncSession, event: Event, to: EventStatus, allowed: Collection[EventStatus]
+) -> None:
+    """Set the status if it is still one of `allowed` in the database; EventBusy if not."""
+    if not await EventRepository(session).move_status(event, to, allowed):
+        raise EventBusy(f"event {event.slug} is {event.status}: cannot move it to {to.value}")
+
+
+async def request_deploy(
+    session: AsyncSession, event_id: str, *, allowed: Collection[EventStatus] = DEPLOYABLE
+) -> Operation:
+    """Stage the deploy of an event (again: only what is missing is created)."""
+    event = await EventRepository(session).require(event_id)
+    total = event.participants * len(await EventRepository(session).template_ids(event.id))
+    op = await OperationRepository(session).create(
+        OperationKind.EVENT_DEPLOY, TARGET, event.id, total=total
+    )
+    await transition(session, event, EventStatus.DEPLOYING, allowed)
+    return op
+
+
+async def request_archive(
+    session: AsyncSession, event_id: str, *, allowed: Collection[EventStatus] = ARCHIVABLE
+) -> Operation:
+    """Stage the archive of an event: its VMs go, it ends `archived` (safe to repeat)."""
+    event = await EventRepository(session).require(event_id)
+    op = await OperationRepository(session).create(OperationKind.EVENT_ARCHIVE, TARGET, event.id)
+    await transition(session, event, EventStatus.ARCHIVING, allowed)
+    return op

@@ -2,14 +2,14 @@
 
 The event's operation (`deploy.deploy_event`, `archive.archive_event`) runs one child
 operation per VM in this process (`batch`); a failed deploy or archive leaves the event
-`failed` (`lifecycle.mark_failed`).
+`failed` (`outcome.mark_failed`).
 """
 
 from __future__ import annotations
 
 from openvle_core.events.archive import archive_event, archive_vm
 from openvle_core.events.deploy import deploy_event, deploy_vm
-from openvle_core.events.lifecycle import mark_failed
+from openvle_core.events.outcome import mark_failed
 from openvle_core.operations.kinds import KindSpec, OperationKind
 from openvle_core.vms.power import refresh_status
 from openvle_core.vms.provision import clone_failed

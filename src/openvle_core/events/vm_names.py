@@ -1,7 +1,7 @@
 """VM names of an event: slug, participant number and template, DNS-safe and unique.
 
 `<slug>-<NNN>-<template>` (participant zero-padded to three digits, underscores and other
-non-DNS characters replaced through the engine's `dns_name`), at most 63 characters. Two
+non-DNS characters replaced through `names.dns_name`), at most 63 characters. Two
 templates whose names clean up to the same text get their position appended, and a name
 another event already uses (slugs `ab_c` and `ab-c` both give `ab-c`) gets a short
 suffix from the event id, so every name is unique.

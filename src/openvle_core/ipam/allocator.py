@@ -55,7 +55,7 @@ async def allocate_ip(
 
 async def require_free_ip(session: AsyncSession, settings: CloudInitSettings) -> None:
     """Raise NetworkExhausted when every usable address is allocated (a request-time check;
-    the engine's allocation stays the authority, as clones queued meanwhile take addresses)."""
+    the clone's own allocation stays the authority, as clones queued meanwhile take addresses)."""
     network = settings.ip_network
     if network is None:
         raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")

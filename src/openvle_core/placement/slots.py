@@ -9,7 +9,7 @@ holder whose lease ran out (Redis unreachable for a whole lease) is not put back
 another clone may have its place: that is logged and counted as a lost lease.
 Waiters poll every 100-200 ms (jittered): not first-come first-served across workers,
 but no waiter backs off behind newcomers. Redis failing at take time raises
-`TransientStep`, so the clone is retried with the engine's backoff.
+`TransientStep`, so the clone is retried with the operation's backoff.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from openvle_core.queue.inprocess import InProcessQueue
 
 
 class JobQueue(Protocol):
-    """Where the API (after its commit) and the engine put operation ids to run."""
+    """Where the API (after its commit) and the operations themselves put operation ids to run."""
 
     async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
         """Ask for `run_operation(op_id)` to happen soon (duplicates are harmless).

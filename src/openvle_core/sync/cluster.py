@@ -93,7 +93,7 @@ def cores(resource: ClusterResource) -> int | None:
 
 
 def smbios_serial(smbios1: str | None) -> str | None:
-    """The SMBIOS serial as a canonical UUID string, if it is one (the engine writes our
+    """The SMBIOS serial as a canonical UUID string, if it is one (the clone writes our
     VM UUID there, base64-encoded)."""
     serial = serial_of(smbios1)
     if serial is None:

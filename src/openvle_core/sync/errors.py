@@ -1,4 +1,4 @@
-"""Errors of the reconciler (carried in `SyncResult.error`, or failing the sync operation)."""
+"""Errors of the sync (carried in `SyncResult.error`, or failing the sync operation)."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ async def _template_work(
         and tid not in busy
         and all(getattr(rows[tid], f) == old for f, (old, _new) in diff.items())
     }
-    taken = {t.vmid for t in rows.values()} | converting  # the engine adds those rows itself
+    taken = {t.vmid for t in rows.values()} | converting  # the operation adds those rows itself
     new = [_imported(g) for g in imports if g.vmid is not None and g.vmid not in taken]
     return kept, new
 

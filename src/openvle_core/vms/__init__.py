@@ -1,1 +1,2 @@
-"""VMs: repository (all SQL), errors; services and the engine build on them."""
+"""VMs: the request service, repository (all SQL), queries, and the operation handlers
+(tasks.py) with their steps (provision, configure, power, ipv4, ha, delete, records)."""

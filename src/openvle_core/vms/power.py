@@ -23,7 +23,6 @@ from openvle_core.vms.records import load_vm, update_vm
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
-ACTIONS = ("start", "stop", "shutdown", "restart", "reset", "pause", "resume")
 TRANSITION = {
     "start": VmStatus.STARTING,
     "restart": VmStatus.STARTING,

@@ -1,8 +1,12 @@
-"""Operation kind `vm.clone`: a template becomes a VM in our pool, configured, maybe started.
+"""A template becomes a VM in our pool, configured, maybe started (`vm.clone`, and each VM
+of an event's deploy).
 
 Steps, each checked against Proxmox and recorded before the next: cloud-init address
 (first, so an exhausted network fails before anything is cloned), node placement, the
-clone itself (`cloning.clone_guest`), the one config update, the final status, the start.
+clone itself (`guests.cloning.clone_guest`), the one config update, the final status, the
+start. Placement: the template's node for local disks, else the online node with the most
+free CPU (`placement.nodes`), counting our clones not yet in Proxmox's figures. Inside an
+event operation the clone first waits for its node and storage slots (`runtime.caps`).
 """
 
 from __future__ import annotations
@@ -162,7 +166,7 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
 
 
 async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> None:
-    """The engine's clone-and-configure, inside the node and storage slots when limited."""
+    """The clone-and-configure of `clone_vm`, inside the node and storage slots when limited."""
     limits = runtime.caps.current
     if limits is None or journal.read(op).cloned:
         await clone_vm(runtime, op)

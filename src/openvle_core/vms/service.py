@@ -7,6 +7,8 @@ clone or another power action (a stop after a start is what a user expects).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import TemplateStatus, VmStatus
@@ -20,8 +22,10 @@ from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.settings import Settings
 from openvle_core.templates.repository import TemplateRepository
-from openvle_core.vms.power import ACTIONS
 from openvle_core.vms.repository import VmRepository
+
+if TYPE_CHECKING:
+    pass
 
 QUEUE_BEHIND = frozenset({OperationKind.VM_POWER, OperationKind.VM_CLONE})
 
@@ -106,3 +110,6 @@ async def request_delete(session: AsyncSession, vm_id: str) -> Operation:
     """Stage the deletion of a VM (on Proxmox and in the DB)."""
     await VmRepository(session).require(vm_id)
     return await OperationRepository(session).create(OperationKind.VM_DELETE, "vm", vm_id)
+
+
+ACTIONS = ("start", "stop", "shutdown", "restart", "reset", "pause", "resume")

@@ -1,70 +1,26 @@
-"""Request side of event deploy and archive: move the event's status, stage one operation.
-
-Never commits (the caller commits, then enqueues `op.id`). The status moves with a
-conditional UPDATE (`... WHERE status IN (allowed)`), so of two workers or requests racing
-for the same event exactly one wins; the operation holds the event's target guard, so a
-deploy and an archive of one event never run at once (`TargetBusy`).
-"""
+"""How an event's deploy or archive ends: the event's new status when every VM made it,
+else `EventIncomplete` naming each VM that did not and why; `failed` after a crash."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import EventStatus
-from openvle_core.db.models import Event, Operation
+from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
-from openvle_core.events.errors import EventBusy, EventIncomplete
+from openvle_core.events.errors import EventIncomplete
 from openvle_core.events.repository import EventRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.operations.kinds import OperationKind
-from openvle_core.operations.repository import OperationRepository
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
     from openvle_core.events.batch import ChildOutcome
     from openvle_core.runtime import Runtime
-
-TARGET = "event"
-DEPLOYABLE = frozenset({EventStatus.SCHEDULED, EventStatus.DEPLOYED, EventStatus.FAILED})
-ARCHIVABLE = frozenset(EventStatus)
-# What the schedule may move: exactly once per event (a later tick finds nothing to do).
-CRON_DEPLOYABLE = frozenset({EventStatus.SCHEDULED})
-CRON_ARCHIVABLE = ARCHIVABLE - {EventStatus.ARCHIVING, EventStatus.ARCHIVED}
-
-
-async def transition(
-    session: AsyncSession, event: Event, to: EventStatus, allowed: Collection[EventStatus]
-) -> None:
-    """Set the status if it is still one of `allowed` in the database; EventBusy if not."""
-    if not await EventRepository(session).move_status(event, to, allowed):
-        raise EventBusy(f"event {event.slug} is {event.status}: cannot move it to {to.value}")
-
-
-async def request_deploy(
-    session: AsyncSession, event_id: str, *, allowed: Collection[EventStatus] = DEPLOYABLE
-) -> Operation:
-    """Stage the deploy of an event (again: only what is missing is created)."""
-    event = await EventRepository(session).require(event_id)
-    total = event.participants * len(await EventRepository(session).template_ids(event.id))
-    op = await OperationRepository(session).create(
-        OperationKind.EVENT_DEPLOY, TARGET, event.id, total=total
-    )
-    await transition(session, event, EventStatus.DEPLOYING, allowed)
-    return op
-
-
-async def request_archive(
-    session: AsyncSession, event_id: str, *, allowed: Collection[EventStatus] = ARCHIVABLE
-) -> Operation:
-    """Stage the archive of an event: its VMs go, it ends `archived` (safe to repeat)."""
-    event = await EventRepository(session).require(event_id)
-    op = await OperationRepository(session).create(OperationKind.EVENT_ARCHIVE, TARGET, event.id)
-    await transition(session, event, EventStatus.ARCHIVING, allowed)
-    return op
 
 
 async def finish_event(
