@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.session import transaction
-from openvle_core.handlers import run_operation
+from openvle_core.handlers import KINDS
 from openvle_core.metrics import REGISTRY
-from openvle_core.operations.kinds import operation_kind
+from openvle_core.operations.kinds import KindSpec
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.operations.runner import OperationRunner
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
 from tests.vms.kit import make_settings, sqlite_url, wait_op
@@ -25,10 +26,14 @@ if TYPE_CHECKING:
 UNSTORABLE = "test.unstorable_result"
 
 
-@operation_kind(UNSTORABLE)
 async def unstorable(runtime: Runtime, op: Operation) -> None:
     """Succeeds, but leaves a result the database cannot store: finishing the row raises."""
     op.result = {"not_json": object()}
+
+
+RUNNER = OperationRunner(
+    {**KINDS, UNSTORABLE: KindSpec(unstorable)}
+)  # the service's kinds and ours
 
 
 def crashes() -> float:
@@ -44,7 +49,7 @@ async def test_an_escaped_exception_fails_the_row_and_keeps_the_consumer(tmp_pat
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = make_settings(sim, url, worker={"max_jobs": 1})
         async with open_runtime(
-            settings, runner=run_operation, in_process=True, lease_seconds=2.0
+            settings, runner=RUNNER, in_process=True, lease_seconds=2.0
         ) as runtime:
             before = crashes()
             ids = []

@@ -16,11 +16,12 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
-from openvle_core.handlers import run_operation
+from openvle_core.handlers import KINDS
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations import lease
-from openvle_core.operations.kinds import operation_kind
+from openvle_core.operations.kinds import KindSpec
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.operations.runner import OperationRunner
 from openvle_core.queue import InProcessQueue
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
@@ -34,7 +35,6 @@ started: asyncio.Event | None = None
 cancelled: asyncio.Event | None = None
 
 
-@operation_kind(SLOW)
 async def slow(runtime: Runtime, op: Operation) -> None:
     """Runs until cancelled (a long Proxmox wait), telling the test when it starts and stops."""
     assert started is not None
@@ -44,6 +44,9 @@ async def slow(runtime: Runtime, op: Operation) -> None:
         await asyncio.Event().wait()
     finally:
         cancelled.set()
+
+
+RUNNER = OperationRunner({**KINDS, SLOW: KindSpec(slow)})  # the service's kinds and ours
 
 
 def lost_count() -> float:
@@ -67,7 +70,7 @@ async def test_a_runner_whose_lease_was_taken_stops_its_work(tmp_path: Path) -> 
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
         settings = make_settings(sim, url)
         async with open_runtime(
-            settings, runner=run_operation, in_process=True, lease_seconds=0.6
+            settings, runner=RUNNER, in_process=True, lease_seconds=0.6
         ) as runtime:
             before = lost_count()
             async with transaction(runtime.sessions) as session:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from openvle_core.events.archive import archive_event, archive_vm
 from openvle_core.events.deploy import deploy_event, deploy_vm
 from openvle_core.events.outcome import mark_failed
-from openvle_core.operations.kinds import KindSpec, OperationKind
+from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.vms.power import refresh_status
 from openvle_core.vms.provision import clone_failed
 
-KINDS = {
+KINDS: Kinds = {
     OperationKind.EVENT_DEPLOY: KindSpec(deploy_event, on_failure=mark_failed),
     OperationKind.EVENT_VM_DEPLOY: KindSpec(deploy_vm, on_failure=clone_failed),
     OperationKind.EVENT_ARCHIVE: KindSpec(archive_event, on_failure=mark_failed),

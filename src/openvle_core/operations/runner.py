@@ -25,7 +25,7 @@ from openvle_core.logging import bind, log_context
 from openvle_core.metrics import OPERATION_RETRIES, OPERATION_SECONDS, OPERATIONS
 from openvle_core.operations import lease
 from openvle_core.operations.errors import LeaseLost
-from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
+from openvle_core.operations.kinds import Kinds, KindSpec
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.operations.retry import backoff, is_transient
 
@@ -52,10 +52,7 @@ class OperationRunner:
 
     def spec(self, kind: str) -> KindSpec | None:
         """The handler of `kind`, or None for a kind nobody handles."""
-        try:
-            return self.kinds.get(OperationKind(kind))
-        except ValueError:
-            return None
+        return self.kinds.get(kind)
 
     async def _run(self, runtime: Runtime, op_id: str) -> None:
         outcome, op = await lease.claim(runtime, op_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.operations.kinds import KindSpec, OperationKind
+from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.sync.errors import SyncFailed
 from openvle_core.sync.lock import lock_ttl, redis_for, sync_lock
 from openvle_core.sync.service import sync_cluster
@@ -38,4 +38,4 @@ async def run_sync(runtime: Runtime, op: Operation) -> None:
         raise SyncFailed(result.error or "sync failed")
 
 
-KINDS = {OperationKind.SYNC: KindSpec(run_sync)}
+KINDS: Kinds = {OperationKind.SYNC: KindSpec(run_sync)}

@@ -18,7 +18,7 @@ from openvle_core.guests.identity import require_pool_node
 from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
-from openvle_core.operations.kinds import KindSpec, OperationKind
+from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.proxmox import ProxmoxClient, ProxmoxTaskFailed
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.templates.errors import TemplateInUse
@@ -148,7 +148,7 @@ async def _pool_node_or_none(proxmox: ProxmoxClient, vmid: int) -> str | None:
     return await pool_node(proxmox, vmid) or None
 
 
-KINDS = {
+KINDS: Kinds = {
     OperationKind.TEMPLATE_CREATE: KindSpec(create_template),
     OperationKind.TEMPLATE_UPDATE: KindSpec(update_template_operation),
     OperationKind.TEMPLATE_DELETE: KindSpec(delete_template),

@@ -14,7 +14,7 @@ from openvle_core.db.models import Operation
 from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
-from openvle_core.operations.kinds import KindSpec, OperationKind
+from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.vms.delete import delete_vm
 from openvle_core.vms.power import db_status, power_vm, refresh_status
 from openvle_core.vms.provision import clone_failed, clone_vm
@@ -57,7 +57,7 @@ async def migrate_operation(runtime: Runtime, op: Operation) -> None:
     await journal.write(runtime.sessions, op, Journal(node=target, previous_node=node))
 
 
-KINDS = {
+KINDS: Kinds = {
     OperationKind.VM_CLONE: KindSpec(clone_vm, on_failure=clone_failed),
     OperationKind.VM_POWER: KindSpec(power_operation, on_failure=refresh_status),
     OperationKind.VM_MIGRATE: KindSpec(migrate_operation, on_failure=refresh_status),
