@@ -56,12 +56,27 @@ def test_two_workers_serve_with_json_logs(tmp_path: Path, redis_url: str) -> Non
             else:
                 raise AssertionError("the API never answered")
         assert reply.json() == {"status": "ok"}
+        early = _until_started(proc, workers=2)  # the second may start after the first answers
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, rest = proc.communicate(timeout=30)
     assert proc.returncode == 0
+    err = early + rest
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(e["logger"] == "uvicorn.access" and "/health/live" in e["message"] for e in lines)
     started = [e for e in lines if e["message"].startswith("Started server process")]
     assert len(started) == 2
     assert "a-secret-never-logged" not in err
+
+
+def _until_started(proc: subprocess.Popen[str], *, workers: int) -> str:
+    """stderr up to the `workers`-th "Started server process" line (bounded by the test
+    timeout; a worker that never starts fails the test there)."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    while sum("Started server process" in line for line in seen) < workers:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+    return "".join(seen)
