@@ -1,23 +1,26 @@
 # OpenVLE Proxmox service: developer commands. Everything runs through uv and the
 # committed uv.lock; no Python is downloaded (UV_PYTHON_DOWNLOADS=never).
 export UV_PYTHON_DOWNLOADS ?= never
+export NO_MKDOCS_2_WARNING ?= 1
 UV ?= uv
 RUN := $(UV) run --frozen
+LINTED := src tests benchmarks alembic docs/gen
 
-.PHONY: install check lint format typecheck test bench demo clean
+.PHONY: install check lint format typecheck test bench demo docs docs-serve clean
 
 install: ## create .venv from uv.lock (installs uv with pip if it is missing)
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --group docs
 
-check: install ## ruff lint + format check, mypy --strict on src/
-	$(RUN) ruff check src tests benchmarks alembic
-	$(RUN) ruff format --check src tests benchmarks alembic
+check: install ## ruff lint + format check, mypy --strict on src/ and the docs generator
+	$(RUN) ruff check $(LINTED)
+	$(RUN) ruff format --check $(LINTED)
 	$(RUN) mypy
+	$(RUN) mypy --strict docs/gen
 
 format: install ## apply ruff fixes and formatting
-	$(RUN) ruff check --fix src tests benchmarks alembic
-	$(RUN) ruff format src tests benchmarks alembic
+	$(RUN) ruff check --fix $(LINTED)
+	$(RUN) ruff format $(LINTED)
 
 test: install ## the whole test suite (services it cannot find are skipped unless OPENVLE_TEST_REQUIRE_SERVICES=1)
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -27,8 +30,14 @@ bench: install ## every benchmark in benchmarks/; each ends with one JSON line o
 	  case $$b in */_*) continue;; esac; \
 	  echo "== $$b"; $(RUN) python $$b; done
 
-demo: install ## the service on its embedded defaults with the simulator
-	$(RUN) openvle demo
+demo: install ## the service on its embedded defaults with the simulator (DEMO_ARGS="--port 0" ...)
+	$(RUN) openvle demo $(DEMO_ARGS)
+
+docs: install ## the documentation site in site/, offline, warnings are errors
+	$(RUN) mkdocs build --strict
+
+docs-serve: install ## the documentation site at http://127.0.0.1:8001, rebuilt on every change
+	$(RUN) mkdocs serve --dev-addr 127.0.0.1:8001
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache site
