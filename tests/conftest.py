@@ -7,7 +7,6 @@ OPENVLE_TEST_REQUIRE_SERVICES=1, in which case it fails. Use `require_service()`
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import socket
@@ -22,29 +21,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-REQUIRE_SERVICES = os.environ.get("OPENVLE_TEST_REQUIRE_SERVICES", "") not in {"", "0", "false"}
-
-
-def require_service(name: str, reason: str) -> None:
-    """Skip (or, in CI, fail) the current test because service `name` is unavailable."""
-    message = f"{name} unavailable: {reason}"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + " (OPENVLE_TEST_REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(message)
-
+from tests.support.services import MARIADB_HOST, REDIS_HOST, free_port, require_service
 
 # --- external services: one fresh database / Redis db / MongoDB-wire server per run -----
-
-
-MARIADB_HOST = os.environ.get("OPENVLE_TEST_MARIADB", "root@127.0.0.1:3306")
-REDIS_HOST = os.environ.get("OPENVLE_TEST_REDIS", "127.0.0.1:6379")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _mariadb_url(database: str) -> str:

@@ -8,42 +8,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 
-from api.kit import make_settings
-from openvle_api.app import create_app
-from openvle_core.db.enums import TokenScope
 from openvle_core.db.migrate import upgrade_to_head
-from openvle_core.runtime import Runtime, open_runtime
-from openvle_core.settings import Settings
-from openvle_core.tokens.service import create_token
 from openvle_pvesim import Simulator, run_simulator
-
-
-@dataclass
-class Backend:
-    name: str
-    database_url: str
-    redis_url: str | None = None
-    mongodb_url: str | None = None
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    runtime: Runtime
-    settings: Settings
-    sim: Simulator
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def auth(self, scope: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[scope]}"}
+from tests.api.kit import Api, Backend, open_api
 
 
 @pytest.fixture(scope="module", params=["embedded", "services"])
@@ -76,28 +48,6 @@ async def backend(
 async def sim() -> AsyncIterator[Simulator]:
     async with run_simulator(version="9.1", tls=True, time_scale=0.0) as simulator:
         yield simulator
-
-
-@contextlib.asynccontextmanager
-async def open_api(backend: Backend, sim: Simulator, **settings_kw: Any) -> AsyncIterator[Api]:
-    """The app on `backend` with its own runtime and one token per scope."""
-    settings = make_settings(
-        sim,
-        backend.database_url,
-        redis_url=backend.redis_url,
-        mongodb_url=backend.mongodb_url,
-        **settings_kw,
-    )
-    async with open_runtime(settings) as runtime:
-        app = create_app(settings, runtime, auth_cache_ttl=0.0)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            api = Api(client, runtime, settings, sim)
-            async with runtime.sessions() as session, session.begin():
-                for scope in TokenScope:
-                    _, plain = await create_token(session, f"test-{scope}", scope)
-                    api.tokens[scope.value] = plain
-            yield api
 
 
 @pytest.fixture(scope="module")

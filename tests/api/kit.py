@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from openvle_api.app import create_app
+from openvle_core.db.enums import TokenScope
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
+from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.settings import (
     ProxmoxSettings,
     Settings,
     load_settings,
 )
+from openvle_core.tokens.service import create_token
 from openvle_pvesim import Simulator
 
 CI_TOKEN = "openvle@pve!ci"
@@ -80,3 +88,45 @@ def event_body(template_ids: list[str], slug: str = "sec101", **fields: Any) -> 
         "participants": 3,
     }
     return {**body, **fields}
+
+
+@dataclass
+class Backend:
+    name: str
+    database_url: str
+    redis_url: str | None = None
+    mongodb_url: str | None = None
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    settings: Settings
+    sim: Simulator
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, scope: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[scope]}"}
+
+
+@contextlib.asynccontextmanager
+async def open_api(backend: Backend, sim: Simulator, **settings_kw: Any) -> AsyncIterator[Api]:
+    """The app on `backend` with its own runtime and one token per scope."""
+    settings = make_settings(
+        sim,
+        backend.database_url,
+        redis_url=backend.redis_url,
+        mongodb_url=backend.mongodb_url,
+        **settings_kw,
+    )
+    async with open_runtime(settings) as runtime:
+        app = create_app(settings, runtime, auth_cache_ttl=0.0)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            api = Api(client, runtime, settings, sim)
+            async with runtime.sessions() as session, session.begin():
+                for scope in TokenScope:
+                    _, plain = await create_token(session, f"test-{scope}", scope)
+                    api.tokens[scope.value] = plain
+            yield api

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from api.conftest import Api, Backend, open_api
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.types import utcnow
 from openvle_core.tokens.service import authenticate, create_token, revoke_token
 from openvle_pvesim import Simulator
+from tests.api.kit import Api, Backend, open_api
 
 MISSING = "0193a5a0-0000-7000-8000-000000000000"
 # (method, path, json body, least scope)

@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from api.conftest import Api
-from api.kit import event_body, seed, template
 from openvle_api.app import create_app
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.proxmox import OutsidePool, ProxmoxUnavailable
 from openvle_core.proxmox.errors import ProxmoxConflict
+from tests.api.kit import Api, event_body, seed, template
 
 PROBLEM = "application/problem+json"
 

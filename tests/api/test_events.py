@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from api.conftest import Api
-from api.kit import event_body, seed, template, vm
 from openvle_core.db.models import Event
+from tests.api.kit import Api, event_body, seed, template, vm
 
 
 async def _templates(api: Api, *vmids: int) -> list[str]:

@@ -7,12 +7,12 @@ import dataclasses
 import httpx
 from arq.constants import default_queue_name
 
-from api.conftest import Api, Backend, open_api
 from openvle_api import schemas
 from openvle_api.app import create_app
 from openvle_core.health import queue_depth
 from openvle_core.queue import ArqQueue, InProcessQueue
 from openvle_pvesim import Simulator
+from tests.api.kit import Api, Backend, open_api
 
 
 async def test_metrics_count_requests_by_route_template(api: Api) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from api.conftest import Api
-from api.kit import seed, template, vm
 from openvle_core.db.enums import OperationState
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.queue import InProcessQueue
+from tests.api.kit import Api, seed, template, vm
 
 POWER = ["start", "stop", "shutdown", "restart", "reset", "pause", "resume"]
 

@@ -9,12 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from api.conftest import Api
-from api.kit import seed, template
 from openvle_api.app import create_app
 from openvle_core.db.models import Vm
 from openvle_core.ipam.repository import IpAllocationRepository
 from openvle_core.settings import CloudInitSettings
+from tests.api.kit import Api, seed, template
 
 NETWORK = "10.250.0.0/30"  # hosts .1 (the gateway) and .2: one usable address
 

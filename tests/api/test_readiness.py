@@ -16,12 +16,12 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from api.conftest import Api
-from conftest import free_port, require_service
 from openvle_api.app import create_app
 from openvle_core.queue import ArqQueue
 from openvle_core.runtime import Runtime
 from openvle_core.snapshot.mongo import MongoSnapshotStore
+from tests.api.kit import Api
+from tests.support.services import free_port, require_service
 
 
 async def _ready(api: Api, runtime: Runtime) -> httpx.Response:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api.conftest import Api
-from api.kit import change, node, seed, template, vm
 from openvle_core.db.models import Template
+from tests.api.kit import Api, change, node, seed, template, vm
 
 
 async def _template(api: Api, vmid: int) -> Template:

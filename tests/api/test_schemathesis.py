@@ -19,14 +19,14 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from api.kit import make_settings
-from api.server import free_port
 from openvle_api.app import create_app
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.session import create_engine, session_factory, transaction
 from openvle_core.tokens.service import create_token
 from openvle_pvesim import start_in_thread
+from tests.api.kit import make_settings
+from tests.api.server import free_port
 
 MAX_EXAMPLES = 8
 CHECKS = [

@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx
 
-from api.conftest import Api
-from api.kit import change, seed
-from api.server import serve
 from openvle_api.app import create_app
 from openvle_core.db.enums import OperationState
 from openvle_core.operations.repository import OperationRepository
+from tests.api.kit import Api, change, seed
+from tests.api.server import serve
 
 
 async def next_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any], str | None]:

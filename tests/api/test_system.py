@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 
-from api.conftest import Api
 from openvle_api.app import create_app
 from openvle_core.db.session import create_engine, session_factory
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.runtime import Runtime
+from tests.api.kit import Api
 
 
 async def test_proxmox_status_from_the_cluster(api: Api) -> None:

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from api.conftest import Api
 from openvle_core.reconcile import sync_cluster
 from openvle_pvesim import Simulator, run_simulator
+from tests.api.kit import Api
 
 OTHER_TEAM_VMID = 200  # the demo seed's ot-web-01, in pool Other-Team
 

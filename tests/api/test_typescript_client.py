@@ -12,9 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import require_service
 from openvle_api.app import create_app
 from openvle_core.settings import load_settings
+from tests.support.services import require_service
 
 PACKAGES = ["openapi-typescript@7", "typescript@5"]
 CLIENT = """\

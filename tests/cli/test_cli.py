@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
 from openvle_cli.main import main
 from openvle_core.db.session import create_engine, session_factory
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.tokens.service import authenticate
 from openvle_pvesim import start_in_thread
+from tests.support.services import free_port
 
 
 @pytest.fixture

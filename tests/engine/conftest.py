@@ -7,22 +7,27 @@ and the in-process queue against PVE 8.4.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.kit import FAST_POLL, FAST_RETRY, TIME_SCALE, make_settings, sqlite_url
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.runtime import Runtime, open_runtime
-from openvle_core.settings import Settings
 from openvle_pvesim import Simulator, run_simulator
-
-LEASE = 2.0
+from tests.engine.kit import (
+    FAST_POLL,
+    FAST_RETRY,
+    LEASE,
+    TIME_SCALE,
+    MakeRuntime,
+    arq_worker,
+    make_settings,
+    sqlite_url,
+)
 
 
 @dataclass(frozen=True)
@@ -68,37 +73,6 @@ async def mariadb_engine_url(mariadb_database_factory: Any) -> str:
     url = str(await mariadb_database_factory("engine"))
     await upgrade_to_head(url)
     return url
-
-
-@contextlib.asynccontextmanager
-async def arq_worker(settings: Settings) -> AsyncIterator[None]:
-    """An arq worker in this process, consuming the test's Redis queue."""
-    from arq.worker import create_worker
-
-    from openvle_core.queue.arq import redis_settings
-    from openvle_worker.worker import WorkerSettings, shutdown, startup
-
-    assert settings.redis.url is not None
-    worker = create_worker(
-        {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
-        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
-        ctx={"settings": settings, "lease_seconds": LEASE},
-        handle_signals=False,
-        poll_delay=0.05,
-        max_jobs=10,
-    )
-    task = asyncio.create_task(worker.main())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(asyncio.CancelledError):  # close() gathers cancelled jobs
-            await worker.close()
-
-
-MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
 
 
 @pytest.fixture

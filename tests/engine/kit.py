@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from openvle_core.settings import (
     Settings,
     load_settings,
 )
+from openvle_core.vms.service import request_clone, request_power
 from openvle_pvesim import Simulator
 
 CI_TOKEN = "openvle@pve!ci"
@@ -132,3 +134,54 @@ def pool_vms(sim: Simulator) -> dict[int, str]:
     """vmid -> name of the simulator's VMs in our pool."""
     cluster = sim.cluster
     return {v: cluster.vms[v].name for v in cluster.pools[POOL].vms if v in cluster.vms}
+
+
+LEASE = 2.0
+
+
+@contextlib.asynccontextmanager
+async def arq_worker(settings: Settings) -> AsyncIterator[None]:
+    """An arq worker in this process, consuming the test's Redis queue."""
+    from arq.worker import create_worker
+
+    from openvle_core.queue.arq import redis_settings
+    from openvle_worker.worker import WorkerSettings, shutdown, startup
+
+    assert settings.redis.url is not None
+    worker = create_worker(
+        {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
+        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        ctx={"settings": settings, "lease_seconds": LEASE},
+        handle_signals=False,
+        poll_delay=0.05,
+        max_jobs=10,
+    )
+    task = asyncio.create_task(worker.main())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(asyncio.CancelledError):  # close() gathers cancelled jobs
+            await worker.close()
+
+
+MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
+
+
+async def clone(runtime: Runtime, *, start: bool = False) -> Vm:
+    template_id = await add_template(runtime, *SHARED_TEMPLATE)
+    op = await run(
+        runtime,
+        lambda s: request_clone(s, runtime.settings, template_id=template_id, start=start),
+    )
+    assert op.state == "succeeded", op.error_message
+    vm = await get_vm(runtime, str(op.target_id))
+    assert vm is not None
+    return vm
+
+
+async def power(runtime: Runtime, vm: Vm, action: str) -> str:
+    op = await run(runtime, lambda s: request_power(s, vm.id, action))
+    return f"{op.state}: {op.error_type}: {op.error_message}" if op.state == "failed" else op.state

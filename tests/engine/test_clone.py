@@ -4,18 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.conftest import MakeRuntime
-from engine.kit import (
-    LOCAL_TEMPLATE,
-    SHARED_TEMPLATE,
-    add_template,
-    all_rows,
-    get_vm,
-    pool_vms,
-    run,
-    submit,
-    wait_op,
-)
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import ChangelogEntry, Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
@@ -25,6 +13,18 @@ from openvle_core.smbios import parse_smbios1
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import VM
+from tests.engine.kit import (
+    LOCAL_TEMPLATE,
+    SHARED_TEMPLATE,
+    MakeRuntime,
+    add_template,
+    all_rows,
+    get_vm,
+    pool_vms,
+    run,
+    submit,
+    wait_op,
+)
 
 
 async def test_linked_clone_on_shared_storage_goes_to_least_loaded_node(

@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 
-from engine.conftest import MakeRuntime
-from engine.kit import SHARED_TEMPLATE, add_template, all_rows, get_vm, pool_vms, run, wait_op
 from openvle_core.db.models import IpAllocation, Template
 from openvle_core.db.session import transaction
 from openvle_core.ipam.allocator import NetworkExhausted
@@ -21,6 +19,16 @@ from openvle_core.templates.service import (
 )
 from openvle_core.vms.service import request_clone, request_delete
 from openvle_pvesim import Simulator
+from tests.engine.kit import (
+    SHARED_TEMPLATE,
+    MakeRuntime,
+    add_template,
+    all_rows,
+    get_vm,
+    pool_vms,
+    run,
+    wait_op,
+)
 
 CI: dict[str, Any] = {
     "enabled": True,

@@ -4,12 +4,11 @@ is left in Proxmox's HA configuration."""
 
 from __future__ import annotations
 
-from engine.kit import get_vm, run
-from engine.test_power import clone
 from openvle_core.engine.ha import ha_add_vm
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_delete, request_power
 from openvle_pvesim import Simulator
+from tests.engine.kit import clone, get_vm, run
 
 
 def task_kinds(sim: Simulator, vmid: int) -> list[str]:

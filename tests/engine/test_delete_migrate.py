@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from engine.kit import LOCAL_TEMPLATE, add_template, all_rows, get_vm, pool_vms, run
-from engine.test_power import clone
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import ChangelogEntry, Vm, VmidReservation
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_delete, request_migrate
 from openvle_pvesim import Simulator
+from tests.engine.kit import LOCAL_TEMPLATE, add_template, all_rows, clone, get_vm, pool_vms, run
 
 
 async def adopt(runtime: Runtime, vmid: int, name: str, status: str = "running") -> str:

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from engine.conftest import MakeRuntime
-from engine.kit import SHARED_TEMPLATE, add_template, get_vm, run, submit, wait_op
 from openvle_core.db.enums import VmStatus
-from openvle_core.db.models import Vm
 from openvle_core.engine.ha import ha_add_vm, ha_remove_vm
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_delete, request_power
 from openvle_pvesim import Simulator
-
-
-async def clone(runtime: Runtime, *, start: bool = False) -> Vm:
-    template_id = await add_template(runtime, *SHARED_TEMPLATE)
-    op = await run(
-        runtime,
-        lambda s: request_clone(s, runtime.settings, template_id=template_id, start=start),
-    )
-    assert op.state == "succeeded", op.error_message
-    vm = await get_vm(runtime, str(op.target_id))
-    assert vm is not None
-    return vm
-
-
-async def power(runtime: Runtime, vm: Vm, action: str) -> str:
-    op = await run(runtime, lambda s: request_power(s, vm.id, action))
-    return f"{op.state}: {op.error_type}: {op.error_message}" if op.state == "failed" else op.state
+from tests.engine.kit import (
+    SHARED_TEMPLATE,
+    MakeRuntime,
+    add_template,
+    clone,
+    get_vm,
+    power,
+    run,
+    submit,
+    wait_op,
+)
 
 
 async def test_start_reads_the_ip_through_the_agent_then_stop(

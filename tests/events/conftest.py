@@ -6,20 +6,19 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.conftest import arq_worker
-from engine.kit import FAST_POLL, FAST_RETRY, TIME_SCALE, make_settings, sqlite_url
 from openvle_core.db.migrate import upgrade_to_head
-from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator, run_simulator
-
-LEASE = 2.0
+from tests.engine.kit import (
+    TIME_SCALE,
+    sqlite_url,
+)
+from tests.events.kit import MakeRuntime, runtime_factory
 
 
 @pytest.fixture
@@ -36,32 +35,6 @@ async def database_url(tmp_path: Path) -> str:
     url = sqlite_url(tmp_path)
     await upgrade_to_head(url)
     return url
-
-
-MakeRuntime = Callable[..., contextlib.AbstractAsyncContextManager[Runtime]]
-
-
-def runtime_factory(sim: Simulator, database_url: str, redis_url: str | None) -> MakeRuntime:
-    """`async with factory(worker={...}) as runtime:` on the given database and queue."""
-
-    @contextlib.asynccontextmanager
-    async def factory(**options: Any) -> AsyncIterator[Runtime]:
-        settings = make_settings(sim, database_url, redis_url=redis_url, **options)
-        opened = open_runtime(
-            settings,
-            in_process=redis_url is None,
-            lease_seconds=LEASE,
-            poll=FAST_POLL,
-            retry=FAST_RETRY,
-        )
-        async with opened as runtime:
-            if redis_url is None:
-                yield runtime
-            else:
-                async with arq_worker(settings):
-                    yield runtime
-
-    return factory
 
 
 @pytest.fixture

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from engine.kit import POOL, add_template, wait_op
 from openvle_core.db.models import Event, IpAllocation, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import lifecycle, service
-from openvle_core.runtime import Runtime
+from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.smbios import parse_smbios1
 from openvle_pvesim import Simulator
+from tests.engine.kit import (
+    FAST_POLL,
+    FAST_RETRY,
+    LEASE,
+    POOL,
+    MakeRuntime,
+    add_template,
+    arq_worker,
+    make_settings,
+    wait_op,
+)
 
 # (vmid, name, node) of the demo seed's templates on shared storage (ceph)
 DEBIAN = (9000, "debian-12-template", "pve1")
@@ -100,3 +112,26 @@ def smbios(guest: Any) -> dict[str, str]:
 
 def tasks_of(sim: Simulator, kind: str) -> int:
     return sum(1 for t in sim.cluster.tasks.tasks.values() if t.type == kind)
+
+
+def runtime_factory(sim: Simulator, database_url: str, redis_url: str | None) -> MakeRuntime:
+    """`async with factory(worker={...}) as runtime:` on the given database and queue."""
+
+    @contextlib.asynccontextmanager
+    async def factory(**options: Any) -> AsyncIterator[Runtime]:
+        settings = make_settings(sim, database_url, redis_url=redis_url, **options)
+        opened = open_runtime(
+            settings,
+            in_process=redis_url is None,
+            lease_seconds=LEASE,
+            poll=FAST_POLL,
+            retry=FAST_RETRY,
+        )
+        async with opened as runtime:
+            if redis_url is None:
+                yield runtime
+            else:
+                async with arq_worker(settings):
+                    yield runtime
+
+    return factory

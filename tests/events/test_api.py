@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from api.conftest import Api, Backend, open_api
-from api.kit import event_body, seed, template
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_pvesim import run_simulator
+from tests.api.kit import Api, Backend, event_body, open_api, seed, template
 
 
 @pytest.fixture

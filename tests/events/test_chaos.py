@@ -15,10 +15,17 @@ from typing import Any
 
 import pytest
 
-from engine.kit import POOL, TIME_SCALE
-from events.conftest import runtime_factory
-from events.kit import DEBIAN, UBUNTU, event_vms, make_event, pool_guests, run
 from openvle_pvesim import Simulator, run_simulator
+from tests.engine.kit import POOL, TIME_SCALE
+from tests.events.kit import (
+    DEBIAN,
+    UBUNTU,
+    event_vms,
+    make_event,
+    pool_guests,
+    run,
+    runtime_factory,
+)
 
 FAULTS = (
     "status=502:p=0.05:*; status=596:p=0.05:*; lock_timeout=qmclone:p=0.1; "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from events.kit import (
+from openvle_core.runtime import Runtime
+from openvle_pvesim import Simulator
+from tests.events.kit import (
     DEBIAN,
     UBUNTU,
     allocations,
@@ -14,8 +16,6 @@ from events.kit import (
     smbios,
     tasks_of,
 )
-from openvle_core.runtime import Runtime
-from openvle_pvesim import Simulator
 
 
 async def test_deploy_then_archive_leaves_the_cluster_as_it_was(

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from engine.kit import LOCAL_TEMPLATE
-from events.conftest import MakeRuntime
-from events.kit import DEBIAN, event_row, event_vms, make_event, pool_guests, run, tasks_of
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
+from tests.engine.kit import LOCAL_TEMPLATE
+from tests.events.kit import (
+    DEBIAN,
+    MakeRuntime,
+    event_row,
+    event_vms,
+    make_event,
+    pool_guests,
+    run,
+    tasks_of,
+)
 
 
 async def _children(runtime: Runtime, parent_id: str) -> list[Operation]:

@@ -14,12 +14,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.kit import FAST_POLL, FAST_RETRY, make_settings
-from events.conftest import LEASE
-from events.kit import DEBIAN, make_event, run
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_pvesim import Simulator
+from tests.engine.kit import FAST_POLL, FAST_RETRY, make_settings
+from tests.events.kit import DEBIAN, LEASE, make_event, run
 
 CAP = 2
 SIM_TIME_SCALE = 0.2  # a linked clone's task runs about 160 ms: long enough to overlap

@@ -6,14 +6,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.kit import wait_op
-from events.conftest import runtime_factory
-from events.kit import DEBIAN, event_row, event_vms, make_event, pool_guests, request, run, tasks_of
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.operations.lease import recover
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
+from tests.engine.kit import wait_op
+from tests.events.kit import (
+    DEBIAN,
+    event_row,
+    event_vms,
+    make_event,
+    pool_guests,
+    request,
+    run,
+    runtime_factory,
+    tasks_of,
+)
 
 
 async def _finish_with_recovery(runtime: Runtime, op_id: str) -> Operation:

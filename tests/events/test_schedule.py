@@ -9,12 +9,18 @@ from typing import Any
 
 import pytest
 
-from engine.kit import wait_op
-from events.conftest import MakeRuntime, runtime_factory
-from events.kit import DEBIAN, event_row, make_event, pool_guests
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.events.schedule import events_tick, run_schedule
 from openvle_pvesim import Simulator
+from tests.engine.kit import wait_op
+from tests.events.kit import (
+    DEBIAN,
+    MakeRuntime,
+    event_row,
+    make_event,
+    pool_guests,
+    runtime_factory,
+)
 
 LEAD = {"event_lead_time": 900, "event_transition_period": 600}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
 from openvle_cli.main import main
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import require_service
 from openvle_core.settings import describe_settings
+from tests.support.services import require_service
 
 ROOT = Path(__file__).parents[2]
 SETTINGS = {name for name, _, _ in describe_settings()}

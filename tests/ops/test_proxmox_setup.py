@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from openvle_core.doctor import Status
 from openvle_pvesim import Simulator, run_simulator
-from ops.test_doctor import checks, settings_for
+from tests.ops.test_doctor import checks, settings_for
 
 ROOT = Path(__file__).parents[2]
 USER, TOKEN = "guide@pve", "guide@pve!openvle"

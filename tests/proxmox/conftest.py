@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from openvle_pvesim import Simulator, run_simulator
-from proxmox.simclient import Harness, open_harness, settings_for
+from tests.proxmox.simclient import Harness, open_harness, settings_for
 
 
 @pytest.fixture(params=["9.1", "8.4"])

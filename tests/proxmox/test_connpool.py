@@ -17,8 +17,8 @@ from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.proxmox.connpool import KeepAliveTransport
 from openvle_core.settings import ConfigError, load_settings
 from openvle_pvesim import Simulator, run_simulator
-from proxmox.rawserver import RawServer, answer_each, reply, reset, serve
-from proxmox.simclient import settings_for
+from tests.proxmox.rawserver import RawServer, answer_each, reply, reset, serve
+from tests.proxmox.simclient import settings_for
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from openvle_core.proxmox import (
     build_http_client,
 )
 from openvle_pvesim import Simulator
-from proxmox.simclient import FAST_POLL, Sent, settings_for
+from tests.proxmox.simclient import FAST_POLL, Sent, settings_for
 
 NODE, VMID = "pve1", 9000
 STATUS_GLOB = "/nodes/*/qemu/*/status/current"

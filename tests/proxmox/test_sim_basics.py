@@ -11,7 +11,7 @@ from openvle_core.proxmox import (
     ProxmoxTlsError,
 )
 from openvle_pvesim import Simulator
-from proxmox.simclient import ADMIN_TOKEN, Harness, open_harness, settings_for
+from tests.proxmox.simclient import ADMIN_TOKEN, Harness, open_harness, settings_for
 
 
 async def test_version_with_tls_verified(h: Harness) -> None:

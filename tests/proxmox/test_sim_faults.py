@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from openvle_core.proxmox import ProxmoxUnavailable
-from proxmox.simclient import Harness, open_harness, settings_for
+from tests.proxmox.simclient import Harness, open_harness, settings_for
 
 NODE, VMID = "pve1", 9000
 STATUS_PATH = f"/nodes/{NODE}/qemu/{VMID}/status/current"

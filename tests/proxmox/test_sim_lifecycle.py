@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openvle_core.proxmox import ProxmoxError, ProxmoxTaskFailed
-from proxmox.simclient import Harness
+from tests.proxmox.simclient import Harness
 
 NODE, TEMPLATE = "pve1", 9000
 

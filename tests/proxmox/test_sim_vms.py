@@ -20,7 +20,7 @@ from openvle_core.proxmox import (
 )
 from openvle_core.proxmox.agent import AGENT_DOWN, NO_AGENT, VM_DOWN
 from openvle_pvesim import run_simulator
-from proxmox.simclient import ADMIN_TOKEN, Harness, open_harness, settings_for
+from tests.proxmox.simclient import ADMIN_TOKEN, Harness, open_harness, settings_for
 
 TEMPLATE, TEMPLATE_NODE = 9000, "pve1"  # debian-12-template on shared ceph
 FOREIGN, FOREIGN_NODE = 200, "pve1"  # Other-Team's running VM

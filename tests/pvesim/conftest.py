@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,10 +19,7 @@ import httpx
 import pytest
 
 from openvle_pvesim import Simulator, run_simulator
-
-CI_TOKEN = "openvle@pve!ci"
-ADMIN_TOKEN = "root@pam!admin"
-MakeSim = Callable[..., contextlib.AbstractAsyncContextManager[Simulator]]
+from tests.pvesim.kit import ADMIN_TOKEN, CI_TOKEN, MakeSim, pve
 
 
 @pytest.fixture(params=["9.1", "8.4"])
@@ -49,19 +45,6 @@ def make_sim(pve_version: str) -> MakeSim:
 async def sim(make_sim: MakeSim) -> AsyncIterator[Simulator]:
     async with make_sim() as simulator:
         yield simulator
-
-
-def auth_header(sim: Simulator, token: str) -> dict[str, str]:
-    return {"Authorization": f"PVEAPIToken={token}={sim.tokens[token]}"}
-
-
-def pve(sim: Simulator, token: str | None = CI_TOKEN, **options: Any) -> httpx.AsyncClient:
-    """A client for `sim` authenticated as `token` (None: no credentials)."""
-    headers = {**(auth_header(sim, token) if token else {}), **options.pop("headers", {})}
-    verify: Any = ssl.create_default_context(cafile=sim.ca_file) if sim.ca_file else True
-    return httpx.AsyncClient(
-        base_url=sim.url, headers=headers, verify=verify, timeout=10.0, **options
-    )
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from modelkit import error, ok, run
 
-from conftest import MakeSim, pve
 from openvle_pvesim import Simulator
 from openvle_pvesim.agent import link_local
+from tests.pvesim.kit import MakeSim, pve
+from tests.pvesim.modelkit import error, ok, run
 
 POOL = "OpenVLE-VMs"
 IFACES = "/nodes/pve1/qemu/{vmid}/agent/network-get-interfaces"

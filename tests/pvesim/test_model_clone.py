@@ -6,11 +6,11 @@ import asyncio
 import re
 
 import httpx
-from modelkit import error, ok, run, task_log, wait_task
 
-from conftest import ADMIN_TOKEN, MakeSim, pve
 from openvle_pvesim import Simulator
 from openvle_pvesim.tasks import UPID_RE
+from tests.pvesim.kit import ADMIN_TOKEN, MakeSim, pve
+from tests.pvesim.modelkit import error, ok, run, task_log, wait_task
 
 POOL = "OpenVLE-VMs"
 

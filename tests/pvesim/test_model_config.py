@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 import httpx
-from modelkit import error, ok, run
 
 from openvle_pvesim import Simulator
+from tests.pvesim.modelkit import error, ok, run
 
 POOL = "OpenVLE-VMs"
 CONFIG = "/nodes/pve1/qemu/{vmid}/config"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from modelkit import error, ok
 
 from openvle_pvesim import Simulator
+from tests.pvesim.modelkit import error, ok
 
 
 async def test_version_per_simulated_release(ci: httpx.AsyncClient, sim: Simulator) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from modelkit import error, ok, run
 
 from openvle_pvesim import Simulator
+from tests.pvesim.modelkit import error, ok, run
 
 POOL = "OpenVLE-VMs"
 

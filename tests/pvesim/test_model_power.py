@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from modelkit import error, ok, run, task_log, wait_task
 
-from conftest import MakeSim, pve
 from openvle_pvesim import Simulator
+from tests.pvesim.kit import MakeSim, pve
+from tests.pvesim.modelkit import error, ok, run, task_log, wait_task
 
 POOL = "OpenVLE-VMs"
 

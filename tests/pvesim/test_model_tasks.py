@@ -7,15 +7,15 @@ import random
 
 import httpx
 import pytest
-from modelkit import error, ok, run, wait_task
 
-from conftest import ADMIN_TOKEN, MakeSim, pve
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import Cluster, NoFaults
 from openvle_pvesim.contract import Request
 from openvle_pvesim.handlers.config import post_config
 from openvle_pvesim.seeds import OPENVLE_TOKEN, build_cluster
 from openvle_pvesim.tasks import UPID_RE, FLock, TaskContext, TaskError, TaskManager
+from tests.pvesim.kit import ADMIN_TOKEN, MakeSim, pve
+from tests.pvesim.modelkit import error, ok, run, wait_task
 
 
 def make(version: str = "9.1", time_scale: float = 0.0) -> Cluster:

@@ -7,8 +7,8 @@ from openvle_core.db.session import transaction
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.proxmox.tasks import PollSchedule
 from openvle_core.vms.repository import VmRepository
-from reconcile.conftest import FAST_RETRY, Harness
-from reconcile.test_sync import known_vms
+from tests.reconcile.kit import FAST_RETRY, Harness
+from tests.reconcile.test_sync import known_vms
 
 
 class Recorder:

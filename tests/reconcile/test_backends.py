@@ -16,7 +16,7 @@ from openvle_core.metrics import REGISTRY
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.snapshot import MongoSnapshotStore, SqlSnapshotStore
 from openvle_pvesim import run_simulator
-from reconcile.conftest import FAST_RETRY, POOL_VMS, Harness, settings_for
+from tests.reconcile.kit import FAST_RETRY, POOL_VMS, Harness, settings_for
 
 
 def rows_for(h: Harness) -> list[Vm]:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from openvle_core.reconcile.lock import lock_key, sync_lock
 from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, sync_cron, sync_tick
-from reconcile.conftest import Harness
+from tests.reconcile.kit import Harness
 
 
 @pytest.fixture

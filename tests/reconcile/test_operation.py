@@ -11,7 +11,7 @@ from openvle_core.operations.service import request_sync, run_operation
 from openvle_core.queue import InProcessQueue
 from openvle_core.reconcile.lock import sync_lock
 from openvle_core.runtime import Runtime
-from reconcile.conftest import Harness
+from tests.reconcile.kit import Harness
 
 
 def runtime_of(h: Harness) -> Runtime:

@@ -12,7 +12,7 @@ from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.vms.repository import VmRepository
-from reconcile.conftest import Harness
+from tests.reconcile.kit import Harness
 
 RUNNING_VMID = 10000  # the seed runs every 4th clone
 

@@ -14,7 +14,7 @@ from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 from openvle_pvesim.cluster import VM
-from reconcile.conftest import POOL, POOL_VMS, Harness
+from tests.reconcile.kit import POOL, POOL_VMS, Harness
 
 RUNNING = [v for v in range(10000, 10000 + POOL_VMS) if (v - 10000) % 4 == 0]
 

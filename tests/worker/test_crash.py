@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from engine.kit import (
+from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.db.models import Operation, Vm, VmidReservation
+from openvle_core.db.session import transaction
+from openvle_core.queue import ArqQueue
+from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.vms.service import request_clone, request_delete
+from openvle_pvesim import Simulator, run_simulator
+from tests.engine.kit import (
     CI_TOKEN,
     SHARED_TEMPLATE,
     add_template,
@@ -26,13 +33,6 @@ from engine.kit import (
     pool_vms,
     sqlite_url,
 )
-from openvle_core.db.migrate import upgrade_to_head
-from openvle_core.db.models import Operation, Vm, VmidReservation
-from openvle_core.db.session import transaction
-from openvle_core.queue import ArqQueue
-from openvle_core.runtime import Runtime, open_runtime
-from openvle_core.vms.service import request_clone, request_delete
-from openvle_pvesim import Simulator, run_simulator
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 WORKER = (

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.kit import make_settings, sqlite_url, wait_op
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.session import transaction
 from openvle_core.metrics import REGISTRY
@@ -16,6 +15,7 @@ from openvle_core.operations.kinds import operation_kind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
+from tests.engine.kit import make_settings, sqlite_url, wait_op
 
 if TYPE_CHECKING:
     from openvle_core.db.models import Operation

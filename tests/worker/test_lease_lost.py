@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
-from engine.kit import make_settings, sqlite_url
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
@@ -24,6 +23,7 @@ from openvle_core.operations.repository import OperationRepository
 from openvle_core.queue import InProcessQueue
 from openvle_core.runtime import open_runtime
 from openvle_pvesim import run_simulator
+from tests.engine.kit import make_settings, sqlite_url
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime

@@ -7,8 +7,6 @@ import contextlib
 from datetime import timedelta
 from pathlib import Path
 
-from engine.kit import SHARED_TEMPLATE, add_template, get_vm, run, sqlite_url, wait_op
-from engine.kit import make_settings as settings_for
 from openvle_core.db.enums import OperationState
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
@@ -20,6 +18,8 @@ from openvle_core.scheduler import PeriodicJob, recover_tick, scheduler
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import run_simulator
 from openvle_worker.worker import WorkerSettings, cron_jobs, run_worker
+from tests.engine.kit import SHARED_TEMPLATE, add_template, get_vm, run, sqlite_url, wait_op
+from tests.engine.kit import make_settings as settings_for
 
 
 def test_worker_registers_the_job_and_both_crons(tmp_path: Path) -> None:

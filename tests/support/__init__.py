@@ -1,0 +1,1 @@
+"""Helpers shared by every test folder (import them from here, never from a conftest)."""
