@@ -1,15 +1,18 @@
 # OpenVLE Proxmox service: developer commands. Everything runs through uv and the
-# committed uv.lock; no Python is downloaded (UV_PYTHON_DOWNLOADS=never).
+# committed uv.lock; no Python is downloaded (UV_PYTHON_DOWNLOADS=never). Without uv on
+# PATH, scripts/bootstrap-uv installs one into .tools/ (never into the system Python).
 export UV_PYTHON_DOWNLOADS ?= never
 export NO_MKDOCS_2_WARNING ?= 1
-UV ?= uv
+ifeq ($(origin UV),undefined)
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/venv/bin/uv)
+endif
 RUN := $(UV) run --frozen
 LINTED := src tests benchmarks alembic docs/gen
 
 .PHONY: install check lint format typecheck test bench demo docs docs-serve clean
 
-install: ## create .venv from uv.lock (installs uv with pip if it is missing)
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+install: ## create .venv from uv.lock (and uv itself into .tools/ if it is missing)
+	@command -v $(UV) >/dev/null 2>&1 || sh scripts/bootstrap-uv >/dev/null
 	$(UV) sync --frozen --group docs
 
 check: install ## ruff lint + format check, mypy --strict on src/ and the docs generator
@@ -40,4 +43,4 @@ docs-serve: install ## the documentation site at http://127.0.0.1:8001, rebuilt 
 	$(RUN) mkdocs serve --dev-addr 127.0.0.1:8001
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache site
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache site
