@@ -57,11 +57,17 @@ def import_all() -> None:
 
 
 def error_classes() -> Iterator[type[BaseException]]:
-    """Every subclass of `OpenVLEError` (the root included), each once."""
-    from openvle_core.errors import OpenVLEError
+    """Every subclass of `OpenVLEError` (the root included), each once.
 
+    The root is found in the API's mapping table (the entry every other entry derives
+    from), so the page follows the domain errors wherever they are defined.
+    """
+    from openvle_api.errors import ERROR_TABLE
+
+    roots = [c for c in ERROR_TABLE if all(issubclass(other, c) for other in ERROR_TABLE)]
+    assert len(roots) == 1, f"no single root error class in ERROR_TABLE: {roots}"
     seen: set[type[BaseException]] = set()
-    todo: list[type[BaseException]] = [OpenVLEError]
+    todo: list[type[BaseException]] = roots
     while todo:
         cls = todo.pop(0)
         if cls not in seen:
