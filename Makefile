@@ -25,7 +25,7 @@ format: install ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix $(LINTED)
 	$(RUN) ruff format $(LINTED)
 
-test: install ## the whole suite, ~6 min on 2 cores: progress per file, the 15 slowest at the end (services it cannot find are skipped unless OPENVLE_TEST_REQUIRE_SERVICES=1)
+test: install ## the whole suite, ~8 min on 2 cores: progress per file, the 15 slowest at the end (services it cannot find are skipped unless OPENVLE_TEST_REQUIRE_SERVICES=1)
 	$(RUN) pytest --durations=15 $(PYTEST_ARGS)
 
 bench: install ## every benchmark in benchmarks/; each ends with one JSON line of figures
