@@ -1,12 +1,14 @@
-"""The documentation site builds with `mkdocs build --strict`, loads nothing from other
-hosts, and its generated reference pages list everything the code has: every setting,
-every command, every endpoint with its scope, every problem type, the event rules."""
+"""The documentation site builds with `mkdocs build --strict` (with no network at all
+where the test may take it away), loads nothing from other hosts, and its generated
+reference pages list everything the code has: every setting, every command, every
+endpoint with its scope, every problem type, the event rules."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +19,24 @@ from tests.docs.kit import ROOT, generator
 from tests.support.services import require_service
 
 
+def without_network() -> list[str]:
+    """`unshare -n` when this user may make a network namespace (root in CI): the build
+    then runs with no network at all, so it cannot fetch anything either."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-n"]
+    return []
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built once for the module into a temporary directory."""
     if importlib.util.find_spec("mkdocs") is None:
         require_service("mkdocs", "the docs group is not installed (make install)")
     dest = tmp_path_factory.mktemp("site")
+    build = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(dest)]
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(dest)],
+        [*without_network(), *build],
         cwd=ROOT,
         env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
         capture_output=True,
