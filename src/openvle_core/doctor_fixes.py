@@ -1,10 +1,10 @@
 """The commands `openvle doctor` suggests for each failure.
 
-Privileges are granted through one custom role per ACL path, as the README's "Proxmox
-setup" creates them: `OpenVLE-VMs` on the pool, `OpenVLE-Storage` on /storage,
-`OpenVLE-SDN` on /sdn/zones, `OpenVLE-Nodes` on /nodes and `OpenVLE-HA` on / (not
-propagated). With privilege separation the token's rights are the intersection of the
-user's and the token's, so every ACL names both.
+Privileges are granted through one custom role per ACL path, as the "Proxmox setup"
+guide (docs/how-to/proxmox-setup.md) creates them: `OpenVLE-VMs` on the pool,
+`OpenVLE-Storage` on /storage, `OpenVLE-SDN` on /sdn/zones, `OpenVLE-Nodes` on /nodes
+and `OpenVLE-HA` on / (not propagated). With privilege separation the token's rights
+are the intersection of the user's and the token's, so every ACL names both.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra API token (repeatable); openvle@pve tokens get the OpenVLE ACLs, "
         "others full rights",
     )
-    parser.add_argument("--faults", default="", help="fault spec, see the README")
+    parser.add_argument("--faults", default="", help="fault spec, see docs/reference/simulator.md")
     parser.add_argument("--random-seed", type=int, default=0)
     return parser
 

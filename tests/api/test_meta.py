@@ -11,6 +11,7 @@ import httpx
 from arq.constants import default_queue_name
 
 import openvle_api.schemas
+from openvle_api import docs
 from openvle_api.app import create_app
 from openvle_core.health import queue_depth
 from openvle_core.queue import ArqQueue, InProcessQueue
@@ -68,13 +69,27 @@ async def test_openapi_document(api: Api) -> None:
 
 
 async def test_docs_pages_use_local_assets(api: Api) -> None:
-    for page, asset in [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")]:
+    pages = [("/docs", "/docs/static/swagger-ui-bundle.js"), ("/redoc", docs.REDOC_JS)]
+    for page, asset in pages:
         html = (await api.client.get(page)).text
-        assert f"/docs/static/{asset}" in html
+        assert asset in html
         assert "cdn." not in html
-        script = await api.client.get(f"/docs/static/{asset}")
+        script = await api.client.get(asset)
         assert script.status_code == 200
         assert len(script.content) > 100_000
+    assert '"validatorUrl": null' in (await api.client.get("/docs")).text
+
+
+async def test_redoc_logo_is_served_here_not_from_its_cdn(api: Api) -> None:
+    bundled = (docs.ASSETS / "redoc.standalone.js").read_text()
+    assert docs.REDOC_CDN_LOGO in bundled  # what the package ships, and what we replace
+    served = (await api.client.get(docs.REDOC_JS)).text
+    assert "cdn.redoc.ly" not in served
+    assert f'src:"{docs.REDOC_LOGO}"' in served
+    logo = await api.client.get(docs.REDOC_LOGO)
+    assert logo.status_code == 200
+    assert logo.headers["content-type"] == "image/svg+xml"
+    assert logo.content.startswith(b"<svg")
 
 
 async def test_metrics_queue_depth(api: Api) -> None:

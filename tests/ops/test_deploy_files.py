@@ -1,6 +1,6 @@
 """compose.yaml, .env.example, the Dockerfile and the monitoring files, checked against
-the code and the README: `docker-compose config` accepts the compose file with the
-example .env, every setting is documented, the Dockerfile's steps are the README's."""
+the code and the docs: `docker-compose config` accepts the compose file with the
+example .env, every setting is documented, the Dockerfile's steps are the compose guide's."""
 
 from __future__ import annotations
 
@@ -102,16 +102,14 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return pairs
 
 
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"## {title}")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+def guide(name: str) -> str:
+    """A how-to guide of the documentation site (docs/how-to/NAME.md)."""
+    return (ROOT / "docs" / "how-to" / f"{name}.md").read_text()
 
 
-def test_dockerfile_matches_the_readme() -> None:
+def test_dockerfile_matches_the_compose_guide() -> None:
     steps = dockerfile_instructions()
-    section = readme_section("Production deployment")
+    section = guide("compose")
     runs = [arg for op, arg in steps if op == "RUN" and arg.startswith("uv ")]
     assert runs == ["uv sync --frozen --no-dev --no-install-project", "uv sync --frozen --no-dev"]
     for command in runs:

@@ -1,6 +1,7 @@
-"""The README's "Proxmox setup" commands, applied to the simulator's access control on
-each PVE version, give a privilege-separated token that passes every doctor check; the
-role line of the other version is rejected as PVE rejects it ("invalid privilege")."""
+"""The "Proxmox setup" guide's commands (docs/how-to/proxmox-setup.md), applied to the
+simulator's access control on each PVE version, give a privilege-separated token that
+passes every doctor check; the role line of the other version is rejected as PVE rejects
+it ("invalid privilege")."""
 
 from __future__ import annotations
 
@@ -15,15 +16,13 @@ from openvle_pvesim import Simulator, run_simulator
 from tests.ops.test_doctor import checks, settings_for
 
 ROOT = Path(__file__).parents[2]
-USER, TOKEN = "readme@pve", "readme@pve!openvle"
+USER, TOKEN = "guide@pve", "guide@pve!openvle"
 
 
 def setup_commands() -> list[list[str]]:
-    """The `pveum` lines of the section's code blocks, as argument lists (users renamed)."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Proxmox setup")
-    section = text[start : text.index("\n## ", start + 1)]
-    lines = [line for line in section.splitlines() if line.startswith("pveum ")]
+    """The `pveum` lines of the guide's code blocks, as argument lists (users renamed)."""
+    text = (ROOT / "docs" / "how-to" / "proxmox-setup.md").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("pveum ")]
     return [shlex.split(line.split(" #", 1)[0].replace("openvle@pve", USER)) for line in lines]
 
 
@@ -40,7 +39,7 @@ def apply(sim: Simulator, command: list[str]) -> None:
             for who in (options["--users"], options["--tokens"]):
                 access.set_acl(args[0], who, options["--roles"], propagate=propagate)
         case ["user", "token"]:
-            access.add_token(TOKEN, "readme-secret", options["--privsep"] == "1")
+            access.add_token(TOKEN, "guide-secret", options["--privsep"] == "1")
         case ["user", "add"]:
             access.add_user(args[0])
         case _:
@@ -53,7 +52,7 @@ async def sim(request: pytest.FixtureRequest) -> Simulator:
         yield simulator  # type: ignore[misc]
 
 
-async def test_readme_setup_passes_doctor(sim: Simulator) -> None:
+async def test_setup_guide_passes_doctor(sim: Simulator) -> None:
     commands = setup_commands()
     vm_roles = [c for c in commands if c[1:4] == ["role", "add", "OpenVLE-VMs"]]
     assert len(vm_roles) == 2  # PVE 9.x first, then 8.x
@@ -65,7 +64,7 @@ async def test_readme_setup_passes_doctor(sim: Simulator) -> None:
             apply(sim, command)
     apply(sim, ours)
     found = await checks(
-        settings_for(sim, user=USER, token_name="openvle", token_value=SecretStr("readme-secret"))
+        settings_for(sim, user=USER, token_name="openvle", token_value=SecretStr("guide-secret"))
     )
     assert {name: c.status for name, c in found.items()} == dict.fromkeys(found, Status.OK)
     assert len(found) == 8  # proxmox, pool, five privilege features, guest agent

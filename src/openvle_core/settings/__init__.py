@@ -1,6 +1,6 @@
 """Configuration: one pydantic-settings tree, built once at start-up and passed down.
 
-Variable names follow the OpenVLE documentation (see ../shared/docs/ARCHITECTURE.md).
+Variable names follow the OpenVLE documentation (docs/reference/configuration.md).
 Each group reads its own prefix (`PVE_`, `PVE_VMS_`, `DATABASE_`, `WORKER_`, ...);
 `load_settings()` builds every group and turns all validation failures into one
 `ConfigError` that names each bad variable, so start-up never shows a traceback.

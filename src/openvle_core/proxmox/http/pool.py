@@ -4,7 +4,7 @@ httpx's own transport (httpcore 1.0) spends most of a small request's CPU in its
 every request walks all connections and asks each socket, through anyio, whether it
 has become readable. Proxmox API calls are small JSON exchanges with one origin, so this
 transport keeps only what they need, and cuts the client's CPU per request about
-threefold (README, "Proxmox client"):
+threefold (docs/explanation/benchmarks.md, "Proxmox client"):
 
 - idle connections per origin (scheme, host, port), reused last-in first-out and closed
   once idle longer than `keepalive_expiry` (3 s, under pveproxy's 5 s); a connection the
