@@ -11,17 +11,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.vmconfig import net_mac, parse_props, static_ip
 
 if TYPE_CHECKING:
-    from openvle_pvesim.cluster import VM, Cluster
+    from openvle_pvesim.model import VM, ClusterState
 
 DHCP_BOOT_DELAY = 15.0
 DHCP_PREFIX = "10.20"
 
 
-def require_agent(cluster: Cluster, vm: VM) -> None:
+def require_agent(cluster: ClusterState, vm: VM) -> None:
     """PVE's checks before a QGA command, in PVE's order, then guest-ping."""
     if "agent" not in vm.config:
         raise PVEError(500, "No QEMU guest agent configured")
@@ -39,7 +39,7 @@ def dhcp_address(vm: VM) -> str:
     return f"{DHCP_PREFIX}.{(vm.vmid >> 8) & 0xFF}.{(vm.vmid & 0xFF) or 1}"
 
 
-def ipv4_of(cluster: Cluster, vm: VM) -> tuple[str, int] | None:
+def ipv4_of(cluster: ClusterState, vm: VM) -> tuple[str, int] | None:
     """The guest's IPv4 on net0: static from cloud-init, else DHCP after the boot delay."""
     static = static_ip(vm.config)
     if static is not None:
@@ -76,7 +76,7 @@ def _iface(name: str, mac: str, addrs: list[dict[str, Any]], vmid: int) -> dict[
     return {"name": name, "hardware-address": mac, "ip-addresses": addrs, "statistics": stats}
 
 
-def network_interfaces(cluster: Cluster, vm: VM) -> list[dict[str, Any]]:
+def network_interfaces(cluster: ClusterState, vm: VM) -> list[dict[str, Any]]:
     """QGA guest-network-get-interfaces for a running agent."""
     lo = [_addr("127.0.0.1", "ipv4", 8), _addr("::1", "ipv6", 128)]
     mac = (net_mac(str(vm.config.get("net0", ""))) or "bc:24:11:00:00:01").lower()

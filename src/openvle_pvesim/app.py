@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
-from openvle_pvesim.contract import ROUTES, Handler, PVEError, Request, Response
+from openvle_pvesim.contract import ROUTES, Handler, Request, Response
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.faults import FaultInjector, HttpFault
 from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import Principal
-    from openvle_pvesim.cluster import Cluster, Node, Storage
+    from openvle_pvesim.model import ClusterState, Node, Storage
 
 
 def node_entry(node: Node) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def node_entry(node: Node) -> dict[str, Any]:
     }
 
 
-def node_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def node_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     return [
         node_entry(n)
         for n in cluster.nodes.values()
@@ -38,7 +38,7 @@ def node_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]
     ]
 
 
-def storage_on(cluster: Cluster, storage: Storage, node: str) -> dict[str, Any]:
+def storage_on(cluster: ClusterState, storage: Storage, node: str) -> dict[str, Any]:
     """A storage item as /cluster/resources has it, for one node."""
     used = storage.used.get("" if storage.shared else node, 0)
     return {
@@ -60,7 +60,7 @@ def may_see_storage(principal: Principal, sid: str) -> bool:
     return principal.has(path, "Datastore.Audit") or principal.has(path, "Datastore.AllocateSpace")
 
 
-def storage_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def storage_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     return [
         storage_on(cluster, s, n)
         for n in cluster.nodes
@@ -69,7 +69,7 @@ def storage_entries(cluster: Cluster, principal: Principal) -> list[dict[str, An
     ]
 
 
-def pool_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def pool_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     """Pool items: cpu/mem aggregated over running members (from the lagged stats)."""
     out = []
     for pool in cluster.pools.values():
@@ -96,7 +96,7 @@ def pool_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]
     return out
 
 
-def sdn_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def sdn_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     """The default `localnetwork` zone on each node."""
     if not principal.has("/sdn/zones/localnetwork", "SDN.Audit"):
         return []
@@ -115,7 +115,9 @@ def sdn_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
     return out
 
 
-def other_entries(cluster: Cluster, principal: Principal, kind: str | None) -> list[dict[str, Any]]:
+def other_entries(
+    cluster: ClusterState, principal: Principal, kind: str | None
+) -> list[dict[str, Any]]:
     """Storage, sdn and (unfiltered only) pool entries."""
     out: list[dict[str, Any]] = []
     if kind in (None, "storage"):

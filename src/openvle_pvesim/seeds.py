@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from openvle_pvesim.agent import dhcp_address
-from openvle_pvesim.cluster import GIB, VM, Cluster, HAService, Node, Pool, Storage
-from openvle_pvesim.contract import DomainFaults
+from openvle_pvesim.cluster import Cluster
+from openvle_pvesim.faults import DomainFaults
+from openvle_pvesim.model import GIB, VM, HAService, Node, Pool, Storage
 
 OPENVLE_POOL = "OpenVLE-VMs"
 OPENVLE_TOKEN = "openvle@pve!ci"

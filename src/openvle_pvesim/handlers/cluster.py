@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from openvle_pvesim.cluster import PVE_VERSIONS
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.handlers.common import task_user
 
 

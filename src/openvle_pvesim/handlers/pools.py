@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from openvle_pvesim.cluster import Cluster, Pool
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.resources import storage_on
 
 POOLID_RE = re.compile(r"^[A-Za-z0-9.\-_]+(/[A-Za-z0-9.\-_]+){0,2}$")

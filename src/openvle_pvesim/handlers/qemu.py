@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster, HAService
-from openvle_pvesim.contract import PVEError, Request, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.handlers.config import check_perms, split_changes
 from openvle_pvesim.tasks import TaskContext, TaskError

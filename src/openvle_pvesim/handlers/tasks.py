@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openvle_pvesim.contract import Request, Response, param_error, route
+from openvle_pvesim.contract import Request, Response, route
+from openvle_pvesim.errors import param_error
 from openvle_pvesim.handlers.cluster import may_see_task
 from openvle_pvesim.tasks import UPID_RE, Task
 
