@@ -125,7 +125,7 @@ def parse_rule(text: str) -> FaultRule:
 
 
 class FaultInjector:
-    """All fault rules of one simulator; implements `contract.DomainFaults`."""
+    """All fault rules of one simulator; implements `DomainFaults`."""
 
     def __init__(self, spec: str = "", random_seed: int = 0) -> None:
         self.random_seed = random_seed
