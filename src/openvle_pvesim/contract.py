@@ -5,7 +5,8 @@ authenticates the token, validates and coerces parameters against the official s
 the simulated version, evaluates the schema's `permissions.check`, applies HTTP-level
 fault injection, then calls the handler registered for (method, path template) with a
 `Request`. The model (`model.py`, `cluster.py`, `handlers/`, `tasks.py`, `seeds.py`)
-implements the handlers and raises `errors.PVEError` for every failure real PVE reports synchronously.
+implements the handlers and raises `errors.PVEError` for every failure real PVE reports
+synchronously.
 """
 
 from __future__ import annotations
