@@ -9,6 +9,7 @@ from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster, HAService
 from openvle_pvesim.contract import Request, route
+from openvle_pvesim.disks import set_drive
 from openvle_pvesim.errors import PVEError
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.handlers.config import check_perms, split_changes
@@ -72,18 +73,11 @@ def ha_status(cluster: Cluster, vmid: int) -> dict[str, Any]:
 
 
 def allocate_disks(cluster: Cluster, vmid: int, changes: dict[str, Any]) -> dict[str, Any]:
-    """`local-lvm:32` -> `local-lvm:vm-N-disk-0,size=32G`; `sid:cloudinit` -> the CI drive."""
+    """The new config: drives allocated (`disks.set_drive`), other values normalised."""
     out: dict[str, Any] = {}
-    index = 0
     for key, value in changes.items():
-        text = str(value)
-        match = re.match(r"^([A-Za-z][\w\-.]*):(\d+(?:\.\d+)?)(,.*)?$", text)
-        if DISK_RE.match(key) and match:
-            sid, size, rest = match[1], match[2], match[3] or ""
-            out[key] = f"{sid}:vm-{vmid}-disk-{index}{rest},size={size}G"
-            index += 1
-        elif DISK_RE.match(key) and text.split(",")[0].endswith(":cloudinit"):
-            out[key] = f"{text.split(':')[0]}:vm-{vmid}-cloudinit,media=cdrom"
+        if DISK_RE.match(key):
+            set_drive(out, vmid, key, str(value))
         else:
             out[key] = normalise(key, value)
     return out
