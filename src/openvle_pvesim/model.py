@@ -104,6 +104,7 @@ class VM:
     dhcp_ip: str | None = None
     entry: dict[str, Any] | None = None
     last_shutdown: str | None = None
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -11,6 +11,7 @@ from openvle_pvesim.handlers import (
     pools,
     power,
     qemu,
+    snapshot,
     tasks,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "pools",
     "power",
     "qemu",
+    "snapshot",
     "tasks",
 ]

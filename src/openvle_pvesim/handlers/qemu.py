@@ -204,6 +204,8 @@ async def make_template(req: Request) -> str:
         raise PVEError(500, "you can't convert a template to a template")
     if vm.running:
         raise PVEError(500, "you can't convert a VM to template if VM is running")
+    if vm.snapshots:
+        raise PVEError(500, "unable to create template, because VM contains snapshots")
 
     async def body(ctx: TaskContext) -> None:
         check_unlocked(vm)
