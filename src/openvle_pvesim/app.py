@@ -52,7 +52,8 @@ def error_reply(status: int, message: str, errors: dict[str, str] | None = None)
     body: dict[str, Any] = {"data": None, "message": message}
     if errors:
         body["errors"] = errors
-    return Reply(status, message.split("\n", 1)[0], json.dumps(body).encode())
+    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Reply(status, message.split("\n", 1)[0], encoded)
 
 
 def pve_error_reply(exc: PVEError) -> Reply:

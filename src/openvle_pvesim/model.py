@@ -141,6 +141,8 @@ class ClusterState:
         self.ha_rules: dict[str, dict[str, Any]] = {}
         self.ha_groups: dict[str, dict[str, Any]] = {}
         self.contested_ids: set[int] = set()
+        self.leases: dict[int, str] = {}  # vmid -> its DHCP address (agent.dhcp_address)
+        self.lease_holders: dict[str, int] = {}  # and back
         self._pool_of: dict[int, str] = {}
         self.tasks = TaskManager(time_scale, rng)
         self.access = AccessControl(version, pool_of=self.pool_of, pool_members=self._pool_of.keys)

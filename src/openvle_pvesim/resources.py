@@ -129,16 +129,25 @@ def other_entries(
     return out
 
 
-def nodes_list_item(node: Node) -> dict[str, Any]:
-    """An item of GET /nodes."""
-    return {
+def nodes_list_item(node: Node, stats: bool) -> dict[str, Any]:
+    """An item of GET /nodes, as pve-manager API2Tools.pm `extract_node_stats` builds it
+    (`id`, `type`, `disk`, `maxdisk` included); without Sys.Audit on the node (`stats`
+    False) only its identity, status and level (API2/Nodes.pm `index`)."""
+    item: dict[str, Any] = {
+        "id": f"node/{node.name}",
         "node": node.name,
+        "type": "node",
         "status": "online" if node.online else "offline",
-        "cpu": node.cpu,
         "level": "",
-        "maxcpu": node.maxcpu,
-        "mem": node.mem or node.mem_base,
-        "maxmem": node.maxmem,
-        "uptime": int(time.time() - node.boot_time),
         "ssl_fingerprint": ":".join(f"{(i * 37 + node.nodeid) % 256:02X}" for i in range(32)),
     }
+    if stats and node.online:
+        item.update(
+            uptime=int(time.time() - node.boot_time),
+            cpu=node.cpu,
+            mem=node.mem or node.mem_base,
+            disk=node.disk,
+        )
+    if stats:
+        item.update(maxcpu=node.maxcpu, maxmem=node.maxmem, maxdisk=node.maxdisk)
+    return item

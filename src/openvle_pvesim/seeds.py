@@ -200,7 +200,7 @@ def start_now(cluster: Cluster, vm: VM) -> None:
     """Mark a VM as running since a while (seeded VMs): the agent has its DHCP lease."""
     vm.running = True
     vm.started_at = time.time() - cluster.rng.randrange(600, 86400)
-    vm.dhcp_ip = dhcp_address(vm)
+    vm.dhcp_ip = dhcp_address(cluster, vm)
 
 
 def add_extra_vms(cluster: Cluster, count: int) -> None:

@@ -27,7 +27,7 @@ def members(req: Request, pool: Pool, kind: str | None) -> list[dict[str, Any]]:
         for vmid in sorted(pool.vms):
             vm = cluster.vms.get(vmid)
             if vm is not None:
-                out.append(cluster.vm_resource(vm, True))
+                out.append(cluster.vm_resource(vm, False))  # members carry no `pool`
     if kind in (None, "storage"):
         for sid in sorted(pool.storage):
             out.extend(storage_on(cluster, cluster.storages[sid], n) for n in cluster.nodes)

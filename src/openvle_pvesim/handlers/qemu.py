@@ -186,6 +186,7 @@ async def destroy_vm(req: Request) -> str:
 
 def remove_vm(cluster: Cluster, vmid: int, purge: bool) -> None:
     cluster.vms.pop(vmid, None)
+    cluster.lease_holders.pop(cluster.leases.pop(vmid, ""), None)
     cluster.set_pool(vmid, None)
     if purge:
         cluster.ha.pop(vmid, None)
