@@ -5,6 +5,7 @@ from openvle_pvesim.handlers import (
     clone,
     cluster,
     config,
+    disk,
     ha,
     migrate,
     nodes,
@@ -12,6 +13,7 @@ from openvle_pvesim.handlers import (
     power,
     qemu,
     snapshot,
+    storage,
     tasks,
 )
 
@@ -20,6 +22,7 @@ __all__ = [
     "clone",
     "cluster",
     "config",
+    "disk",
     "ha",
     "migrate",
     "nodes",
@@ -27,5 +30,6 @@ __all__ = [
     "power",
     "qemu",
     "snapshot",
+    "storage",
     "tasks",
 ]
