@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.schema import load_schema
 
 ROOT = "root@pam"

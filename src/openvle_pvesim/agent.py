@@ -11,17 +11,18 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.vmconfig import net_mac, parse_props, static_ip
 
 if TYPE_CHECKING:
-    from openvle_pvesim.cluster import VM, Cluster
+    from openvle_pvesim.model import VM, ClusterState
 
 DHCP_BOOT_DELAY = 15.0
 DHCP_PREFIX = "10.20"
+LEASE_SLOTS = 256 * 253
 
 
-def require_agent(cluster: Cluster, vm: VM) -> None:
+def require_agent(cluster: ClusterState, vm: VM) -> None:
     """PVE's checks before a QGA command, in PVE's order, then guest-ping."""
     if "agent" not in vm.config:
         raise PVEError(500, "No QEMU guest agent configured")
@@ -34,18 +35,36 @@ def require_agent(cluster: Cluster, vm: VM) -> None:
         raise PVEError(500, fault or "QEMU guest agent is not running")
 
 
-def dhcp_address(vm: VM) -> str:
-    """A stable lease for the VM from the simulated 10.20.0.0/16 DHCP range."""
-    return f"{DHCP_PREFIX}.{(vm.vmid >> 8) & 0xFF}.{(vm.vmid & 0xFF) or 1}"
+def dhcp_address(cluster: ClusterState, vm: VM) -> str:
+    """The VM's lease from the simulated 10.20.0.0/16 range: stable per VM, unique.
+
+    Hosts .2-.254 of each /24 (no network, broadcast or gateway-looking address even for
+    clients that treat the range as /24s); the first choice follows the vmid and a taken
+    address moves on to the next free one. The lease is kept until the VM is destroyed.
+    """
+    known = cluster.leases.get(vm.vmid)
+    if known is not None:
+        return known
+    for step in range(LEASE_SLOTS):
+        address = _slot_address((vm.vmid + step) % LEASE_SLOTS)
+        if address not in cluster.lease_holders:
+            cluster.leases[vm.vmid] = address
+            cluster.lease_holders[address] = vm.vmid
+            return address
+    raise PVEError(500, "DHCP range exhausted")
 
 
-def ipv4_of(cluster: Cluster, vm: VM) -> tuple[str, int] | None:
+def _slot_address(slot: int) -> str:
+    return f"{DHCP_PREFIX}.{slot // 253}.{slot % 253 + 2}"
+
+
+def ipv4_of(cluster: ClusterState, vm: VM) -> tuple[str, int] | None:
     """The guest's IPv4 on net0: static from cloud-init, else DHCP after the boot delay."""
     static = static_ip(vm.config)
     if static is not None:
         return static
     if vm.dhcp_ip is None and time.time() - vm.started_at >= cluster.scaled(DHCP_BOOT_DELAY):
-        vm.dhcp_ip = dhcp_address(vm)
+        vm.dhcp_ip = dhcp_address(cluster, vm)
     return (vm.dhcp_ip, 16) if vm.dhcp_ip else None
 
 
@@ -62,7 +81,8 @@ def _addr(ip: str, kind: str, prefix: int) -> dict[str, Any]:
 
 
 def _iface(name: str, mac: str, addrs: list[dict[str, Any]], vmid: int) -> dict[str, Any]:
-    scale = vmid % 97 + 1
+    """One interface; its counters differ per interface and per VM."""
+    scale = (vmid * 31 + sum(name.encode()) * 7) % 997 + 1
     stats = {
         "rx-bytes": 1834 * scale,
         "rx-dropped": 0,
@@ -76,7 +96,7 @@ def _iface(name: str, mac: str, addrs: list[dict[str, Any]], vmid: int) -> dict[
     return {"name": name, "hardware-address": mac, "ip-addresses": addrs, "statistics": stats}
 
 
-def network_interfaces(cluster: Cluster, vm: VM) -> list[dict[str, Any]]:
+def network_interfaces(cluster: ClusterState, vm: VM) -> list[dict[str, Any]]:
     """QGA guest-network-get-interfaces for a running agent."""
     lo = [_addr("127.0.0.1", "ipv4", 8), _addr("::1", "ipv6", 128)]
     mac = (net_mac(str(vm.config.get("net0", ""))) or "bc:24:11:00:00:01").lower()

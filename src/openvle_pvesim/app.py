@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
-from openvle_pvesim.contract import ROUTES, Handler, PVEError, Request, Response
+from openvle_pvesim.contract import ROUTES, Handler, Request, Response
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.faults import FaultInjector, HttpFault
 from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response
@@ -51,7 +52,8 @@ def error_reply(status: int, message: str, errors: dict[str, str] | None = None)
     body: dict[str, Any] = {"data": None, "message": message}
     if errors:
         body["errors"] = errors
-    return Reply(status, message.split("\n", 1)[0], json.dumps(body).encode())
+    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Reply(status, message.split("\n", 1)[0], encoded)
 
 
 def pve_error_reply(exc: PVEError) -> Reply:

@@ -4,38 +4,20 @@ The HTTP layer (`server.py`, `schema.py`, `access.py`, `faults.py`) parses a req
 authenticates the token, validates and coerces parameters against the official schema of
 the simulated version, evaluates the schema's `permissions.check`, applies HTTP-level
 fault injection, then calls the handler registered for (method, path template) with a
-`Request`. The model (`cluster.py`, `handlers.py`, `tasks.py`, `seeds.py`) implements the
-handlers and raises `PVEError` for every failure real PVE reports synchronously.
+`Request`. The model (`model.py`, `cluster.py`, `handlers/`, `tasks.py`, `seeds.py`)
+implements the handlers and raises `errors.PVEError` for every failure real PVE reports
+synchronously.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import Principal
     from openvle_pvesim.cluster import Cluster
-
-
-class PVEError(Exception):
-    """A synchronous PVE error: HTTP status, the message (reason phrase), optional `errors`.
-
-    The formatter ends `message` with a newline as PVE does and uses its first line as
-    the HTTP reason phrase. 401 errors are sent with an empty body after the auth delay.
-    """
-
-    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors
-
-
-def param_error(**errors: str) -> PVEError:
-    """400 `Parameter verification failed.` with per-parameter messages."""
-    return PVEError(400, "Parameter verification failed.", errors)
 
 
 @dataclass
@@ -60,21 +42,6 @@ class Request:
     params: dict[str, Any]
     principal: Principal
     cluster: Cluster
-
-
-class DomainFaults(Protocol):
-    """Faults the model asks about (implemented by `faults.FaultInjector`).
-
-    `take(kind, target)` returns None when no fault fires, else the message to use
-    ("" means the model's default message for that fault). Kinds and targets:
-    - "task_fail", target = task type ("qmclone", "qmstart", ...): the task ends in error;
-    - "lock_timeout", target = task type: the task fails with a `can't lock file` timeout;
-    - "nextid_collision", target = "": /cluster/nextid hands out an id another clone takes;
-    - "agent_not_running", target = str(vmid): the guest agent does not answer.
-    Counts and probabilities are the injector's business; it is deterministic under a seed.
-    """
-
-    def take(self, kind: str, target: str) -> str | None: ...
 
 
 Handler = Callable[[Request], Awaitable[Any]]

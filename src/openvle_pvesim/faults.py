@@ -20,6 +20,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 HTTP_KINDS = frozenset({"status", "hang", "reset"})
 DOMAIN_KINDS = frozenset({"task_fail", "lock_timeout", "nextid_collision", "agent_not_running"})
@@ -29,6 +30,21 @@ STATUS_REASONS = {
     595: "Errors during connection establishment, proxy handshake: Connection refused",
     596: "Connection timed out",
 }
+
+
+class DomainFaults(Protocol):
+    """Faults the model asks about (implemented by `faults.FaultInjector`).
+
+    `take(kind, target)` returns None when no fault fires, else the message to use
+    ("" means the model's default message for that fault). Kinds and targets:
+    - "task_fail", target = task type ("qmclone", "qmstart", ...): the task ends in error;
+    - "lock_timeout", target = task type: the task fails with a `can't lock file` timeout;
+    - "nextid_collision", target = "": /cluster/nextid hands out an id another clone takes;
+    - "agent_not_running", target = str(vmid): the guest agent does not answer.
+    Counts and probabilities are the injector's business; it is deterministic under a seed.
+    """
+
+    def take(self, kind: str, target: str) -> str | None: ...
 
 
 @dataclass
@@ -109,7 +125,7 @@ def parse_rule(text: str) -> FaultRule:
 
 
 class FaultInjector:
-    """All fault rules of one simulator; implements `contract.DomainFaults`."""
+    """All fault rules of one simulator; implements `DomainFaults`."""
 
     def __init__(self, spec: str = "", random_seed: int = 0) -> None:
         self.random_seed = random_seed

@@ -1,31 +1,37 @@
-"""The HTTP/1.1 server side the simulator needs, parsed straight off an asyncio stream.
+"""HTTP/1.1 requests off an asyncio stream, parsed by httptools (llhttp), and reply encoding.
 
-Request line and headers (at most 64 KiB, CRLF line ends), a body by Content-Length or
-chunked transfer coding (at most 4 MiB), keep-alive as h11 decides it (HTTP/1.1 without
-`Connection: close`; HTTP/1.0 always closes), and one pre-assembled write per reply.
-Anything malformed raises `ProtocolError` and the server drops the connection without a
-reply, as it did with h11. Hand-rolled because h11's per-event validation was a large
-share of the simulator's CPU per request.
+llhttp refuses what a real server refuses: a duplicate `Content-Length`, `Content-Length`
+beside `Transfer-Encoding`, a length or chunk size that is not plain digits. Such a request
+gets `400 bad request` and the connection closes, so no leftover bytes are read as a new
+request. On top of the parser, as pve-http-server's AnyEvent.pm does it
+(`unshift_read_header`, `push_request_header`): a `Transfer-Encoding` is answered 501
+(`chunked transfer encoding not supported`, `Unknown transfer encoding 'x'`) and the
+connection closed, and HTTP/1.1 without `Host` is a 400. Heads are limited to 64 KiB and
+bodies to 4 MiB. Keep-alive: HTTP/1.1 without `Connection: close`; HTTP/1.0 always closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
 
+import httptools
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024
-_REQUEST_LINE = re.compile(
-    r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e\x80-\xff]+) HTTP/1\.([01])$"
-)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+READ_SIZE = 65536
 
 
 class ProtocolError(Exception):
-    """The peer broke HTTP/1.1 framing; the connection is dropped without a reply."""
+    """The request cannot be served: answer `status reason` (when set), then close."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -39,88 +45,111 @@ class HttpRequest:
     keep_alive: bool
 
 
-async def read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
-    """The next request on the connection, or None when the peer closed between requests."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise ProtocolError("connection closed inside a request head") from None
-        return None
-    except asyncio.LimitOverrunError:
-        raise ProtocolError("request head too large") from None
-    lines = head[:-4].decode("latin-1").split("\r\n")
-    start = _REQUEST_LINE.match(lines[0])
-    if start is None:
-        raise ProtocolError("malformed request line")
-    headers = parse_headers(lines[1:])
-    if start[3] == "1" and "host" not in headers:
-        raise ProtocolError("missing mandatory Host header")
-    body = await _read_body(reader, headers)
-    tokens = {item.strip().lower() for item in headers.get("connection", "").split(",")}
-    keep_alive = start[3] == "1" and "close" not in tokens
-    return HttpRequest(start[1], start[2], headers, body, keep_alive)
+class _Parse:
+    """httptools callbacks collecting complete requests (pipelined ones queue up)."""
 
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.ready: deque[HttpRequest | ProtocolError] = deque()
+        self.in_message = False
+        self.head_open = False
+        self.head_bytes = 0  # url and header bytes of the current head
+        self.fed = 0  # bytes fed while the current head was open (over-counts one read)
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._size = 0
+        self._refused: ProtocolError | None = None
 
-def parse_headers(lines: list[str]) -> dict[str, str]:
-    """`Name: value` lines as a dict of lower-cased names (no obsolete line folding)."""
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep or not _HEADER_NAME.match(name):
-            raise ProtocolError(f"malformed header line {line[:40]!r}")
-        headers[name.lower()] = value.strip(" \t")
-    return headers
+    def on_message_begin(self) -> None:
+        self.in_message = self.head_open = True
+        self.head_bytes = self.fed = 0
+        self._url, self._headers, self._body, self._size = b"", {}, [], 0
 
+    def _count(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > MAX_HEAD:
+            self._refused = ProtocolError("header too large", 431)
+            raise self._refused
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-    coding = headers.get("transfer-encoding")
-    if coding is not None:
-        if coding.strip().lower() != "chunked":
-            raise ProtocolError(f"unsupported transfer coding {coding!r}")
-        return await _read_chunked(reader)
-    length = headers.get("content-length", "0").strip()
-    if not length.isdigit():
-        raise ProtocolError(f"bad Content-Length {length!r}")
-    size = int(length)
-    if size > MAX_BODY:
-        raise ProtocolError("request body too large")
-    return await _exactly(reader, size) if size else b""
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        self._url += url
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1").strip(" \t")
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        size_field = (await _line(reader)).split(b";", 1)[0].strip()
+    def on_headers_complete(self) -> None:
+        self.head_open = False
+        coding = self._headers.get("transfer-encoding")
+        if coding is not None and "content-length" in self._headers:
+            self._refused = ProtocolError("bad request")  # llhttp's refusal, kept first
+            raise self._refused
+        if coding is not None:
+            text = "chunked transfer encoding not supported"
+            if coding.lower() != "chunked":
+                text = f"Unknown transfer encoding '{coding}'"
+            self._refused = ProtocolError(text, 501)
+            raise self._refused
+        if self.parser.get_http_version() == "1.1" and "host" not in self._headers:
+            self._refused = ProtocolError("bad request")
+            raise self._refused
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_BODY:
+            self._refused = ProtocolError("request entity too large", 413)
+            raise self._refused
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        keep_alive = self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
+        method = self.parser.get_method().decode("latin-1")
+        target = self._url.decode("latin-1")
+        self.ready.append(
+            HttpRequest(method, target, self._headers, b"".join(self._body), keep_alive)
+        )
+
+    def feed(self, data: bytes) -> None:
+        """Parse `data`; a refusal is queued after the requests that came before it."""
         try:
-            size = int(size_field, 16)
-        except ValueError:
-            raise ProtocolError(f"bad chunk size {size_field[:20]!r}") from None
-        if size == 0:
-            while await _line(reader) != b"\r\n":  # trailer fields, ignored
-                pass
-            return b"".join(chunks)
-        total += size
-        if total > MAX_BODY:
-            raise ProtocolError("request body too large")
-        chunks.append(await _exactly(reader, size))
-        if await _exactly(reader, 2) != b"\r\n":
-            raise ProtocolError("chunk not followed by CRLF")
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.ready.append(self._refused or ProtocolError("bad request"))
+            return
+        if self.head_open:
+            self.fed += len(data)
+            if self.fed > MAX_HEAD + READ_SIZE:  # one header line that never ends
+                self.ready.append(ProtocolError("header too large", 431))
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readuntil(b"\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        raise ProtocolError("truncated chunked body") from None
+class RequestReader:
+    """Reads requests one by one from a connection; a ProtocolError ends it."""
 
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self._parse = _Parse()
 
-async def _exactly(reader: asyncio.StreamReader, size: int) -> bytes:
-    try:
-        return await reader.readexactly(size)
-    except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed inside a request body") from None
+    async def next(self) -> HttpRequest | None:
+        """The next request, None when the peer closed between requests.
+
+        Raises ProtocolError for a request to refuse (status set) or a peer that closed
+        inside one (status 0: nobody left to answer).
+        """
+        ready = self._parse.ready
+        while not ready:
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                if self._parse.in_message:
+                    raise ProtocolError("connection closed inside a request", 0)
+                return None
+            self._parse.feed(data)
+        item = ready.popleft()
+        if isinstance(item, ProtocolError):
+            raise item
+        return item
 
 
 class _DateCache:
@@ -145,7 +174,7 @@ def http_date() -> str:
 def encode_response(
     status: int, reason: bytes, headers: list[tuple[str, str]], body: bytes, keep_alive: bool
 ) -> bytes:
-    """Status line, headers (plus `Connection: close` when closing, as h11 adds) and body."""
+    """Status line, headers (plus `Connection: close` when closing) and body."""
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     parts.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
     if not keep_alive:

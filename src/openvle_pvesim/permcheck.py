@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from openvle_pvesim.access import ROOT, Principal, permission_denied
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 
 _TEMPLATE_RE = re.compile(r"\{([^}]+)\}")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import Principal
-    from openvle_pvesim.cluster import Cluster, Node, Storage
+    from openvle_pvesim.model import ClusterState, Node, Storage
 
 
 def node_entry(node: Node) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def node_entry(node: Node) -> dict[str, Any]:
     }
 
 
-def node_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def node_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     return [
         node_entry(n)
         for n in cluster.nodes.values()
@@ -38,7 +38,7 @@ def node_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]
     ]
 
 
-def storage_on(cluster: Cluster, storage: Storage, node: str) -> dict[str, Any]:
+def storage_on(cluster: ClusterState, storage: Storage, node: str) -> dict[str, Any]:
     """A storage item as /cluster/resources has it, for one node."""
     used = storage.used.get("" if storage.shared else node, 0)
     return {
@@ -60,7 +60,7 @@ def may_see_storage(principal: Principal, sid: str) -> bool:
     return principal.has(path, "Datastore.Audit") or principal.has(path, "Datastore.AllocateSpace")
 
 
-def storage_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def storage_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     return [
         storage_on(cluster, s, n)
         for n in cluster.nodes
@@ -69,7 +69,7 @@ def storage_entries(cluster: Cluster, principal: Principal) -> list[dict[str, An
     ]
 
 
-def pool_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def pool_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     """Pool items: cpu/mem aggregated over running members (from the lagged stats)."""
     out = []
     for pool in cluster.pools.values():
@@ -96,7 +96,7 @@ def pool_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]
     return out
 
 
-def sdn_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
+def sdn_entries(cluster: ClusterState, principal: Principal) -> list[dict[str, Any]]:
     """The default `localnetwork` zone on each node."""
     if not principal.has("/sdn/zones/localnetwork", "SDN.Audit"):
         return []
@@ -115,7 +115,9 @@ def sdn_entries(cluster: Cluster, principal: Principal) -> list[dict[str, Any]]:
     return out
 
 
-def other_entries(cluster: Cluster, principal: Principal, kind: str | None) -> list[dict[str, Any]]:
+def other_entries(
+    cluster: ClusterState, principal: Principal, kind: str | None
+) -> list[dict[str, Any]]:
     """Storage, sdn and (unfiltered only) pool entries."""
     out: list[dict[str, Any]] = []
     if kind in (None, "storage"):
@@ -127,16 +129,25 @@ def other_entries(cluster: Cluster, principal: Principal, kind: str | None) -> l
     return out
 
 
-def nodes_list_item(node: Node) -> dict[str, Any]:
-    """An item of GET /nodes."""
-    return {
+def nodes_list_item(node: Node, stats: bool) -> dict[str, Any]:
+    """An item of GET /nodes, as pve-manager API2Tools.pm `extract_node_stats` builds it
+    (`id`, `type`, `disk`, `maxdisk` included); without Sys.Audit on the node (`stats`
+    False) only its identity, status and level (API2/Nodes.pm `index`)."""
+    item: dict[str, Any] = {
+        "id": f"node/{node.name}",
         "node": node.name,
+        "type": "node",
         "status": "online" if node.online else "offline",
-        "cpu": node.cpu,
         "level": "",
-        "maxcpu": node.maxcpu,
-        "mem": node.mem or node.mem_base,
-        "maxmem": node.maxmem,
-        "uptime": int(time.time() - node.boot_time),
         "ssl_fingerprint": ":".join(f"{(i * 37 + node.nodeid) % 256:02X}" for i in range(32)),
     }
+    if stats and node.online:
+        item.update(
+            uptime=int(time.time() - node.boot_time),
+            cpu=node.cpu,
+            mem=node.mem or node.mem_base,
+            disk=node.disk,
+        )
+    if stats:
+        item.update(maxcpu=node.maxcpu, maxmem=node.maxmem, maxdisk=node.maxdisk)
+    return item

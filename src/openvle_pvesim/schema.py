@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from openvle_pvesim.contract import param_error
+from openvle_pvesim.errors import param_error
 from openvle_pvesim.formats import FormatError, check_format
 
 VERSIONS = ("9.1", "8.4")

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from openvle_pvesim.agent import dhcp_address
-from openvle_pvesim.cluster import GIB, VM, Cluster, HAService, Node, Pool, Storage
-from openvle_pvesim.contract import DomainFaults
+from openvle_pvesim.cluster import Cluster
+from openvle_pvesim.faults import DomainFaults
+from openvle_pvesim.model import GIB, VM, HAService, Node, Pool, Storage
 
 OPENVLE_POOL = "OpenVLE-VMs"
 OPENVLE_TOKEN = "openvle@pve!ci"
@@ -199,7 +200,7 @@ def start_now(cluster: Cluster, vm: VM) -> None:
     """Mark a VM as running since a while (seeded VMs): the agent has its DHCP lease."""
     vm.running = True
     vm.started_at = time.time() - cluster.rng.randrange(600, 86400)
-    vm.dhcp_ip = dhcp_address(vm)
+    vm.dhcp_ip = dhcp_address(cluster, vm)
 
 
 def add_extra_vms(cluster: Cluster, count: int) -> None:

@@ -19,7 +19,13 @@ import zlib
 
 from openvle_pvesim.app import Reply, SimulatorApp
 from openvle_pvesim.faults import HttpFault
-from openvle_pvesim.http1 import MAX_HEAD, ProtocolError, encode_response, http_date, read_request
+from openvle_pvesim.http1 import (
+    MAX_HEAD,
+    ProtocolError,
+    RequestReader,
+    encode_response,
+    http_date,
+)
 
 log = logging.getLogger(__name__)
 GZIP_MIN = 1024
@@ -65,7 +71,12 @@ class SimulatorServer:
         self.connections_accepted += 1
         try:
             await self._connection(reader, writer)
-        except (ConnectionError, ssl.SSLError, ProtocolError, asyncio.IncompleteReadError):
+        except ProtocolError as exc:
+            if exc.status:
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    writer.write(refusal(exc))
+                    await writer.drain()
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             # stop() cancels open connections; ending quietly keeps asyncio's
@@ -78,8 +89,9 @@ class SimulatorServer:
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests = RequestReader(reader)
         while True:
-            request = await read_request(reader)
+            request = await requests.next()
             if request is None:
                 return
             reply = await self.app.handle(
@@ -93,6 +105,14 @@ class SimulatorServer:
             await writer.drain()
             if not request.keep_alive:
                 return
+
+
+def refusal(exc: ProtocolError) -> bytes:
+    """AnyEvent.pm's `error()` for a request it will not serve: the text as body, then close."""
+    body = exc.reason.encode()
+    headers = [("Date", http_date()), ("Server", "pve-api-daemon/3.0")]
+    headers.append(("Content-Length", str(len(body))))
+    return encode_response(exc.status, body, headers, body, keep_alive=False)
 
 
 def _encoding(accept: str) -> str | None:

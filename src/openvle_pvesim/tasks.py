@@ -47,6 +47,15 @@ class Task:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
+    def owner(self) -> tuple[str, str | None]:
+        """(user, tokenid) as PVE's `split_tokenid` gives them for the UPID's user."""
+        user, sep, tokenid = self.user.partition("!")
+        return user, (tokenid if sep else None)
+
+    def owned_by(self, authuser: str) -> bool:
+        """Tasks.pm `$check_task_user`: a token sees its own, a user its own and its tokens'."""
+        return authuser == self.user or authuser == self.owner()[0]
+
     def status_data(self) -> dict[str, Any]:
         """GET .../tasks/{upid}/status: token users are split into `user` and `tokenid`."""
         data: dict[str, Any] = {
@@ -61,13 +70,18 @@ class Task:
             "status": self.status,
         }
         if "!" in self.user:
-            data["user"], data["tokenid"] = self.user.split("!", 1)
+            data["user"], data["tokenid"] = self.owner()
         if self.exitstatus is not None:
             data["exitstatus"] = self.exitstatus
         return data
 
-    def list_item(self) -> dict[str, Any]:
-        """An item of GET /nodes/{node}/tasks and /cluster/tasks."""
+    def list_item(self, running_status: bool = False) -> dict[str, Any]:
+        """An item of GET /nodes/{node}/tasks and /cluster/tasks.
+
+        Token users are split into `user` and `tokenid` as in the status (Tasks.pm
+        `$convert_token_task`, Cluster.pm `tasks`); a running task listed from the active
+        list has `status: RUNNING` (Tasks.pm `node_tasks`).
+        """
         item: dict[str, Any] = {
             "upid": self.upid,
             "node": self.node,
@@ -78,9 +92,13 @@ class Task:
             "id": self.id,
             "user": self.user,
         }
+        if "!" in self.user:
+            item["user"], item["tokenid"] = self.owner()
         if self.endtime is not None:
             item["endtime"] = self.endtime
             item["status"] = self.exitstatus
+        elif running_status:
+            item["status"] = "RUNNING"
         return item
 
 

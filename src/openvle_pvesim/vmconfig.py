@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any
 
-from openvle_pvesim.contract import PVEError, param_error
+from openvle_pvesim.errors import PVEError, param_error
 
 DISK_RE = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
 NET_RE = re.compile(r"^net\d+$")

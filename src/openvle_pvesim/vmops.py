@@ -14,7 +14,7 @@ from openvle_pvesim.tasks import TaskContext, TaskError
 from openvle_pvesim.vmconfig import agent_enabled, disk_keys, format_gib, parse_size, volid
 
 if TYPE_CHECKING:
-    from openvle_pvesim.cluster import VM, Cluster, HAService
+    from openvle_pvesim.model import VM, ClusterState, HAService
 
 Body = Callable[[TaskContext], Awaitable[None]]
 
@@ -31,7 +31,7 @@ DEFAULT_FAILURES = {
 }
 
 
-def fault_check(cluster: Cluster, kind: str, vmid: int) -> None:
+def fault_check(cluster: ClusterState, kind: str, vmid: int) -> None:
     """Raise the injected task failure or lock timeout for this task type, if any."""
     message = cluster.faults.take("lock_timeout", kind)
     if message is not None:
@@ -44,7 +44,7 @@ def fault_check(cluster: Cluster, kind: str, vmid: int) -> None:
 
 
 def locked_worker(
-    cluster: Cluster, vmid: int, kind: str, body: Body, timeout: float = 10.0
+    cluster: ClusterState, vmid: int, kind: str, body: Body, timeout: float = 10.0
 ) -> Body:
     """Wrap `body` with the fault check and the VM's exclusive flock."""
 
@@ -74,7 +74,7 @@ def set_running(vm: VM, running: bool) -> None:
         vm.dhcp_ip = None
 
 
-def start_body(cluster: Cluster, vm: VM) -> Body:
+def start_body(cluster: ClusterState, vm: VM) -> Body:
     async def body(ctx: TaskContext) -> None:
         if vm.is_template:
             raise TaskError("you can't start a vm if it's a template")
@@ -87,7 +87,7 @@ def start_body(cluster: Cluster, vm: VM) -> Body:
     return body
 
 
-def stop_body(cluster: Cluster, vm: VM) -> Body:
+def stop_body(cluster: ClusterState, vm: VM) -> Body:
     async def body(ctx: TaskContext) -> None:
         check_unlocked(vm)
         if vm.running:
@@ -97,7 +97,7 @@ def stop_body(cluster: Cluster, vm: VM) -> Body:
     return body
 
 
-def shutdown_body(cluster: Cluster, vm: VM, timeout: int = 60, force: bool = False) -> Body:
+def shutdown_body(cluster: ClusterState, vm: VM, timeout: int = 60, force: bool = False) -> Body:
     """Agent `guest-shutdown` when enabled and answering, ACPI powerdown otherwise."""
 
     async def body(ctx: TaskContext) -> None:
@@ -120,14 +120,14 @@ def shutdown_body(cluster: Cluster, vm: VM, timeout: int = 60, force: bool = Fal
     return body
 
 
-def agent_answers(cluster: Cluster, vm: VM) -> bool:
+def agent_answers(cluster: ClusterState, vm: VM) -> bool:
     """Whether the guest agent would answer guest-ping now."""
     if not vm.agent_running or not vm.running:
         return False
     return cluster.faults.take("agent_not_running", str(vm.vmid)) is None
 
 
-def reboot_body(cluster: Cluster, vm: VM, timeout: int = 60) -> Body:
+def reboot_body(cluster: ClusterState, vm: VM, timeout: int = 60) -> Body:
     shutdown = shutdown_body(cluster, vm, timeout)
 
     async def body(ctx: TaskContext) -> None:
@@ -149,13 +149,13 @@ def simple_body(vm: VM, seconds: float, action: Callable[[], None]) -> Body:
     return body
 
 
-async def spawn_power(cluster: Cluster, vm: VM, kind: str, user: str, body: Body) -> str:
+async def spawn_power(cluster: ClusterState, vm: VM, kind: str, user: str, body: Body) -> str:
     return await cluster.tasks.spawn(
         vm.node, kind, str(vm.vmid), user, locked_worker(cluster, vm.vmid, kind, body)
     )
 
 
-async def ha_apply(cluster: Cluster) -> None:
+async def ha_apply(cluster: ClusterState) -> None:
     """One CRM/LRM round: start, stop or migrate HA services whose state differs."""
     for vmid, svc in list(cluster.ha.items()):
         vm = cluster.vms.get(vmid)
@@ -178,7 +178,7 @@ def ha_settled_state(state: str, running: bool) -> str:
     return "started" if running else "stopped"
 
 
-async def ha_run(cluster: Cluster, svc: HAService, vm: VM, action: str) -> None:
+async def ha_run(cluster: ClusterState, svc: HAService, vm: VM, action: str) -> None:
     """Run the LRM's qmstart/qmshutdown/qmigrate for a service, as root@pam."""
     svc.busy = True
     if action == "start":
@@ -212,7 +212,9 @@ MIGRATE_BANDWIDTH = 1024**3  # bytes per simulated second
 OFFLINE_MIGRATE_SECONDS = 2.0
 
 
-def migrate_body(cluster: Cluster, vm: VM, target: str, online: bool, local_disks: bool) -> Body:
+def migrate_body(
+    cluster: ClusterState, vm: VM, target: str, online: bool, local_disks: bool
+) -> Body:
     """Offline (config move), online (RAM copy) and local-disk migration, `lock: migrate`."""
 
     async def body(ctx: TaskContext) -> None:
@@ -240,7 +242,7 @@ def migrate_body(cluster: Cluster, vm: VM, target: str, online: bool, local_disk
     return body
 
 
-async def copy_disks(cluster: Cluster, ctx: TaskContext, vm: VM, keys: list[str]) -> None:
+async def copy_disks(cluster: ClusterState, ctx: TaskContext, vm: VM, keys: list[str]) -> None:
     for key in keys:
         size = parse_size(str(vm.config[key]))
         ctx.log(f"copying local disk '{volid(str(vm.config[key]))}' ({key})")

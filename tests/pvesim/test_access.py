@@ -7,7 +7,7 @@ import re
 import pytest
 
 from openvle_pvesim.access import AccessControl
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.permcheck import check_method
 
 POOLS = {100: "P", 101: None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openvle_pvesim.access import AccessControl
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.schema import load_schema, validate_params
 
 STATUS = "/nodes/{node}/qemu/{vmid}/status/current"

@@ -10,7 +10,8 @@ import pytest
 
 from openvle_pvesim import Simulator
 from openvle_pvesim.app import Router, _merge_params
-from openvle_pvesim.contract import ROUTES, PVEError, Request
+from openvle_pvesim.contract import ROUTES, Request
+from openvle_pvesim.errors import PVEError
 
 
 async def test_version_envelope_and_headers(ci: httpx.AsyncClient, sim: Simulator) -> None:

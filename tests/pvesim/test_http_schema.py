@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from openvle_pvesim.contract import PVEError
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.schema import load_schema, validate_params, validate_response
 
 CLONE = "/nodes/{node}/qemu/{vmid}/clone"

@@ -62,24 +62,6 @@ async def test_http_1_0_and_connection_close_end_the_connection(sim: Simulator) 
         writer.close()
 
 
-async def test_a_chunked_body_is_decoded(sim: Simulator) -> None:
-    reader, writer = await open_raw(sim)
-    chunks = b"4\r\nbogu\r\n3;ext=1\r\ns=1\r\n0\r\n\r\n"
-    writer.write(
-        request(
-            sim,
-            "POST /api2/json/nodes/pve1/qemu/9000/status/start HTTP/1.1",
-            "Content-Type: application/x-www-form-urlencoded",
-            "Transfer-Encoding: chunked",
-            body=chunks,
-        )
-    )
-    (status, _), body = await read_response(reader)
-    writer.close()
-    assert status == b"HTTP/1.1 400 Parameter verification failed.\r\n"
-    assert "bogus" in json.loads(body)["errors"]
-
-
 async def test_head_gets_the_headers_without_a_body(sim: Simulator) -> None:
     reader, writer = await open_raw(sim)
     writer.write(request(sim, "HEAD /api2/json/version HTTP/1.1"))
@@ -93,16 +75,66 @@ async def test_head_gets_the_headers_without_a_body(sim: Simulator) -> None:
     assert after == b"HTTP/1.1 200 OK\r\n"
 
 
-async def test_malformed_requests_drop_the_connection_without_a_reply(sim: Simulator) -> None:
+async def refused(sim: Simulator, raw: bytes) -> tuple[bytes, bytes]:
+    """Send `raw`; return the status line and everything after the head until EOF."""
+    reader, writer = await open_raw(sim)
+    writer.write(raw)
+    try:
+        status = await asyncio.wait_for(reader.readline(), timeout=5)
+        while await reader.readline() not in (b"\r\n", b""):
+            pass
+        rest = await asyncio.wait_for(reader.read(), timeout=5)
+    finally:
+        writer.close()
+    return status, rest
+
+
+SMUGGLED = b"GET /api2/json/version HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def test_malformed_requests_get_400_and_the_connection_closes(sim: Simulator) -> None:
+    """What llhttp refuses is answered `400 bad request`; nothing after it is read."""
+    post = "POST /api2/json/pools HTTP/1.1"
     for raw in (
         b"NOT A REQUEST\r\n\r\n",
         b"GET /api2/json/version HTTP/1.1\r\n\r\n",  # no Host
         request(sim, "GET /api2/json/version HTTP/1.1", "Bad Header: x"),
-        request(sim, "POST /api2/json/pools HTTP/1.1", "Content-Length: nope"),
-        request(sim, "GET /api2/json/version HTTP/1.1", "Transfer-Encoding: gzip"),
-        b"GET /api2/json/version HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
+        request(sim, post, "Content-Length: nope"),
+        request(sim, post, "Content-Length: -1"),
+        request(sim, post, "Content-Length: \u00b2"),
+        request(sim, post, "Content-Length: 2", "Content-Length: 49", body=b"{}" + SMUGGLED),
+        request(sim, post, "Content-Length: 2", "Transfer-Encoding: chunked", body=b"0\r\n\r\n")
+        + SMUGGLED,
     ):
-        reader, writer = await open_raw(sim)
-        writer.write(raw)
-        assert await asyncio.wait_for(reader.read(), timeout=5) == b""
-        writer.close()
+        status, rest = await refused(sim, raw)
+        assert status == b"HTTP/1.1 400 bad request\r\n", raw
+        assert rest == b"bad request", raw  # the text as body; no second reply follows
+
+
+async def test_transfer_codings_get_501_as_pve_has_no_chunked_support(sim: Simulator) -> None:
+    """pve-http-server answers any Transfer-Encoding 501 and closes (AnyEvent.pm)."""
+    post = "POST /api2/json/pools HTTP/1.1"
+    for size in (b"1_0", b"0x2", b"-1", b"4"):
+        chunked = request(sim, post, "Transfer-Encoding: chunked", body=size + b"\r\nabcd\r\n")
+        status, rest = await refused(sim, chunked + b"0\r\n\r\n" + SMUGGLED)
+        assert status == b"HTTP/1.1 501 chunked transfer encoding not supported\r\n"
+        assert rest == b"chunked transfer encoding not supported"
+    status, _ = await refused(sim, request(sim, post, "Transfer-Encoding: gzip"))
+    assert status == b"HTTP/1.1 501 Unknown transfer encoding 'gzip'\r\n"
+
+
+async def test_an_oversized_head_is_refused(sim: Simulator) -> None:
+    huge = b"GET /api2/json/version HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n"
+    status, _ = await refused(sim, huge)
+    assert status == b"HTTP/1.1 431 header too large\r\n"
+    endless = b"GET /api2/json/version HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 200_000
+    status, _ = await refused(sim, endless)
+    assert status == b"HTTP/1.1 431 header too large\r\n"
+
+
+async def test_a_peer_closing_inside_a_request_gets_no_reply(sim: Simulator) -> None:
+    reader, writer = await open_raw(sim)
+    writer.write(request(sim, "POST /api2/json/pools HTTP/1.1", "Content-Length: 10") + b"abc")
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+    writer.close()

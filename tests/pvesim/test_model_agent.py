@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import httpx
 
 from openvle_pvesim import Simulator
-from openvle_pvesim.agent import link_local
+from openvle_pvesim.agent import dhcp_address, link_local
+from openvle_pvesim.model import VM
 from tests.pvesim.kit import MakeSim, pve
 from tests.pvesim.modelkit import error, ok, run
 
@@ -101,3 +104,18 @@ async def test_agent_privilege_differs_per_version(sim: Simulator) -> None:
         access.set_acl("/vms", "probe@pve", "Agent")
         allowed = await probe.get("/nodes/pve1/qemu/200/agent/get-osinfo")
         assert (await ok(allowed))["result"]["id"] == "debian"
+
+
+async def test_dhcp_leases_are_unique_host_addresses(make_sim: MakeSim) -> None:
+    """vmids 256 and 257 (and 65024 apart) used to share an address; .0 and .255 were
+    handed out."""
+    async with make_sim(seed="empty") as sim:
+        cluster = sim.cluster
+        vms = [VM(vmid, "pve1", {}) for vmid in (253, 256, 257, 511, 512, 65_024 + 256)]
+        addresses = [dhcp_address(cluster, vm) for vm in vms]
+        assert len(set(addresses)) == len(addresses)
+        for address in addresses:
+            host = ipaddress.ip_address(address)
+            assert host in ipaddress.ip_network("10.20.0.0/16")
+            assert int(address.rsplit(".", 1)[1]) not in (0, 1, 255)
+        assert dhcp_address(cluster, vms[1]) == addresses[1]  # stable per VM

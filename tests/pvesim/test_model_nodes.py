@@ -66,3 +66,13 @@ async def test_cluster_resources_shapes_per_version(ci: httpx.AsyncClient, sim: 
 async def test_nextid_with_free_vmid(ci: httpx.AsyncClient) -> None:
     assert await ok(await ci.get("/cluster/nextid", params={"vmid": 4242})) == "4242"
     assert await ok(await ci.get("/cluster/nextid")) == "100"
+
+
+async def test_nodes_list_items_have_the_resource_fields(admin: httpx.AsyncClient) -> None:
+    nodes = await ok(await admin.get("/nodes"))
+    first = next(n for n in nodes if n["node"] == "pve1")
+    assert (first["id"], first["type"]) == ("node/pve1", "node")
+    assert 0 < first["disk"] < first["maxdisk"]
+    status = await ok(await admin.get("/nodes/pve1/status"))
+    assert status["pveversion"].count("/") == 2
+    assert "pve" not in status["pveversion"].rsplit("/", 1)[1]  # the repoid, no kernel

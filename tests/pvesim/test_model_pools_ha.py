@@ -112,3 +112,16 @@ async def test_ha_migrate_is_indirect(ci: httpx.AsyncClient, sim: Simulator) -> 
     await sim.cluster.ha_round()
     await sim.cluster.tasks.drain()
     assert sim.cluster.vms[9001].node == "pve1"
+
+
+async def test_pool_members_carry_no_pool_key(admin: httpx.AsyncClient) -> None:
+    pools = await ok(await admin.get("/pools", params={"poolid": "OpenVLE-VMs"}))
+    members = pools[0]["members"]
+    assert members
+    assert all("pool" not in m for m in members)
+
+
+async def test_error_bodies_are_compact_json(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/nodes/nosuch/qemu/1/config")
+    assert response.content.startswith(b'{"data":null,"message":')
+    assert b", " not in response.content

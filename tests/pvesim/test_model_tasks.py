@@ -8,7 +8,6 @@ import random
 import httpx
 import pytest
 
-from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import Cluster, NoFaults
 from openvle_pvesim.contract import Request
 from openvle_pvesim.handlers.config import post_config
@@ -127,17 +126,6 @@ async def test_task_endpoints(ci: httpx.AsyncClient) -> None:
     assert listed.json()["data"][0]["status"] == "OK"
     cluster_tasks = await ok(await ci.get("/cluster/tasks"))
     assert upid in {t["upid"] for t in cluster_tasks}
-
-
-async def test_a_token_sees_only_its_own_tasks(sim: Simulator, ci: httpx.AsyncClient) -> None:
-    async with pve(sim, ADMIN_TOKEN) as admin:
-        mine = await run(admin, await admin.post("/nodes/pve1/qemu/200/status/stop"))
-        theirs = await run(ci, await ci.post("/nodes/pve1/qemu/9000/status/start"))
-        assert {t["upid"] for t in await ok(await admin.get("/cluster/tasks"))} == {mine["upid"]}
-        assert {t["upid"] for t in await ok(await ci.get("/cluster/tasks"))} == {theirs["upid"]}
-        # Reading one task by UPID needs ownership or Sys.Audit on the node (ci has it).
-        peek = await ci.get(f"/nodes/pve1/tasks/{mine['upid']}/status")
-        assert (await ok(peek))["user"] == "root@pam"
 
 
 async def test_stopping_a_task_interrupts_it(make_sim: MakeSim) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.handlers.common import check_lock, req_vm, task_user
 from openvle_pvesim.tasks import TaskContext, TaskError
 from openvle_pvesim.vmconfig import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from openvle_pvesim.cluster import PVE_VERSIONS
-from openvle_pvesim.contract import PVEError, Request, param_error, route
-from openvle_pvesim.handlers.common import task_user
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 
 
 @route("GET", "/version")
@@ -70,19 +70,14 @@ async def status(req: Request) -> list[dict[str, Any]]:
 
 @route("GET", "/cluster/tasks")
 async def cluster_tasks(req: Request) -> list[dict[str, Any]]:
-    """Recent tasks cluster-wide that the caller may see, newest first."""
-    visible = [t for t in req.cluster.tasks.tasks.values() if may_see_task(req, t.user, t.node)]
+    """Recent tasks cluster-wide, newest first (pve-manager Cluster.pm `tasks`).
+
+    Sys.Audit on `/` shows every task; otherwise only tasks whose split `user` is the
+    caller's id, so a token without it sees none (its tasks' user is its user).
+    """
+    principal = req.principal
+    see_all = principal.has("/", "Sys.Audit")
+    me = principal.name
+    visible = [t for t in req.cluster.tasks.tasks.values() if see_all or t.owner()[0] == me]
     visible.sort(key=lambda t: t.starttime, reverse=True)
     return [t.list_item() for t in visible[:1000]]
-
-
-def may_see_task(req: Request, user: str, node: str) -> bool:
-    """Own tasks always; a token sees only its own; users see their tokens' tasks."""
-    me = task_user(req.principal)
-    if user == me:
-        return True
-    if req.principal.tokenid:
-        return False
-    if user.split("!", 1)[0] == me:
-        return True
-    return req.principal.has(f"/nodes/{node}", "Sys.Audit")

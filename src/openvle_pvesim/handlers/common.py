@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_pvesim.contract import PVEError, Request
+from openvle_pvesim.contract import Request
+from openvle_pvesim.errors import PVEError
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import Principal

@@ -7,7 +7,9 @@ import uuid
 from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.disks import NEW_DISK_RE, detach, drive_options, set_drive
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.tasks import TaskContext
 from openvle_pvesim.vmconfig import (
@@ -100,14 +102,28 @@ def precheck(req: Request, vm: VM) -> tuple[dict[str, Any], list[str]]:
     check_lock(vm, skiplock)
     changes, deletes = split_changes(req)
     check_perms(req, [*changes, *deletes])
+    check_storage_access(req, changes)
     return changes, deletes
 
 
-def apply_changes(cluster: Cluster, vm: VM, changes: dict[str, Any], deletes: list[str]) -> None:
-    """Write the update; new net devices without a MAC get a generated one."""
+def apply_changes(
+    cluster: Cluster, vm: VM, changes: dict[str, Any], deletes: list[str], force: bool = False
+) -> list[str]:
+    """Write the update and return its task log lines.
+
+    Drives are allocated or detached as qemu-server does (`disks.set_drive`, `detach`);
+    new net devices without a MAC get a generated one.
+    """
+    log: list[str] = []
     for key in deletes:
-        vm.config.pop(key, None)
+        if DISK_RE.match(key) or key.startswith("unused"):
+            detach(vm.config, key, force)
+        else:
+            vm.config.pop(key, None)
     for key, value in changes.items():
+        if DISK_RE.match(key):
+            log.extend(set_drive(vm.config, vm.vmid, key, str(value)))
+            continue
         stored = normalise(key, value)
         if NET_RE.match(key) and net_mac(str(stored)) is None:
             stored = with_new_mac(str(stored), cluster.new_mac())
@@ -115,6 +131,17 @@ def apply_changes(cluster: Cluster, vm: VM, changes: dict[str, Any], deletes: li
             old = parse_props(str(vm.config.get("smbios1", ""))).get("uuid")
             stored = smbios_with_uuid(str(stored), old or str(uuid.uuid4()))
         vm.config[key] = stored
+    return log
+
+
+def check_storage_access(req: Request, changes: dict[str, Any]) -> None:
+    """Datastore.AllocateSpace on each storage a new volume goes to (API2/Qemu.pm
+    `$check_storage_access`)."""
+    for key, value in changes.items():
+        file = drive_options(str(value))[0]
+        if DISK_RE.match(key) and (NEW_DISK_RE.match(file) or file.endswith(":cloudinit")):
+            sid = file.split(":", 1)[0]
+            req.principal.check(f"/storage/{sid}", ["Datastore.AllocateSpace"])
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/config")
@@ -133,7 +160,7 @@ async def get_config(req: Request) -> dict[str, Any]:
 async def put_config(req: Request) -> None:
     vm = req_vm(req)
     changes, deletes = precheck(req, vm)
-    apply_changes(req.cluster, vm, changes, deletes)
+    apply_changes(req.cluster, vm, changes, deletes, bool(req.params.get("force")))
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/config")
@@ -142,10 +169,12 @@ async def post_config(req: Request) -> str | None:
     cluster = req.cluster
     vm = req_vm(req)
     changes, deletes = precheck(req, vm)
+    force = bool(req.params.get("force"))
 
     async def worker(ctx: TaskContext) -> None:
         await ctx.sleep(CONFIG_SECONDS)
-        apply_changes(cluster, vm, changes, deletes)
+        for line in apply_changes(cluster, vm, changes, deletes, force):
+            ctx.log(line)
 
     upid = await cluster.tasks.spawn(
         vm.node, "qmconfig", str(vm.vmid), task_user(req.principal), worker

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from openvle_pvesim.cluster import Cluster, HAService
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 
 MIGRATED = "ha groups have been migrated to rules"
 RESOURCE_KEYS = ("state", "max_restart", "max_relocate", "comment", "failback", "group")

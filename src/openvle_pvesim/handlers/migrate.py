@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.handlers.common import check_lock, req_vm, task_user
 from openvle_pvesim.tasks import TaskContext
 from openvle_pvesim.vmconfig import parse_size, storage_of, volid, volume_keys

@@ -12,7 +12,10 @@ from openvle_pvesim.resources import may_see_storage, nodes_list_item
 
 @route("GET", "/nodes")
 async def nodes(req: Request) -> list[dict[str, Any]]:
-    return [nodes_list_item(n) for n in req.cluster.nodes.values()]
+    has = req.principal.has
+    return [
+        nodes_list_item(n, has(f"/nodes/{n.name}", "Sys.Audit")) for n in req.cluster.nodes.values()
+    ]
 
 
 @route("GET", "/nodes/{node}/status")
@@ -20,7 +23,7 @@ async def node_status(req: Request) -> dict[str, Any]:
     node = req.cluster.node(str(req.params["node"]))
     mem = node.mem or node.mem_base
     load = node.cpu * node.maxcpu
-    full = PVE_VERSIONS[req.cluster.version][0]
+    full, _release, repoid = PVE_VERSIONS[req.cluster.version]
     kernel = "6.14.11-4-pve" if req.cluster.version == "9.1" else "6.8.12-9-pve"
     return {
         "cpu": node.cpu,
@@ -43,7 +46,7 @@ async def node_status(req: Request) -> dict[str, Any]:
             "sockets": 1,
             "model": "AMD EPYC 7313P 16-Core Processor",
         },
-        "pveversion": f"pve-manager/{full}/{kernel}",
+        "pveversion": f"pve-manager/{full}/{repoid}",  # Nodes.pm: version and repoid
         "current-kernel": {
             "sysname": "Linux",
             "release": kernel,

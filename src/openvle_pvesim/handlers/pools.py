@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from openvle_pvesim.cluster import Cluster, Pool
-from openvle_pvesim.contract import PVEError, Request, param_error, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError, param_error
 from openvle_pvesim.resources import storage_on
 
 POOLID_RE = re.compile(r"^[A-Za-z0-9.\-_]+(/[A-Za-z0-9.\-_]+){0,2}$")
@@ -26,7 +27,7 @@ def members(req: Request, pool: Pool, kind: str | None) -> list[dict[str, Any]]:
         for vmid in sorted(pool.vms):
             vm = cluster.vms.get(vmid)
             if vm is not None:
-                out.append(cluster.vm_resource(vm, True))
+                out.append(cluster.vm_resource(vm, False))  # members carry no `pool`
     if kind in (None, "storage"):
         for sid in sorted(pool.storage):
             out.extend(storage_on(cluster, cluster.storages[sid], n) for n in cluster.nodes)

@@ -7,7 +7,8 @@ VM changes on the next HA round (`Cluster.ha_round`), in a qmstart/qmshutdown ru
 from __future__ import annotations
 
 from openvle_pvesim.cluster import VM
-from openvle_pvesim.contract import PVEError, Request, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.handlers.common import req_vm, root_only_skiplock, task_user
 from openvle_pvesim.tasks import TaskContext
 from openvle_pvesim.vmconfig import not_running

@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 from openvle_pvesim.cluster import VM, Cluster, HAService
-from openvle_pvesim.contract import PVEError, Request, route
+from openvle_pvesim.contract import Request, route
+from openvle_pvesim.disks import set_drive
+from openvle_pvesim.errors import PVEError
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.handlers.config import check_perms, split_changes
 from openvle_pvesim.tasks import TaskContext, TaskError
@@ -71,18 +73,11 @@ def ha_status(cluster: Cluster, vmid: int) -> dict[str, Any]:
 
 
 def allocate_disks(cluster: Cluster, vmid: int, changes: dict[str, Any]) -> dict[str, Any]:
-    """`local-lvm:32` -> `local-lvm:vm-N-disk-0,size=32G`; `sid:cloudinit` -> the CI drive."""
+    """The new config: drives allocated (`disks.set_drive`), other values normalised."""
     out: dict[str, Any] = {}
-    index = 0
     for key, value in changes.items():
-        text = str(value)
-        match = re.match(r"^([A-Za-z][\w\-.]*):(\d+(?:\.\d+)?)(,.*)?$", text)
-        if DISK_RE.match(key) and match:
-            sid, size, rest = match[1], match[2], match[3] or ""
-            out[key] = f"{sid}:vm-{vmid}-disk-{index}{rest},size={size}G"
-            index += 1
-        elif DISK_RE.match(key) and text.split(",")[0].endswith(":cloudinit"):
-            out[key] = f"{text.split(':')[0]}:vm-{vmid}-cloudinit,media=cdrom"
+        if DISK_RE.match(key):
+            set_drive(out, vmid, key, str(value))
         else:
             out[key] = normalise(key, value)
     return out
@@ -191,6 +186,7 @@ async def destroy_vm(req: Request) -> str:
 
 def remove_vm(cluster: Cluster, vmid: int, purge: bool) -> None:
     cluster.vms.pop(vmid, None)
+    cluster.lease_holders.pop(cluster.leases.pop(vmid, ""), None)
     cluster.set_pool(vmid, None)
     if purge:
         cluster.ha.pop(vmid, None)
@@ -209,6 +205,8 @@ async def make_template(req: Request) -> str:
         raise PVEError(500, "you can't convert a template to a template")
     if vm.running:
         raise PVEError(500, "you can't convert a VM to template if VM is running")
+    if vm.snapshots:
+        raise PVEError(500, "unable to create template, because VM contains snapshots")
 
     async def body(ctx: TaskContext) -> None:
         check_unlocked(vm)

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from openvle_pvesim.contract import Request, Response, param_error, route
-from openvle_pvesim.handlers.cluster import may_see_task
+from openvle_pvesim.contract import Request, Response, route
+from openvle_pvesim.errors import param_error
+from openvle_pvesim.handlers.common import task_user
 from openvle_pvesim.tasks import UPID_RE, Task
 
 
-def find_task(req: Request) -> Task:
-    """The task of {upid} on {node}; owner or Sys.Audit on the node may read it."""
+def find_task(req: Request, priv: str = "Sys.Audit") -> Task:
+    """The task of {upid} on {node}; its owner, or `priv` on the node (pve-manager Tasks.pm:
+    Sys.Audit to read a status or log, Sys.Modify to stop someone else's task)."""
     upid = str(req.params["upid"])
     if not UPID_RE.match(upid):
         raise param_error(upid="unable to parse worker upid")
     task = req.cluster.tasks.tasks.get(upid)
     if task is None or task.node != req.params["node"]:
         raise param_error(upid="no such task")
-    if not may_see_task(req, task.user, task.node):
-        req.principal.check(f"/nodes/{task.node}", ["Sys.Audit"])
+    if not task.owned_by(task_user(req.principal)):
+        req.principal.check(f"/nodes/{task.node}", [priv])
     return task
 
 
@@ -40,7 +42,7 @@ async def task_log(req: Request) -> Response:
 
 @route("DELETE", "/nodes/{node}/tasks/{upid}")
 async def stop_task(req: Request) -> None:
-    task = find_task(req)
+    task = find_task(req, "Sys.Modify")
     req.cluster.tasks.stop(task.upid)
 
 
@@ -55,7 +57,7 @@ def matches(task: Task, params: dict[str, Any]) -> bool:
         return False
     if "typefilter" in params and task.type != params["typefilter"]:
         return False
-    if "userfilter" in params and str(params["userfilter"]) not in task.user:
+    if "userfilter" in params and str(params["userfilter"]).lower() not in task.owner()[0].lower():
         return False
     if params.get("errors") and task.exitstatus in (None, "OK"):
         return False
@@ -73,14 +75,22 @@ def matches(task: Task, params: dict[str, Any]) -> bool:
 
 @route("GET", "/nodes/{node}/tasks")
 async def list_tasks(req: Request) -> Response:
-    """Tasks of the node the caller may see, newest first, paged by start/limit."""
+    """Tasks of the node the caller may see, newest first, paged by start/limit.
+
+    Tasks.pm `node_tasks`: Sys.Audit on /nodes/{node} shows every task of the node,
+    otherwise the caller's own (a user's include its tokens').
+    """
     node = req.cluster.node(str(req.params["node"])).name
+    auditor = req.principal.has(f"/nodes/{node}", "Sys.Audit")
+    me = task_user(req.principal)
     found = [
         t
         for t in req.cluster.tasks.tasks.values()
-        if t.node == node and may_see_task(req, t.user, t.node) and matches(t, req.params)
+        if t.node == node and (auditor or t.owned_by(me)) and matches(t, req.params)
     ]
     found.sort(key=lambda t: t.starttime, reverse=True)
     start = int(req.params.get("start", 0))
     limit = int(req.params.get("limit", 50))
-    return Response([t.list_item() for t in found[start : start + limit]], {"total": len(found)})
+    running = req.params.get("source") in ("active", "all")
+    page = [t.list_item(running) for t in found[start : start + limit]]
+    return Response(page, {"total": len(found)})
