@@ -22,4 +22,7 @@ step build build.sh
 step standins standins.sh
 step image-smoke smoke-image.sh
 step compose-smoke smoke-compose.sh
+# Untagged images a week old: layers of older builds (the store would grow with every
+# uv.lock change). A plain prune would drop the current build cache as well.
+podman image prune -f --filter until=168h >/dev/null
 say "all passed in $((SECONDS - started)) s: ${timings[*]}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two images the Dockerfile starts FROM, made without a registry (none is reachable
-# here) and cached in podman's store under a hash of this script:
+# here) and cached in podman's store under a hash of the function that builds each:
 #   localhost/python:3.11-slim-bookworm  Debian bookworm minbase + python3 (debootstrap)
 #   localhost/uv:0.13                    /uv and /uvx from PyPI's uv 0.13 wheel
 # Usage: base-images.sh (after lib.sh's podman_setup, or standalone).
@@ -28,23 +28,25 @@ build_python_image() {
   local name # the paths python:3.11-slim has, which the Dockerfile's UV_PYTHON names
   for name in python3 python python3.11; do ln -sf /usr/bin/python3.11 "$rootfs/usr/local/bin/$name"; done
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
+  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
 }
 
 build_uv_image() {
   local dir=$1/uv
   say "uv 0.13 from PyPI"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir/wheel" 'uv==0.13.*'
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir/wheel" 'uv==0.13.*' \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)  # local find-links
   python3 -m zipfile -e "$dir"/wheel/uv-*.whl "$dir/unpacked"
   mkdir -p "$dir/root"
   install -m 0755 "$dir"/unpacked/uv-*.data/scripts/uv "$dir"/unpacked/uv-*.data/scripts/uvx "$dir/root/"
-  tar -C "$dir/root" -c . | podman import - "$UV_IMAGE" >/dev/null
+  tar -C "$dir/root" -c . | podman import --quiet - "$UV_IMAGE" >/dev/null
 }
 
-# ensure_image IMAGE BUILDER: build IMAGE unless its key tag is in the store.
+# ensure_image IMAGE BUILDER: build IMAGE unless its key tag is in the store; the key is
+# the builder's own source text, so changing one builder rebuilds only its image.
 ensure_image() {
   local image=$1 builder=$2 key keyed work
-  key=$(KEY_EXTRA="$image" content_key "$0")
+  key=$(KEY_EXTRA="$image $(declare -f "$builder" debian_mirror)" content_key /dev/null)
   keyed="${image%%:*}:key-$key"
   if podman image exists "$keyed"; then
     podman tag "$keyed" "$image"
