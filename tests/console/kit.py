@@ -3,7 +3,7 @@ of every request the page makes, and axe-core's accessibility rules.
 
 Playwright drives the system's /usr/bin/chromium (its own browser downloads are never
 used); `.ci/console-browser` installs chromium with apt and axe-core with npm into a
-cache directory outside the repository (OPENVLE_AXE). Without them the tests skip,
+cache directory outside the repository (OPENVLE_AXE_DIR). Without them the tests skip,
 and in CI (OPENVLE_TEST_REQUIRE_SERVICES=1) they fail.
 """
 
@@ -22,12 +22,8 @@ from urllib.parse import urlsplit
 from tests.support.services import require_service
 
 CHROMIUM = os.environ.get("OPENVLE_CHROMIUM", "/usr/bin/chromium")
-AXE = Path(
-    os.environ.get(
-        "OPENVLE_AXE",
-        Path.home() / ".cache/openvle-ci/axe/node_modules/axe-core/axe.min.js",
-    )
-)
+AXE_DIR = Path(os.environ.get("OPENVLE_AXE_DIR", Path.home() / ".cache/openvle-ci/axe"))
+AXE = AXE_DIR / "node_modules/axe-core/axe.min.js"
 # Without the background-networking flags chromium phones home (component updates,
 # sync, variations), which a closed network refuses and which is not the page's doing.
 CHROMIUM_ARGS = [
@@ -133,3 +129,14 @@ def screenshot(page: Any, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+
+
+def screenshot_when(page: Any, name: str, condition: str, timeout_ms: int = 15_000) -> None:
+    """As `screenshot`, once the JavaScript `condition` holds (or after `timeout_ms`)."""
+    if not SCREENSHOTS:
+        return
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(condition, timeout=timeout_ms)
+    screenshot(page, name)

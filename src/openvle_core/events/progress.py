@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy.engine import Row
 
 from openvle_core.db.enums import OperationState, VmStatus
 from openvle_core.events.queries import BatchVms

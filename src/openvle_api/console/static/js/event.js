@@ -22,7 +22,6 @@ export async function eventPage(main, ctx) {
   view.progress = h("section", { "aria-labelledby": "progress-title" });
   view.vms = h("section", { "aria-labelledby": "vms-title" });
   fill(main, view.head, ctx.features.plan ? planPanel(ctx, event) : null, view.progress, view.vms);
-  renderHead(view);
   await loadLatest(view);
 }
 
@@ -35,6 +34,7 @@ async function loadLatest(view) {
     ? await api(`/operations/${view.op.id}/vms`, { signal: ctx.signal })
     : (await allPages("/vms", { event_id: event.id }, { signal: ctx.signal })).items.map((vm) => ({ ...vm, phase: vm.status }));
   for (const item of items) view.rows.set(item.id, item);
+  renderHead(view); // the actions appear once the page knows the latest operation
   render(view);
   if (view.op && !FINISHED.includes(view.op.state)) follow(view, view.op);
 }
