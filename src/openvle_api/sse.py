@@ -19,7 +19,7 @@ from openvle_api.schemas.changelog import ChangeOut
 from openvle_api.schemas.operations import batch_vm_out, operation_out
 from openvle_core.changelog import queries as changelog
 from openvle_core.db.enums import IN_FLIGHT_STATES
-from openvle_core.events.progress import vm_progress
+from openvle_core.events.progress import VmProgress, vm_progress
 from openvle_core.events.queries import BatchVms, batch_vms
 from openvle_core.operations.queries import find_operation
 
@@ -65,7 +65,7 @@ async def operation_events(
     """`state` when the state changes, `progress` when progress moves, `vm` and
     `vm_removed` for the VMs of a deploy or archive; ends when done."""
     last: tuple[str, int, int] | None = None
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, VmProgress] = {}
     idle = 0.0
     while True:
         async with sessions() as session:
@@ -91,16 +91,14 @@ async def operation_events(
         idle += poll
 
 
-def vm_frames(batch: BatchVms, seen: dict[str, dict[str, Any]]) -> list[str]:
+def vm_frames(batch: BatchVms, seen: dict[str, VmProgress]) -> list[str]:
     """`vm` for each VM new or changed since `seen` (updated in place), `vm_removed` for
-    each one gone."""
+    each one gone. Unchanged VMs cost a comparison, not a serialisation."""
     frames: list[str] = []
-    current: dict[str, dict[str, Any]] = {}
-    for vm in vm_progress(batch):
-        data = batch_vm_out(vm).model_dump(mode="json")
-        current[vm.id] = data
-        if seen.get(vm.id) != data:
-            frames.append(frame("vm", data))
+    current = {vm.id: vm for vm in vm_progress(batch)}
+    for vm_id, vm in current.items():
+        if seen.get(vm_id) != vm:
+            frames.append(frame("vm", batch_vm_out(vm).model_dump(mode="json")))
     frames.extend(frame("vm_removed", {"id": gone}) for gone in seen.keys() - current.keys())
     seen.clear()
     seen.update(current)
