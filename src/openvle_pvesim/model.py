@@ -168,6 +168,7 @@ class ClusterState:
         self.tasks = TaskManager(time_scale, rng)
         self.access = AccessControl(version, pool_of=self.pool_of, pool_members=self._pool_of.keys)
         self.users: set[str] = set()
+        self.passwords: dict[str, str] = {}  # the seed's login passwords, to print and test
         self._flocks: dict[str, FLock] = {}
         self._mac_counter = rng.randrange(0x100000, 0xE00000)
 

@@ -12,7 +12,8 @@ JSON seed format (every key optional except `nodes`; nodes default to pve1-pve3 
 
 Every seed registers the tokens `openvle@pve!ci` (privilege separation, the ACLs the
 OpenVLE docs require) and `root@pam!admin` (full rights), with the secrets in
-`DEMO_TOKENS`, plus any extra `tokens` given.
+`DEMO_TOKENS`, plus any extra `tokens` given; the users `root@pam` and `openvle@pve` may
+also log in with the passwords in `DEMO_PASSWORDS` (group `openvle`: openvle@pve).
 
 Node memory: the demo nodes have 256 GiB, except pve2 (it holds the local-lvm Kali
 template, so its clones all run there) with 768 GiB; with the rule of `usage` (a running
@@ -42,6 +43,7 @@ DEMO_TOKENS = {
     OPENVLE_TOKEN: "9d5b2f4e-6c1a-4e8b-a7d3-2f0c8e1b5a64",
     ADMIN_TOKEN: "3c7e9a1f-0b2d-4f6e-8a5c-1d9b7e3f2a80",
 }
+DEMO_PASSWORDS = {"root@pam": "pvesim-root", "openvle@pve": "pvesim-openvle"}
 NODE_MEMORY = {"pve2": 768 * GIB}  # the others keep Node's 256 GiB
 FREE_SHARE = 0.25  # `--vms N`: memory each node keeps free
 MEMORY_STEP = 64 * GIB
@@ -258,6 +260,11 @@ def setup_access(cluster: Cluster, tokens: list[tuple[str, str]]) -> None:
         access.add_role(role, privs or vm_privs)
     for tokenid, secret in [*DEMO_TOKENS.items(), *tokens]:
         add_token(cluster, tokenid, secret)
+    for userid, password in DEMO_PASSWORDS.items():
+        access.add_user(userid, password)
+        cluster.passwords[userid] = password
+    access.accounts["openvle@pve"].comment = "OpenVLE service"
+    access.add_group("openvle", ["openvle@pve"], "OpenVLE service accounts")
 
 
 def add_token(cluster: Cluster, tokenid: str, secret: str) -> None:
