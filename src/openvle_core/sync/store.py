@@ -18,7 +18,7 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
-from openvle_core.nodes.repository import NodeRepository
+from openvle_core.nodes.repository import NodeRepository, StorageRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import cores, memory_mb
@@ -85,6 +85,7 @@ async def write_changes(
     imports: Sequence[ClusterResource],
     nodes: Sequence[ClusterResource],
     now: datetime,
+    storages: Sequence[ClusterResource] = (),
 ) -> Written:
     """Apply every still-valid change in one transaction, with one changelog entry each."""
     written, changes = Written(), list[Change]()
@@ -100,6 +101,7 @@ async def write_changes(
             changes.append(_change("template", template.id, "status", None, template.status, now))
         written.imported = len(new)
         changes += await _write_nodes(session, nodes, now)
+        await StorageRepository(session).replace_all([_storage_row(s) for s in storages])
         written.changes = await ChangelogRepository(session).add_many(changes)
     return written
 
@@ -180,6 +182,17 @@ def _node_row(node: ClusterResource) -> dict[str, Any]:
         "maxcpu": int(node.maxcpu or 0),
         "mem": int(node.mem or 0),
         "maxmem": int(node.maxmem or 0),
+    }
+
+
+def _storage_row(storage: ClusterResource) -> dict[str, Any]:
+    return {
+        "storage": storage.storage,
+        "node": storage.node,
+        "shared": bool(storage.shared),
+        "status": storage.status or "unknown",
+        "disk": int(storage.disk or 0),
+        "maxdisk": int(storage.maxdisk or 0),
     }
 
 
