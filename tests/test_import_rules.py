@@ -161,7 +161,7 @@ def test_the_sql_checker_sees_a_select_import() -> None:
 # --- a domain's request service stages rows; it never reaches into the operation side ----
 
 DOMAINS = ("vms", "templates", "events")
-REQUEST_SIDE = {"repository", "queries", "errors", "membership", "service", "vm_names"}
+REQUEST_SIDE = {"repository", "queries", "errors", "membership", "service", "vm_names", "plan"}
 OPERATIONS_REQUEST_SIDE = {"repository", "kinds", "errors"}
 
 

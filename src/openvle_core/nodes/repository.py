@@ -15,6 +15,7 @@ from openvle_core.db.types import utcnow
 from openvle_core.placement.nodes import MIB, NodeFigures, StorageFigures
 
 NODE_FIELDS = ("status", "cpu", "maxcpu", "mem", "maxmem")
+STORAGE_FIELDS = ("shared", "status", "disk", "maxdisk")
 
 
 class NodeRepository:
@@ -90,10 +91,21 @@ class StorageRepository:
         ]
 
     async def replace_all(self, storages: Sequence[Mapping[str, Any]]) -> None:
-        """Make the table exactly `storages` (mappings keyed like the columns)."""
+        """Make the table `storages` (mappings keyed like the columns), writing only what
+        changed: new rows inserted, changed ones updated, vanished ones deleted."""
+        current = {(s.storage, s.node): s for s in await self.all()}
         now = utcnow()
-        await self.session.execute(delete(Storage))
-        if storages:
-            await self.session.execute(
-                insert(Storage), [{**s, "updated_at": now} for s in storages]
-            )
+        wanted = {(s["storage"], s["node"]): s for s in storages}
+        new = [{**s, "updated_at": now} for key, s in wanted.items() if key not in current]
+        changed = [
+            {**s, "updated_at": now}
+            for key, s in wanted.items()
+            if key in current and any(getattr(current[key], f) != s[f] for f in STORAGE_FIELDS)
+        ]
+        if new:
+            await self.session.execute(insert(Storage), new)
+        if changed:
+            await self.session.execute(update(Storage), changed)
+        for storage, node in current.keys() - wanted.keys():
+            stmt = delete(Storage).where(Storage.storage == storage, Storage.node == node)
+            await self.session.execute(stmt)

@@ -86,6 +86,7 @@ async def write_changes(
     nodes: Sequence[ClusterResource],
     now: datetime,
     storages: Sequence[ClusterResource] = (),
+    import_disks: Mapping[int, tuple[str, int]] | None = None,
 ) -> Written:
     """Apply every still-valid change in one transaction, with one changelog entry each."""
     written, changes = Written(), list[Change]()
@@ -93,7 +94,9 @@ async def write_changes(
         kept = await _still_valid(session, base, vm_diffs)
         written.vms = await VmRepository(session).bulk_update(_rows(kept))
         changes += _changes("vm", kept, now)
-        kept_templates, new = await _template_work(session, template_diffs, imports)
+        kept_templates, new = await _template_work(
+            session, template_diffs, imports, import_disks or {}
+        )
         written.templates = await TemplateRepository(session).bulk_update(_rows(kept_templates))
         changes += _changes("template", kept_templates, now)
         for template in new:
@@ -122,7 +125,10 @@ async def _still_valid(
 
 
 async def _template_work(
-    session: AsyncSession, diffs: Mapping[str, Diff], imports: Sequence[ClusterResource]
+    session: AsyncSession,
+    diffs: Mapping[str, Diff],
+    imports: Sequence[ClusterResource],
+    disks: Mapping[int, tuple[str, int]],
 ) -> tuple[dict[str, Diff], list[Template]]:
     """Template diffs still valid, and imports nobody made or started meanwhile."""
     if not diffs and not imports:
@@ -139,18 +145,25 @@ async def _template_work(
         and all(getattr(rows[tid], f) == old for f, (old, _new) in diff.items())
     }
     taken = {t.vmid for t in rows.values()} | converting  # the operation adds those rows itself
-    new = [_imported(g) for g in imports if g.vmid is not None and g.vmid not in taken]
+    new = [
+        _imported(g, disks.get(g.vmid))
+        for g in imports
+        if g.vmid is not None and g.vmid not in taken
+    ]
     return kept, new
 
 
-def _imported(guest: ClusterResource) -> Template:
+def _imported(guest: ClusterResource, disks: tuple[str, int] | None) -> Template:
     assert guest.vmid is not None
+    storages, disk_mb = disks or (None, None)
     return Template(
         vmid=guest.vmid,
         name=guest.name or f"template-{guest.vmid}",
         node=guest.node,
         cores=cores(guest),
         memory_mb=memory_mb(guest),
+        storages=storages,
+        disk_mb=disk_mb,
         status=TemplateStatus.AVAILABLE.value,
     )
 
