@@ -16,7 +16,7 @@ from openvle_core.events.schedule import run_schedule
 from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
-from tests.events.kit import DEBIAN, event_row, event_vms, make_event, run
+from tests.events.kit import DEBIAN, MakeRuntime, event_row, event_vms, make_event, run
 from tests.vms.kit import wait_op
 
 GIB = 1 << 30
@@ -36,6 +36,21 @@ async def test_a_node_without_memory_is_passed_over(runtime: Runtime, sim: Simul
     nodes = {vm.node for vm in await event_vms(runtime, event_id)}
     assert "pve1" not in nodes
     assert nodes <= {"pve2", "pve3"}
+
+
+async def test_without_the_memory_filter_the_start_fails_as_kvm_does(
+    make_runtime: MakeRuntime, sim: Simulator
+) -> None:
+    """The failure the filter prevents: with an overcommit so high that memory never stops
+    a node, the clone lands on the squeezed node and its start fails there."""
+    squeeze(sim, "pve1", 1.0)
+    async with make_runtime(proxmox={"memory_overcommit": 10.0}) as runtime:
+        event_id = await make_event(runtime, "mem0", 1, (DEBIAN,))
+        op = await run(runtime, "deploy", event_id)
+    assert op.state == "failed"
+    assert "start failed: QEMU exited with code 1" in (op.error_message or "")
+    [vm] = await event_vms(runtime, event_id)
+    assert vm.node == "pve1"
 
 
 async def test_no_node_with_room_fails_each_clone_with_no_capacity(
