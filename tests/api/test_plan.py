@@ -74,12 +74,12 @@ async def test_a_plan_that_fits_shows_where_the_vms_go(api: Api) -> None:
 
 
 async def test_a_plan_that_does_not_fit_refuses_the_deploy_unless_forced(api: Api) -> None:
-    tpl = await _cluster(api, free_gib=8)  # per node: 8 and then 4 GiB free (x 1.5) take one each
+    tpl = await _cluster(api, free_gib=8)  # per node: 8 GiB x 1.5 promise 3 VMs of 4 GiB
     event_id = await _event(api, tpl, "plan02", participants=10)
     plan = (await api.client.post(f"/api/v1/events/{event_id}/plan", headers=api.auth())).json()
     assert plan["fits"] is False
-    assert sum(n["new_vms"] for n in plan["nodes"]) == 4
-    assert plan["problems"][0].startswith("6 VM(s) of debian-12-template fit on no node")
+    assert sum(n["new_vms"] for n in plan["nodes"]) == 6
+    assert plan["problems"][0].startswith("4 VM(s) of debian-12-template fit on no node")
 
     refused = await api.client.post(f"/api/v1/events/{event_id}/deploy", headers=api.auth())
     assert refused.status_code == 409

@@ -12,14 +12,25 @@ from sqlalchemy import delete
 
 from openvle_core.db.models import Node
 from openvle_core.db.session import transaction
+from openvle_core.events.plan import plan_event
 from openvle_core.events.schedule import run_schedule
 from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
+from openvle_core.sync.service import request_sync
 from openvle_pvesim import Simulator
-from tests.events.kit import DEBIAN, MakeRuntime, event_row, event_vms, make_event, run
+from tests.events.kit import (
+    DEBIAN,
+    UBUNTU,
+    MakeRuntime,
+    event_row,
+    event_vms,
+    make_event,
+    run,
+)
 from tests.vms.kit import wait_op
 
 GIB = 1 << 30
+KALI = (9002, "kali-2025-template", "pve2")
 
 
 def squeeze(sim: Simulator, name: str, free_gib: float) -> None:
@@ -64,7 +75,9 @@ async def test_no_node_with_room_fails_each_clone_with_no_capacity(
     assert op.state == "failed"
     assert "NoCapacity" in (op.error_message or "")
     for node in ("pve1", "pve2", "pve3"):  # what each lacked (free figures move a little)
-        pattern = rf"{node}: memory: [\d,]+ MiB free x 1.5 overcommit < 2,048 MiB"
+        pattern = (
+            rf"{node}: memory: [\d,]+ MiB free x 1.5 overcommit, [\d,]+ MiB of it placed, < 2,048"
+        )
         assert re.search(pattern, op.error_message or ""), op.error_message
     assert all(vm.vmid is None for vm in await event_vms(runtime, event_id))  # nothing cloned
     after = REGISTRY.get_sample_value("openvle_placements_refused_total") or 0.0
@@ -112,3 +125,19 @@ async def test_the_schedule_holds_an_event_that_does_not_fit_and_says_why(
     assert (await wait_op(runtime, tick.deploys[event_id], timeout=60)).state == "succeeded"
     event = await event_row(runtime, event_id)
     assert (event.status, event.status_reason) == ("deployed", None)
+
+
+async def test_the_demo_seed_fits_a_300_vm_event_of_its_templates(runtime: Runtime) -> None:
+    """The documented example: 100 participants x the three demo templates (Kali, on
+    pve2's local disks, only there) fits the demo seed, as the last sync saw it."""
+    async with transaction(runtime.sessions) as session:
+        sync = await request_sync(session)
+    await runtime.run(sync.id)
+    event_id = await make_event(runtime, "demo300", 100, (DEBIAN, UBUNTU, KALI))
+    async with runtime.sessions() as session:
+        plan = await plan_event(session, runtime.settings, event_id)
+    assert plan.problems == [], plan.problems
+    assert plan.vms == 300
+    by_node = {n.name: n.new_vms for n in plan.nodes}
+    assert by_node["pve2"] >= 100  # every Kali clone, on its template's node
+    assert sum(by_node.values()) == 300

@@ -6,9 +6,9 @@ Filters, each node must pass all:
 - **online**;
 - **reachable**: a clone's disks stay on the template's storages, so a template whose
   disks are not all on shared storage can only be cloned on its own node;
-- **memory**: the node's free memory (total minus in use, minus the memory of our clones
-  placed there but not yet in Proxmox's figures) times the overcommit ratio
-  (`PVE_MEMORY_OVERCOMMIT`, as Nova's RAM allocation ratio) covers the VM's memory;
+- **memory**: the node's free memory (total minus in use) times the overcommit ratio
+  (`PVE_MEMORY_OVERCOMMIT`, as Nova's RAM allocation ratio), minus the memory of our
+  clones placed there but not yet in Proxmox's figures, covers the VM's memory;
 - **storage**: a full clone needs room for the template's disks on each target storage
   (a linked clone shares the template's base image and takes no room up front).
 
@@ -105,8 +105,16 @@ def free_cores(node: NodeFigures, pending: Pending, previous: Mapping[str, float
 
 
 def free_memory_mb(node: NodeFigures, pending: Pending) -> int:
-    """Memory free on `node` after counting clones placed there but not yet visible."""
+    """Memory free on `node` after counting clones placed there but not yet visible (below
+    zero: that much is promised beyond what is free, as the overcommit allows)."""
     return node.maxmem_mb - node.mem_mb - pending.memory_mb.get(node.name, 0)
+
+
+def memory_budget_mb(node: NodeFigures, pending: Pending, overcommit: float) -> float:
+    """What `node` can still promise: its free memory times the overcommit ratio, minus the
+    memory of our clones placed there but not yet visible."""
+    free = node.maxmem_mb - node.mem_mb
+    return free * overcommit - pending.memory_mb.get(node.name, 0)
 
 
 def storage_room_mb(
@@ -136,9 +144,12 @@ def rejection(
         return "offline"
     if not needs.shared and node.name != needs.template_node:
         return f"the template's disks are on local storage of {needs.template_node}"
-    free = free_memory_mb(node, pending)
-    if free * overcommit < needs.memory_mb:
-        return f"memory: {free:,} MiB free x {overcommit:g} overcommit < {needs.memory_mb:,} MiB"
+    if memory_budget_mb(node, pending, overcommit) < needs.memory_mb:
+        free, placed = node.maxmem_mb - node.mem_mb, pending.memory_mb.get(node.name, 0)
+        return (
+            f"memory: {free:,} MiB free x {overcommit:g} overcommit, {placed:,} MiB of it "
+            f"placed, < {needs.memory_mb:,} MiB"
+        )
     if needs.full:
         for storage in sorted(needs.storages):
             room = storage_room_mb(storage, node.name, storages, pending)
