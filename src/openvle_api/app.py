@@ -30,6 +30,7 @@ from openvle_api.routers import (
     changelog,
     events,
     health,
+    home,
     metrics,
     nodes,
     operations,
@@ -104,7 +105,18 @@ def create_app(
     install_state(app, state)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)
-    for module in (nodes, templates, vms, events, operations, changelog, system, health, metrics):
+    for module in (
+        nodes,
+        templates,
+        vms,
+        events,
+        operations,
+        changelog,
+        system,
+        health,
+        metrics,
+        home,
+    ):
         app.include_router(module.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's hook
     install_docs(app, OPENAPI_URL, app.title)
