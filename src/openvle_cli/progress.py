@@ -85,11 +85,11 @@ def command(
     operation_id: Annotated[str, typer.Argument(help="The id POST requests answer with.")],
 ) -> None:
     """Show an operation's progress (a deploy, sync, clone ...) until it finishes."""
-    from openvle_cli.settings import settings_or_exit
+    from openvle_cli.settings import ready_settings_or_exit
     from openvle_core.db.session import engine_from_settings, session_factory
     from openvle_core.errors import OpenVLEError
 
-    settings = settings_or_exit()
+    settings = ready_settings_or_exit()
     console = Console(stderr=True)
 
     async def go() -> OperationView:
