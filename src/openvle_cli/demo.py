@@ -22,24 +22,26 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 from pydantic import SecretStr
 
 from openvle_cli.demo_env import DemoInfo, banner, base_url, console_url, write_env_file
 from openvle_cli.errors import DemoError
-from openvle_core.db.enums import TokenScope
-from openvle_core.db.session import transaction
-from openvle_core.handlers import run_operation
-from openvle_core.runtime import Runtime
 from openvle_core.settings import (
     ProxmoxSettings,
     Settings,
     load_settings,
 )
-from openvle_pvesim import Simulator
+
+if TYPE_CHECKING:  # the heavy imports wait until a demo runs: `openvle --help` stays quick
+    import uvicorn
+
+    from openvle_core.runtime import Runtime
+    from openvle_pvesim import Simulator
+
+    Tour = Callable[[DemoInfo, Runtime], Awaitable[None]]
 
 DEMO_TOKEN = "openvle@pve!ci"
 """The simulator's token with the ACLs the OpenVLE docs require (privilege separation)."""
@@ -101,16 +103,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn without its own signal handling: the demo stops it when it stops itself."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
 
 
 async def prepare(runtime: Runtime) -> str:
     """Sync once (imports the simulator's templates) and create an admin token."""
+    from openvle_core.db.enums import TokenScope
+    from openvle_core.db.session import transaction
     from openvle_core.sync.service import request_sync
     from openvle_core.tokens.service import create_token
 
@@ -129,15 +137,13 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-Tour = Callable[[DemoInfo, Runtime], Awaitable[None]]
-
-
 async def run_demo(
     options: DemoOptions, ready: Callable[[DemoInfo], None], tour: Tour | None = None
 ) -> None:
     """Run until SIGINT/SIGTERM (or cancellation), or until `tour` ends if one is given;
     call `ready` once serving."""
     from openvle_core.db.migrate import upgrade_to_head
+    from openvle_core.handlers import run_operation
     from openvle_core.runtime import open_runtime
     from openvle_pvesim import run_simulator
 
@@ -228,6 +234,8 @@ async def _serve(
     serving: Callable[[int], Awaitable[None]],
 ) -> None:
     """Serve the API on `sock` until `serving(port)` returns (or the server stops)."""
+    import uvicorn
+
     debug = options.log_level == "DEBUG"
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]  # a FastAPI app is an ASGI app
@@ -236,7 +244,7 @@ async def _serve(
         access_log=debug,
         timeout_graceful_shutdown=3,
     )
-    server = _Server(config)
+    server = _server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import utcnow
 from openvle_core.events.repository import EventRepository
+from openvle_core.operations import journal
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.vms.repository import VmRepository
 
@@ -89,6 +90,10 @@ async def read_snapshot(
         vms = await _vms_of(session, op)
         label = await _target_label(session, op)
     names.update({vm.id: vm.name for vm in vms.values()})
+    for vm_id, child in children.items():  # a VM deleted before we first looked
+        deleted = journal.read(child).deleted_name
+        if deleted:
+            names.setdefault(vm_id, deleted)
     ids = sorted(set(vms) | set(children), key=lambda i: (names.get(i, i), i))
     lines = tuple(vm_line(i, vms.get(i), children.get(i), names) for i in ids)
     return Snapshot(_operation_view(op, label), lines)

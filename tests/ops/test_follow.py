@@ -175,3 +175,28 @@ def test_the_terminal_table_shows_the_counts_at_80_columns() -> None:
     assert board_text(Snapshot(short, vms[:3]), rows=10)[0] == (
         "running  1/3 VMs  0.0 s  event.deploy event lab1"
     )
+
+
+async def test_an_archive_followed_after_it_ended_still_names_its_vms(tmp_path: Path) -> None:
+    from openvle_pvesim import run_simulator
+    from tests.events.kit import DEBIAN, make_event, run, runtime_factory
+
+    url = await make_db(tmp_path / "db.sqlite3")
+    async with (
+        run_simulator(version="9.1", time_scale=0.01) as sim,
+        runtime_factory(sim, url, None)() as runtime,
+    ):
+        event_id = await make_event(runtime, "gone", 2, (DEBIAN,))
+        assert (await run(runtime, "deploy", event_id)).state == "succeeded"
+        archive = await run(runtime, "archive", event_id)
+        lines: list[str] = []
+        final = await follow_operation(runtime.sessions, archive.id, LineLog(lines.append))
+    assert [(vm.name, vm.step) for vm in final.vms] == [
+        ("gone-001-debian-12-template", "deleted"),
+        ("gone-002-debian-12-template", "deleted"),
+    ]
+    assert lines == [
+        f"event.archive event gone: succeeded, 2/2 VMs, {final.op.seconds():.1f} s",
+        "  gone-001-debian-12-template  deleted",
+        "  gone-002-debian-12-template  deleted",
+    ]
