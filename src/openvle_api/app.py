@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from openvle_api.auth import DEFAULT_TTL, Authenticator
+from openvle_api.console.router import install_console
 from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
 from openvle_api.metrics import HttpMetricsMiddleware
@@ -36,6 +37,7 @@ from openvle_api.routers import (
     operations,
     system,
     templates,
+    tokens,
     vms,
 )
 from openvle_api.sse import POLL_SECONDS
@@ -105,7 +107,7 @@ def create_app(
     install_state(app, state)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware)
-    for module in (
+    routers = (
         nodes,
         templates,
         vms,
@@ -113,11 +115,14 @@ def create_app(
         operations,
         changelog,
         system,
+        tokens,
         health,
         metrics,
         home,
-    ):
+    )
+    for module in routers:
         app.include_router(module.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's hook
     install_docs(app, OPENAPI_URL, app.title)
+    install_console(app)
     return app
