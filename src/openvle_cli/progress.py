@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_cli.watch import OperationView, Snapshot, VmLine, follow_operation
 
-BUSY = frozenset({"cloning", "starting", "stopping", "deleting", "migrating"})
+BUSY = frozenset({"cloning", "configuring", "starting", "stopping", "deleting", "migrating"})
 
 
 def operation_summary(op: OperationView) -> str:

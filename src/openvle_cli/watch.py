@@ -1,30 +1,35 @@
 """What `openvle follow` shows of an operation: its state, and each of its VMs as it goes.
 
-An event's deploy or archive runs one child operation per VM; a VM's line combines that
-child's state with the VM row (cloning, stopped, starting, running with its address,
-stopping, deleting, gone), so the display moves with every step and not only when a VM
-is done. A VM operation (a stop, a clone) is shown the same way as its one VM. Everything
-is read from the database the service writes, one short session per look.
+An event's deploy or archive runs one child operation per VM; each VM is shown in the
+phase the API's `GET /operations/{id}/vms` reports (`openvle_core.events.progress`):
+queued, cloning, configuring, starting, running with its address; stopping, deleting;
+failed with the reason. A VM whose row an archive already removed is shown `deleted`,
+under the name its delete recorded. A VM operation (a stop, a clone) is shown the same
+way as its one VM. Everything is read from the database the service writes, one short
+session per look.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import utcnow
+from openvle_core.events.progress import vm_progress
+from openvle_core.events.queries import BatchVms, batch_vms
 from openvle_core.events.repository import EventRepository
-from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.vms.repository import VmRepository
 
 FINISHED = frozenset({"succeeded", "failed"})
-MAKING = frozenset({"event.vm_deploy", "vm.clone"})  # kinds that clone, then start, a VM
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ class OperationView:
 
 @dataclass(frozen=True)
 class VmLine:
-    """One VM as shown: `step` is waiting, a VM status (cloning, stopped, starting,
-    running ...; `cloned` while a new VM waits for its start), deleted, or failed."""
+    """One VM as shown: `step` is its phase (queued, cloning, configuring, starting,
+    running, stopping, deleting ...), or deleted, or failed with `error`."""
 
     id: str
     name: str
@@ -82,55 +87,48 @@ async def read_snapshot(
     `names` remembers VM names across looks: an archived VM's row is gone, its name not.
     """
     async with sessions() as session:
-        repo = OperationRepository(session)
-        op = await repo.require(op_id)
-        children = newest_per_target(await repo.children(op_id))
-        if op.target_type == "vm" and op.target_id is not None:
-            children.setdefault(op.target_id, op)  # a VM operation is its VM's own step
-        vms = await _vms_of(session, op)
+        op = await OperationRepository(session).require(op_id)
+        batch = await batch_vms(session, op)
+        single = await _single_vm(session, op)
         label = await _target_label(session, op)
-    names.update({vm.id: vm.name for vm in vms.values()})
-    for vm_id, child in children.items():  # a VM deleted before we first looked
-        deleted = journal.read(child).deleted_name
-        if deleted:
-            names.setdefault(vm_id, deleted)
-    ids = sorted(set(vms) | set(children), key=lambda i: (names.get(i, i), i))
-    lines = tuple(vm_line(i, vms.get(i), children.get(i), names) for i in ids)
+    if batch is not None:
+        lines = batch_lines(batch, names)
+    else:
+        lines = (single_line(single, op),) if single is not None else ()
     return Snapshot(_operation_view(op, label), lines)
 
 
-def newest_per_target(children: Sequence[Operation]) -> dict[str, Operation]:
-    """The newest child per VM (ids sort by time: a later round's child wins)."""
-    return {op.target_id: op for op in children if op.target_id is not None}
+def batch_lines(batch: BatchVms, names: dict[str, str]) -> tuple[VmLine, ...]:
+    """Every VM of a deploy or archive in its phase, and those already deleted, by name."""
+    present = [VmLine(p.id, p.name, p.phase, p.ipv4, p.node, p.error) for p in vm_progress(batch)]
+    names.update({line.id: line.name for line in present})
+    gone = [gone_line(vm_id, child, names) for vm_id, child in batch.children.items()]
+    known = {line.id for line in present}
+    lines = present + [line for line in gone if line.id not in known]
+    return tuple(sorted(lines, key=lambda line: (line.name, line.id)))
 
 
-def vm_line(
-    vm_id: str, vm: Vm | None, step_op: Operation | None, names: Mapping[str, str]
-) -> VmLine:
-    """How one VM stands: its operation's state first, then the VM row's status."""
-    name = names.get(vm_id, vm_id)
-    if step_op is not None and step_op.state == "failed":
-        return VmLine(vm_id, name, "failed", error=step_op.error_message)
-    if vm is None:
-        return VmLine(vm_id, name, "deleted")
-    if step_op is None or step_op.state == "queued":
-        return VmLine(vm_id, name, "waiting", node=vm.node)
-    step = vm.status
-    if step == "stopped" and step_op.kind in MAKING and step_op.state == "running":
-        step = "cloned"  # a new VM between its clone and its start, not one someone stopped
-    return VmLine(vm_id, name, step, vm.ipv4, vm.node)
+def gone_line(vm_id: str, child: Row[Any], names: dict[str, str]) -> VmLine:
+    """A VM of the batch whose row is gone: deleted (or failed), under its last name."""
+    deleted = Journal.model_validate(child.result or {}).deleted_name
+    name = names.setdefault(vm_id, deleted) if deleted else names.get(vm_id, vm_id)
+    if child.state == "failed":
+        return VmLine(vm_id, name, "failed", error=child.error_message)
+    return VmLine(vm_id, name, "deleted")
 
 
-async def _vms_of(session: AsyncSession, op: Operation) -> dict[str, Vm]:
-    """The VM rows the operation works on: an event's VMs, or the one VM."""
-    if op.target_id is None:
-        return {}
-    if op.target_type == "event":
-        return {vm.id: vm for vm in await VmRepository(session).for_event(op.target_id)}
-    if op.target_type == "vm":
-        vm = await VmRepository(session).get(op.target_id)
-        return {vm.id: vm} if vm is not None else {}
-    return {}
+def single_line(vm: Vm, op: Operation) -> VmLine:
+    """The one VM of a VM operation: its status, or failed with the operation's reason."""
+    if op.state == "failed":
+        return VmLine(vm.id, vm.name, "failed", vm.ipv4, vm.node, op.error_message)
+    return VmLine(vm.id, vm.name, vm.status, vm.ipv4, vm.node)
+
+
+async def _single_vm(session: AsyncSession, op: Operation) -> Vm | None:
+    """The VM row of a VM operation (None for any other operation, or once deleted)."""
+    if op.target_type != "vm" or op.target_id is None:
+        return None
+    return await VmRepository(session).get(op.target_id)
 
 
 async def _target_label(session: AsyncSession, op: Operation) -> str:

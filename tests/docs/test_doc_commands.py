@@ -127,7 +127,7 @@ def assert_tour(out: str) -> None:
     assert "422  slug: must be 4-8 characters of a-z, 0-9, _ and -" in out
     assert "tour  scheduled  3 participants" in out
     assert "event.deploy event tour: succeeded, 3/3 VMs" in out
-    moving = {"cloning", "cloned", "starting"}
+    moving = {"cloning", "configuring", "starting"}
     assert any(line.split()[1:2] and line.split()[1] in moving for line in vm_lines(out, "tour"))
     listed = [line for line in out.splitlines() if "  running  10." in line and "  on pve" in line]
     assert len(listed) == 3

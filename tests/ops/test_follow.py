@@ -97,7 +97,7 @@ def test_cli_exit_status_follows_the_outcome(
     assert "not found" in capsys.readouterr().err
 
 
-STEPS = ["waiting", "cloning", "cloned", "starting", "running"]
+STEPS = ["queued", "cloning", "configuring", "starting", "running"]
 
 
 async def test_follow_shows_each_vm_of_a_deploy_move_until_it_runs(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def console_url(info: dict[str, Any]) -> str:
 def running_demo(data_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
     """Run the demo until the block ends; yields its ready line."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PYTHONUNBUFFERED": "1"}
-    args = [*demo_command(), "--port", "0", "--data-dir", str(data_dir), *options]
+    # its stderr is a pipe nobody reads while it runs: no per-operation log lines to fill it
+    quiet = ["--log-level", "WARNING"]
+    args = [*demo_command(), "--port", "0", "--data-dir", str(data_dir), *quiet, *options]
     proc = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
