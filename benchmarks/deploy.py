@@ -119,7 +119,7 @@ async def bench_openvle(info: dict[str, Any]) -> tuple[float, int]:
             event_id = await _prepare(runtime.sessions)
             started = time.perf_counter()
             async with transaction(runtime.sessions) as session:
-                op = await service.request_deploy(session, event_id)
+                op = await service.request_deploy(session, runtime.settings, event_id)
             await runtime.queue.enqueue(op.id)
             state = await _wait(runtime.sessions, op.id)
             elapsed = time.perf_counter() - started

@@ -55,8 +55,8 @@ CORE_LAYERS: list[set[str]] = [
     {"errors", "metrics"},
     {"settings", "queue", "names"},
     {"logging", "db", "proxmox", "doctor_fixes"},
-    {"doctor", "placement", "snapshot", "ipam", "changelog", "nodes", "tokens"},
-    {"health", "runtime"},
+    {"doctor", "placement", "snapshot", "ipam", "changelog", "tokens"},
+    {"health", "runtime", "nodes"},
     {"operations", "system"},
     {"guests"},
     {"templates"},
@@ -161,7 +161,7 @@ def test_the_sql_checker_sees_a_select_import() -> None:
 # --- a domain's request service stages rows; it never reaches into the operation side ----
 
 DOMAINS = ("vms", "templates", "events")
-REQUEST_SIDE = {"repository", "queries", "errors", "membership", "service", "vm_names"}
+REQUEST_SIDE = {"repository", "queries", "errors", "membership", "service", "vm_names", "plan"}
 OPERATIONS_REQUEST_SIDE = {"repository", "kinds", "errors"}
 
 

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from openvle_api.messages import readable_message, validation_detail
 from openvle_core.db.errors import InvalidCursor
 from openvle_core.errors import ConflictError, InvalidRequest, NotFoundError, OpenVLEError
-from openvle_core.events.errors import InvalidEvent
+from openvle_core.events.errors import CapacityExceeded, InvalidEvent
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.proxmox.errors import (
     ProxmoxConflict,
@@ -118,6 +118,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         extra["errors"] = [{"loc": ["query", "cursor"], "msg": exc.message}]
     if isinstance(exc, TargetBusy):
         extra["operation_id"] = exc.holder_id
+    if isinstance(exc, CapacityExceeded):
+        extra["problems"] = exc.problems
     code = getattr(exc, "code", "error")
     return problem_response(
         request, status, code, exc.message, title=title, headers=headers, **extra

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from openvle_cli import demo, doctor, progress, tokens
+from openvle_cli import demo, doctor, plan, progress, tokens
 from openvle_cli.settings import ready_settings_or_exit, settings_or_exit
 from openvle_core import __version__
 
@@ -29,6 +29,7 @@ app.add_typer(tokens.app, name="token")
 app.command("demo")(demo.command)
 app.command("doctor")(doctor.command)
 app.command("follow")(progress.command)
+app.command("plan")(plan.command)
 
 
 @app.callback(invoke_without_command=True)

@@ -106,6 +106,16 @@ CLONE_SLOT_ERRORS = Counter(
     ["step"],
     registry=REGISTRY,
 )
+EVENT_DEPLOYS_REFUSED = Counter(
+    "openvle_event_deploys_refused",
+    "Scheduled event deploys not started because the event did not fit (its plan's problems).",
+    registry=REGISTRY,
+)
+PLACEMENTS_REFUSED = Counter(
+    "openvle_placements_refused",
+    "Clones no node could take (memory, storage, offline): the clone failed with no_capacity.",
+    registry=REGISTRY,
+)
 
 
 class PrometheusObserver:

@@ -1,6 +1,6 @@
 """`openvle-pvesim` / `python -m openvle_pvesim`: serve a simulated PVE cluster.
 
-Prints one JSON line (url, version, tokens, ca_file) once listening, then serves until
+Prints one JSON line (url, version, tokens, passwords, ca_file) once listening, then serves until
 SIGINT or SIGTERM.
 """
 
@@ -58,6 +58,7 @@ def announce(sim: Simulator) -> str:
             "hostname": sim.hostname,
             "version": sim.version,
             "tokens": sim.tokens,
+            "passwords": sim.passwords,
             "ca_file": ca_file,
         }
     )

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from openvle_pvesim.accounts import Account, Group
 from openvle_pvesim.errors import PVEError
 from openvle_pvesim.schema import load_schema
+from openvle_pvesim.tickets import TicketAuthority
 
 ROOT = "root@pam"
 _TOKEN_HEADER_RE = re.compile(r"(?:^|\s)PVEAPIToken(?:=| )([^;]*)")
@@ -139,6 +141,9 @@ class AccessControl:
         self.privileges = load_schema(version).privileges()
         self.roles: dict[str, frozenset[str]] = builtin_roles(self.privileges)
         self.users: set[str] = {ROOT}
+        self.accounts: dict[str, Account] = {ROOT: Account(ROOT)}
+        self.groups: dict[str, Group] = {}
+        self.tickets = TicketAuthority()
         self._tokens: dict[str, _Token] = {}
         self._acls: dict[str, list[_Acl]] = {}
         self._cache: dict[tuple[str, str | None, str, str | None], dict[str, int]] = {}
@@ -149,9 +154,24 @@ class AccessControl:
         self._cache.clear()
         self._verified.clear()
 
-    def add_user(self, userid: str) -> None:
+    def add_user(self, userid: str, password: str | None = None, **fields: object) -> Account:
+        """Add (or update) a user; with a password it may log in with a ticket."""
         self._invalidate()
         self.users.add(userid)
+        account = self.accounts.setdefault(userid, Account(userid))
+        for name, value in fields.items():
+            setattr(account, name, value)
+        if password is not None:
+            account.set_password(password)
+        return account
+
+    def add_group(self, groupid: str, members: Iterable[str], comment: str | None = None) -> None:
+        """A group of user.cfg; the members must exist."""
+        self._invalidate()
+        group = self.groups.setdefault(groupid, Group(groupid, comment))
+        for userid in members:
+            group.users.add(userid)
+            self.accounts[userid].groups.add(groupid)
 
     def add_token(self, tokenid: str, secret: str, privsep: bool) -> None:
         """Add `user@realm!name` (the user is created when missing)."""
@@ -160,6 +180,7 @@ class AccessControl:
         if not match:
             raise ValueError(f"invalid token id {tokenid!r}")
         self.users.add(match[1])
+        self.accounts.setdefault(match[1], Account(match[1]))
         self._tokens[tokenid] = _Token(secret, privsep)
 
     def add_role(self, roleid: str, privs: Iterable[str]) -> None:
@@ -183,6 +204,15 @@ class AccessControl:
     def tokens(self) -> dict[str, str]:
         """tokenid -> secret, for printing and for tests."""
         return {tokenid: token.secret for tokenid, token in self._tokens.items()}
+
+    def tokens_of(self, userid: str) -> dict[str, dict[str, int]]:
+        """A user's tokens as user.cfg has them: name -> {expire, privsep}."""
+        prefix = f"{userid}!"
+        return {
+            tokenid[len(prefix) :]: {"expire": 0, "privsep": int(token.privsep)}
+            for tokenid, token in self._tokens.items()
+            if tokenid.startswith(prefix)
+        }
 
     def acl_paths(self) -> list[str]:
         return list(self._acls)

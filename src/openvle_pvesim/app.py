@@ -1,10 +1,12 @@
 """The request pipeline, independent of the transport.
 
-Order as in pve-http-server: split the `/api2/json` prefix, authenticate (401 after the
-3 s delay, scaled), refuse a body on GET/DELETE, route against the registered schema
-templates (501 otherwise), apply HTTP fault injection, merge and validate parameters
-(400), evaluate the schema's permission check (403), call the handler, and format the
-envelope. Handlers raise `PVEError`; anything else becomes a 500 with its text.
+Order as in pve-http-server: split the `/api2/json` prefix, authenticate (`login`: ticket
+or token; 401 after the 3 s delay, scaled), refuse a body on GET/DELETE, route against
+the registered schema templates (501 otherwise), apply HTTP fault injection, merge and
+validate parameters (400), evaluate the schema's permission check (403), call the
+handler, and format the envelope. Handlers raise `PVEError`; anything else becomes a 500
+with its text. Every 401 waits the 3 s, a failed ticket login (POST /access/ticket)
+included.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from openvle_pvesim.contract import ROUTES, Handler, Request, Response
 from openvle_pvesim.errors import PVEError
 from openvle_pvesim.faults import FaultInjector, HttpFault
+from openvle_pvesim.login import authenticate
 from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response
 
@@ -151,11 +154,10 @@ class SimulatorApp:
         if not path.startswith(PREFIX + "/"):
             return error_reply(501, "no such uri")
         rel = path[len(PREFIX) :]
-        principal, error = self.access.verify_token(headers.get("authorization"))
-        if principal is None:
+        auth = authenticate(self.access, method, rel, headers)
+        if auth.principal is None:
             await asyncio.sleep(AUTH_DELAY_S * self.time_scale)
-            reason = error if error == "No ticket" or self.version == "8.4" else None
-            return Reply(401, reason or "Authentication failed!")
+            return Reply(401, auth.error)
         if body and method in {"GET", "DELETE"}:
             return error_reply(501, f"Unexpected content for method '{method}'")
         found = self.router.match(method, rel)
@@ -167,13 +169,18 @@ class SimulatorApp:
         spec = self.schema.method(method, found[0])
         assert spec is not None  # the router only holds templates of this schema
         params = _Params(query, headers, body, found[1])
-        return await self._call(spec, rel, params, principal)
+        reply = await self._call(spec, rel, params, auth.principal, auth.api_token)
+        if reply.status == 401:
+            await asyncio.sleep(AUTH_DELAY_S * self.time_scale)
+        return reply
 
-    async def _call(self, spec: Method, rel: str, raw: _Params, principal: Principal) -> Reply:
+    async def _call(
+        self, spec: Method, rel: str, raw: _Params, principal: Principal, api_token: bool
+    ) -> Reply:
         """Validate (400), check permissions (403), run the handler, format the reply."""
         try:
             params = _merge_params(spec.method, raw.query, raw.headers, raw.body, raw.path)
-            if not spec.allowtoken:
+            if api_token and not spec.allowtoken:
                 raise PVEError(
                     403,
                     f"Permission check failed (URI '{rel}' not available with API token, "

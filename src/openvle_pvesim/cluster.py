@@ -2,9 +2,11 @@
 
 `/cluster/resources` is served from a per-tick cache (as pvestatd's RRD broadcast every
 10 s): a new VM appears at once with status `unknown` until the next `tick()`, while
-config locks and tags are read live. Background loops (`start()`) run the stats tick and
-HA rounds at 10 s scaled by `time_scale`; tests can set `autotick = False` and call
-`tick()` / `ha_round()` themselves.
+config locks and tags are read live. The cached figures are `livestats` (the same the
+live endpoints compute) and `usage` (node memory, storage space) of the tick's moment.
+Background loops (`start()`) run the stats tick and HA rounds at 10 s scaled by
+`time_scale`; tests can set `autotick = False` and call `tick()` / `ha_round()`
+themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from openvle_pvesim.faults import DomainFaults
+from openvle_pvesim.livestats import resource_entry
 from openvle_pvesim.model import (
     GIB,
     PVE_VERSIONS,
@@ -28,7 +31,6 @@ from openvle_pvesim.model import (
     Storage,
 )
 from openvle_pvesim.resources import node_entries, other_entries
-from openvle_pvesim.vmconfig import parse_size, storage_of, volid, volume_keys
 from openvle_pvesim.vmops import ha_apply
 
 if TYPE_CHECKING:
@@ -62,55 +64,17 @@ class Cluster(ClusterState):
 
     # --- stats view ------------------------------------------------------------------
     def tick(self) -> None:
-        """One pvestatd round: refresh the lagged per-VM entries and node usage."""
+        """One pvestatd round: snapshot VM, node and storage figures (livestats, usage)
+        for the lagged views."""
         now = time.time()
-        node_mem = {name: n.mem_base for name, n in self.nodes.items()}
         for vm in self.vms.values():
-            vm.entry = self._vm_entry(vm, now)
-            if vm.running and vm.node in node_mem:
-                node_mem[vm.node] += int(vm.entry["mem"])
+            vm.entry = resource_entry(self, vm, now)
         for name, n in self.nodes.items():
-            n.mem = min(node_mem[name], int(n.maxmem * 0.95))
-        self._storage_usage()
-
-    def _storage_usage(self) -> None:
-        """Bytes used per storage (per node for local ones); linked clones count 10 %."""
+            n.mem = self.node_used(name)
         for storage in self.storages.values():
-            storage.used = {}
-        for vm in self.vms.values():
-            for key in volume_keys(vm.config):
-                value = str(vm.config[key])
-                target = self.storages.get(storage_of(value))
-                if target is None:
-                    continue
-                size = parse_size(value) // (10 if "/" in volid(value) else 1)
-                where = "" if target.shared else vm.node
-                target.used[where] = target.used.get(where, 0) + size
-
-    def _vm_entry(self, vm: VM, now: float) -> dict[str, Any]:
-        running = vm.running
-        entry: dict[str, Any] = {
-            "id": f"qemu/{vm.vmid}",
-            "vmid": vm.vmid,
-            "type": "qemu",
-            "name": vm.name,
-            "status": "running" if running else "stopped",
-            "template": 1 if vm.is_template else 0,
-            "uptime": int(now - vm.started_at) if running else 0,
-            "maxcpu": int(vm.config.get("cores", 1)) * int(vm.config.get("sockets", 1)),
-            "cpu": round(self.rng.uniform(0.005, 0.25), 4) if running else 0,
-            "maxmem": vm.maxmem,
-            "mem": int(vm.maxmem * self.rng.uniform(0.3, 0.7)) if running else 0,
-            "maxdisk": self.disk_size(vm),
-            "disk": 0,
-            "netin": self.rng.randrange(10**6, 10**9) if running else 0,
-            "netout": self.rng.randrange(10**5, 10**8) if running else 0,
-            "diskread": self.rng.randrange(10**6, 10**9) if running else 0,
-            "diskwrite": self.rng.randrange(10**6, 10**9) if running else 0,
-        }
-        if self.version != "8.4":
-            entry["memhost"] = entry["mem"]
-        return entry
+            storage.used = {
+                where: size for (sid, where), size in self.usage.space.items() if sid == storage.sid
+            }
 
     def vm_resource(self, vm: VM, audit_pools: bool) -> dict[str, Any]:
         """The /cluster/resources entry: lagged stats plus live node, lock, tags, pool."""

@@ -38,6 +38,7 @@ class Simulator:
     hostname: str
     ca_file: Path | None
     tokens: dict[str, str]
+    passwords: dict[str, str]
     cluster: Cluster
     faults: FaultInjector
     version: str
@@ -126,6 +127,7 @@ async def run_simulator(
             hostname=hostname,
             ca_file=server_tls.ca_file if server_tls else None,
             tokens=cluster.access.tokens(),
+            passwords=dict(cluster.passwords),
             cluster=cluster,
             faults=injector,
             version=version,

@@ -18,6 +18,7 @@ from openvle_pvesim.access import AccessControl
 from openvle_pvesim.errors import PVEError
 from openvle_pvesim.faults import DomainFaults
 from openvle_pvesim.tasks import FLock, TaskManager
+from openvle_pvesim.usage import Usage, VMTable
 from openvle_pvesim.vmconfig import disk_keys, parse_size, storage_of
 
 GIB = 1024**3
@@ -90,14 +91,24 @@ class HAService:
         return f"vm:{self.vmid}"
 
 
+_RECHARGE_MEMORY = frozenset({"running", "starting"})
+_RECHARGE = _RECHARGE_MEMORY | {"node", "config"}
+
+
 @dataclass
 class VM:
-    """A QEMU guest: its config (PVE keys and value types) and runtime state."""
+    """A QEMU guest: its config (PVE keys and value types) and runtime state.
+
+    `starting` is set while QEMU comes up (its memory is already taken). Assigning
+    `running`, `starting`, `node` or `config` recharges the VM's node memory and storage
+    space in the cluster's `usage.Usage` (the VM gets it when it enters `cluster.vms`).
+    """
 
     vmid: int
     node: str
     config: dict[str, Any]
     running: bool = False
+    starting: bool = False
     paused: bool = False
     started_at: float = 0.0
     agent_running: bool = True
@@ -118,6 +129,15 @@ class VM:
     def maxmem(self) -> int:
         return int(str(self.config.get("memory", "512")).removeprefix("current=")) * 1024**2
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _RECHARGE:
+            usage: Usage | None = self.__dict__.get("_usage")
+            if usage is not None and name in _RECHARGE_MEMORY:
+                usage.update_memory(self)
+            elif usage is not None:
+                usage.update(self)
+
     def digest(self) -> str:
         text = "\n".join(f"{k}: {v}" for k, v in sorted(self.config.items()))
         return hashlib.sha1(text.encode()).hexdigest()
@@ -135,7 +155,8 @@ class ClusterState:
         self.rng = rng
         self.nodes: dict[str, Node] = {}
         self.storages: dict[str, Storage] = {}
-        self.vms: dict[int, VM] = {}
+        self.usage = Usage(self.storages)
+        self.vms: dict[int, VM] = VMTable(self.usage)
         self.pools: dict[str, Pool] = {}
         self.ha: dict[int, HAService] = {}
         self.ha_rules: dict[str, dict[str, Any]] = {}
@@ -147,6 +168,7 @@ class ClusterState:
         self.tasks = TaskManager(time_scale, rng)
         self.access = AccessControl(version, pool_of=self.pool_of, pool_members=self._pool_of.keys)
         self.users: set[str] = set()
+        self.passwords: dict[str, str] = {}  # the seed's login passwords, to print and test
         self._flocks: dict[str, FLock] = {}
         self._mac_counter = rng.randrange(0x100000, 0xE00000)
 
@@ -177,6 +199,11 @@ class ClusterState:
                 500, f"Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
             )
         return vm
+
+    def node_used(self, name: str) -> int:
+        """A node's used memory now: its own base plus what its running guests hold."""
+        node = self.nodes[name]
+        return min(node.mem_base + self.usage.node_mem.get(name, 0), node.maxmem)
 
     def flock(self, vmid: int) -> FLock:
         return self._lock(f"/var/lock/qemu-server/lock-{vmid}.conf")

@@ -1,6 +1,7 @@
 """Evaluate a schema method's `permissions` the way RPCEnvironment.pm does.
 
-`check_api2_permissions`: root@pam passes, `user: all` passes any authenticated principal,
+`check_api2_permissions`: root@pam passes, `user: world` passes anyone (the login calls),
+`user: all` passes any authenticated principal,
 a `check` expression is evaluated, a method without permissions is root-only. The
 expression forms are `perm` (with `any` and `require_param`), `and`, `or` and
 `userid-param self`; 403 texts are PVE's (`Permission check failed (/vms/100, VM.Allocate)`).
@@ -22,6 +23,8 @@ def check_method(
 ) -> None:
     """Raise PVE's 403 unless `principal` may call a method with these `permissions`."""
     if principal.userid == ROOT and principal.tokenid is None:
+        return
+    if permissions is not None and permissions.get("user") == "world":
         return
     if permissions is None:
         raise permission_denied("user != root@pam")

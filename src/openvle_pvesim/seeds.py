@@ -12,7 +12,14 @@ JSON seed format (every key optional except `nodes`; nodes default to pve1-pve3 
 
 Every seed registers the tokens `openvle@pve!ci` (privilege separation, the ACLs the
 OpenVLE docs require) and `root@pam!admin` (full rights), with the secrets in
-`DEMO_TOKENS`, plus any extra `tokens` given.
+`DEMO_TOKENS`, plus any extra `tokens` given; the users `root@pam` and `openvle@pve` may
+also log in with the passwords in `DEMO_PASSWORDS` (group `openvle`: openvle@pve).
+
+Node memory: the demo nodes have 256 GiB, except pve2 (it holds the local-lvm Kali
+template, so its clones all run there) with 768 GiB; with the rule of `usage` (a running
+guest holds half its memory) an event of 100 participants x the three templates (300
+VMs, Debian and Ubuntu spread over the nodes) starts in full. `--vms N` grows each
+node's memory (in 64 GiB steps) until a quarter of it stays free with its running VMs.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ DEMO_TOKENS = {
     OPENVLE_TOKEN: "9d5b2f4e-6c1a-4e8b-a7d3-2f0c8e1b5a64",
     ADMIN_TOKEN: "3c7e9a1f-0b2d-4f6e-8a5c-1d9b7e3f2a80",
 }
+DEMO_PASSWORDS = {"root@pam": "pvesim-root", "openvle@pve": "pvesim-openvle"}
+NODE_MEMORY = {"pve2": 768 * GIB}  # the others keep Node's 256 GiB
+FREE_SHARE = 0.25  # `--vms N`: memory each node keeps free
+MEMORY_STEP = 64 * GIB
 OPENVLE_VM_PRIVS = [
     "VM.Allocate",
     "VM.Audit",
@@ -101,6 +112,7 @@ def default_infrastructure(cluster: Cluster) -> None:
     """Nodes pve1-pve3 with different loads, local-lvm per node and a shared ceph."""
     for i, (name, cpu) in enumerate([("pve1", 0.12), ("pve2", 0.48), ("pve3", 0.27)], 1):
         cluster.nodes[name] = Node(name, i, f"10.10.0.{10 + i}", cpu)
+        cluster.nodes[name].maxmem = NODE_MEMORY.get(name, cluster.nodes[name].maxmem)
     cluster.storages["local-lvm"] = Storage("local-lvm", "lvmthin", False, 2048 * GIB)
     cluster.storages["ceph"] = Storage("ceph", "rbd", True, 16384 * GIB)
 
@@ -229,6 +241,15 @@ def add_extra_vms(cluster: Cluster, count: int) -> None:
         cluster.set_pool(vmid, OPENVLE_POOL)
         if i % 4 == 0:
             start_now(cluster, vm)
+    grow_memory(cluster)
+
+
+def grow_memory(cluster: Cluster) -> None:
+    """Give each node enough memory that a quarter stays free with its running VMs."""
+    for name, node in cluster.nodes.items():
+        needed = (node.mem_base + cluster.usage.node_mem.get(name, 0)) / (1 - FREE_SHARE)
+        if needed > node.maxmem:
+            node.maxmem = -(-int(needed) // MEMORY_STEP) * MEMORY_STEP
 
 
 def setup_access(cluster: Cluster, tokens: list[tuple[str, str]]) -> None:
@@ -239,6 +260,11 @@ def setup_access(cluster: Cluster, tokens: list[tuple[str, str]]) -> None:
         access.add_role(role, privs or vm_privs)
     for tokenid, secret in [*DEMO_TOKENS.items(), *tokens]:
         add_token(cluster, tokenid, secret)
+    for userid, password in DEMO_PASSWORDS.items():
+        access.add_user(userid, password)
+        cluster.passwords[userid] = password
+    access.accounts["openvle@pve"].comment = "OpenVLE service"
+    access.add_group("openvle", ["openvle@pve"], "OpenVLE service accounts")
 
 
 def add_token(cluster: Cluster, tokenid: str, secret: str) -> None:

@@ -81,10 +81,28 @@ def start_body(cluster: ClusterState, vm: VM) -> Body:
         check_unlocked(vm)
         if vm.running:
             raise TaskError(f"VM {vm.vmid} already running")
-        await ctx.sleep(START_SECONDS)
-        set_running(vm, True)
+        await launch(cluster, ctx, vm)
 
     return body
+
+
+async def launch(cluster: ClusterState, ctx: TaskContext, vm: VM) -> None:
+    """Start QEMU: its memory is taken at once (`starting`), the VM runs after the boot.
+
+    As KVM, QEMU cannot set up the guest's RAM when the node's free memory is smaller
+    than the guest's full memory, and exits (`usage` module: what running guests hold).
+    """
+    node = cluster.nodes[vm.node]
+    free = node.maxmem - cluster.node_used(vm.node)
+    if vm.maxmem > free:
+        ctx.log("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory")
+        raise TaskError("start failed: QEMU exited with code 1")
+    vm.starting = True
+    try:
+        await ctx.sleep(START_SECONDS)
+        set_running(vm, True)
+    finally:
+        vm.starting = False
 
 
 def stop_body(cluster: ClusterState, vm: VM) -> Body:
@@ -132,8 +150,7 @@ def reboot_body(cluster: ClusterState, vm: VM, timeout: int = 60) -> Body:
 
     async def body(ctx: TaskContext) -> None:
         await shutdown(ctx)
-        await ctx.sleep(START_SECONDS)
-        set_running(vm, True)
+        await launch(cluster, ctx, vm)
 
     return body
 

@@ -40,6 +40,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("DELETE", f"/api/v1/events/{MISSING}", None, "admin"),
     ("POST", f"/api/v1/events/{MISSING}/deploy", None, "admin"),
     ("POST", f"/api/v1/events/{MISSING}/archive", None, "admin"),
+    ("POST", f"/api/v1/events/{MISSING}/plan", None, "read"),
     ("GET", "/api/v1/operations", None, "read"),
     ("GET", f"/api/v1/operations/{MISSING}", None, "read"),
     ("GET", f"/api/v1/operations/{MISSING}/events", None, "read"),

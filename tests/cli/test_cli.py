@@ -173,6 +173,7 @@ def test_token_names_are_checked(env: str, capsys: pytest.CaptureFixture[str]) -
         ["token", "revoke", "x"],
         ["follow", "x"],
         ["sync"],
+        ["plan", "x"],
     ],
 )
 def test_no_database_is_one_line_and_creates_nothing(

@@ -66,9 +66,11 @@ async def template_id(runtime: Runtime, vmid: int, name: str, node: str) -> str:
 
 async def request(runtime: Runtime, action: str, event_id: str) -> Operation:
     """Stage deploy or archive, commit, enqueue (as the API does)."""
-    stage = service.request_deploy if action == "deploy" else service.request_archive
     async with transaction(runtime.sessions) as session:
-        op = await stage(session, event_id)
+        if action == "deploy":
+            op = await service.request_deploy(session, runtime.settings, event_id)
+        else:
+            op = await service.request_archive(session, event_id)
     await runtime.queue.enqueue(op.id)
     return op
 

@@ -82,4 +82,4 @@ async def test_two_workers_deploy_and_archive_each_due_event_once(
 
         again: Any = await events_tick({"runtime": two})
 
-        assert again == {"deploys": {}, "archives": {}, "skipped": []}
+        assert again == {"deploys": {}, "archives": {}, "skipped": [], "refused": {}}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from proxmoxer import ProxmoxAPI, ResourceException
+from proxmoxer import AuthenticationError, ProxmoxAPI, ResourceException
 from proxmoxer.tools import Tasks
 
 from openvle_pvesim import Simulator, start_in_thread
@@ -146,3 +146,30 @@ def test_thread_runner_calls_into_the_simulator_loop() -> None:
             api.version.get()
         assert caught.value.status_code == 596
     assert not runner._thread.is_alive()
+
+
+def test_password_login_drives_a_lab(lab: Simulator) -> None:
+    """proxmoxer's ticket login: POST /access/ticket, then the PVEAuthCookie cookie and
+    the CSRFPreventionToken header on every write."""
+    host, port = lab.hostname.rsplit(":", 1)
+    api = ProxmoxAPI(
+        host,
+        port=int(port),
+        user="openvle@pve",
+        password=lab.passwords["openvle@pve"],
+        verify_ssl=str(lab.ca_file),
+        timeout=10,
+    )
+    refused = record_refusals(api)
+    newid = int(api.cluster.nextid.get())
+    upid = api.nodes("pve1").qemu(9000).clone.post(newid=newid, name="pw-1", pool=POOL)
+    assert wait(api, "pve1", upid)["user"] == "openvle@pve"
+    vm = api.nodes("pve1").qemu(newid)
+    assert wait(api, "pve1", vm.status.start.post())["exitstatus"] == "OK"
+    assert vm.status.current.get()["status"] == "running"
+    assert newid in {r["vmid"] for r in api.cluster.resources.get(type="vm")}
+    assert refused == []
+    with pytest.raises(AuthenticationError):
+        ProxmoxAPI(
+            host, port=int(port), user="openvle@pve", password="wrong", verify_ssl=str(lab.ca_file)
+        )

@@ -43,6 +43,7 @@ def make_settings(
     cloudinit: dict[str, Any] | None = None,
     worker: dict[str, Any] | None = None,
     vms: dict[str, Any] | None = None,
+    proxmox: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings for the simulator's CI token, a database, fast retries and timeouts."""
     worker_values = {
@@ -58,6 +59,7 @@ def make_settings(
                 sim.hostname, CI_TOKEN, sim.tokens[CI_TOKEN], sim.ca_file or False
             ),
             "vms_pool": POOL,
+            **(proxmox or {}),
         },
         vms=vms or {},
         cloudinit=_aliased(cloudinit or {}),

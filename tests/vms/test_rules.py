@@ -1,4 +1,4 @@
-"""Pure parts of the engine: SMBIOS encoding, placement, names, retry policy."""
+"""Pure rules of the VM steps: SMBIOS encoding, names, retry policy (placement: tests/placement)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from openvle_core.guests.errors import SmbiosMetadataTooLong
 from openvle_core.guests.smbios import MAX_LENGTH, SmbiosMetadata, build_smbios1, parse_smbios1
 from openvle_core.names import dns_name
 from openvle_core.operations.retry import backoff, is_transient
-from openvle_core.placement.nodes import NodeLoad, NoPlacement, choose_node
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
 
 UUID = "6f1c2b0e-2d4a-4c61-9d0b-8c5f0e2a7b31"
@@ -46,26 +45,6 @@ def test_smbios_that_cannot_fit_is_a_typed_error_naming_the_cause() -> None:
         build_smbios1("uuid=" + "u" * MAX_LENGTH, meta())
     assert info.value.code == "smbios_metadata_too_long"
     assert not is_transient(info.value)
-
-
-def test_placement_prefers_free_cpu_and_counts_inflight_clones() -> None:
-    nodes = [NodeLoad("pve1", True, 0.10, 32), NodeLoad("pve2", True, 0.50, 32)]
-    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve1"
-    busy = {"pve1": 20.0}  # clones placed there the API does not show yet
-    assert choose_node(nodes, inflight_cores=busy, previous={}) == "pve2"
-
-
-def test_placement_distrusts_a_single_zero_cpu_sample() -> None:
-    nodes = [NodeLoad("pve1", True, 0.0, 32), NodeLoad("pve2", True, 0.30, 32)]
-    assert choose_node(nodes, inflight_cores={}, previous={"pve1": 0.9}) == "pve2"
-    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve1"
-
-
-def test_placement_skips_offline_nodes() -> None:
-    nodes = [NodeLoad("pve1", False, 0.0, 64), NodeLoad("pve2", True, 0.9, 8)]
-    assert choose_node(nodes, inflight_cores={}, previous={}) == "pve2"
-    with pytest.raises(NoPlacement):
-        choose_node([NodeLoad("pve1", False, 0.1, 8)], inflight_cores={}, previous={})
 
 
 def test_dns_names() -> None:

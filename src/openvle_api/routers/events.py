@@ -1,18 +1,35 @@
-"""GET/POST /events, GET/PATCH/DELETE /events/{id}, POST /events/{id}/deploy|archive (202)."""
+"""GET/POST /events, GET/PATCH/DELETE /events/{id}, POST /events/{id}/deploy|archive (202),
+POST /events/{id}/plan (a dry run)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, Uow
+from openvle_api.deps import (
+    API_PREFIX,
+    AdminAuth,
+    Paging,
+    ReadAuth,
+    RuntimeDep,
+    Uow,
+    read_sessions,
+)
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
 from openvle_api.schemas.common import Page
-from openvle_api.schemas.events import EventIn, EventOut, EventPatch, event_out
+from openvle_api.schemas.events import (
+    EventIn,
+    EventOut,
+    EventPatch,
+    EventPlanOut,
+    event_out,
+    plan_out,
+)
 from openvle_api.schemas.operations import OperationOut
 from openvle_core.db.enums import EventStatus
+from openvle_core.events import plan as planning
 from openvle_core.events import queries, service
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
@@ -84,11 +101,40 @@ async def delete_event(event_id: str, uow: Uow, _: AdminAuth) -> Response:
     responses=MUTATION_ERRORS,
     summary="Deploy an event",
 )
-async def deploy_event(event_id: str, uow: Uow, _: AdminAuth, response: Response) -> OperationOut:
+async def deploy_event(
+    event_id: str,
+    uow: Uow,
+    _: AdminAuth,
+    runtime: RuntimeDep,
+    response: Response,
+    force: Annotated[
+        bool, Query(description="Deploy even when the plan does not fit (409 otherwise).")
+    ] = False,
+) -> OperationOut:
     """Queue the deploy: one VM per participant per template, cloned into the pool, SMBIOS
-    set, started, IP read, HA added. Progress is VMs done / total; again = what is missing."""
-    op = await service.request_deploy(uow.session, event_id)
+    set, started, IP read, HA added. Progress is VMs done / total; again = what is missing.
+    The event's plan is checked first: 409 (`capacity`, with its `problems`) when it does
+    not fit, unless `force=true`."""
+    op = await service.request_deploy(uow.session, runtime.settings, event_id, force=force)
     return accepted(uow, response, op)
+
+
+@router.post(
+    "/{event_id}/plan",
+    name="planEvent",
+    responses=ONE_ERRORS,
+    summary="Plan an event's deploy (dry run)",
+)
+async def plan_event(
+    event_id: str, request: Request, runtime: RuntimeDep, _: ReadAuth
+) -> EventPlanOut:
+    """Will the event fit, where, and how long will it take? A dry run of its deploy (all
+    its VMs, or those a re-deploy would add) against the last sync's figures: per node the
+    new VMs and free memory and CPU before and after, the room full clones need, the static
+    addresses (cloud-init) and an estimated duration. No side effects."""
+    async with read_sessions(request, runtime)() as session:
+        plan = await planning.plan_event(session, runtime.settings, event_id)
+    return plan_out(plan)
 
 
 @router.post(

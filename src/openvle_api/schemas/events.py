@@ -10,6 +10,7 @@ from openvle_api.schemas.common import TIME_EXAMPLE, UUID_EXAMPLE
 from openvle_core.db.enums import (
     EventStatus,
 )
+from openvle_core.events.plan import EventPlan
 from openvle_core.events.queries import EventView
 
 SLUG_PATTERN = r"^[a-z0-9_-]{4,8}$"
@@ -72,6 +73,10 @@ class EventOut(BaseModel):
     participants: int
     template_ids: list[str]
     status: EventStatus
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the event waits in its status: a scheduled deploy that did not fit.",
+    )
     vm_counts: dict[str, int] = Field(
         default_factory=dict,
         description="The event's VMs per status (statuses without VMs are left out).",
@@ -94,7 +99,66 @@ def event_out(view: EventView) -> EventOut:
         participants=e.participants,
         template_ids=view.template_ids,
         status=e.status,
+        status_reason=e.status_reason,
         vm_counts=view.vm_counts,
         created_at=e.created_at,
         updated_at=e.updated_at,
+    )
+
+
+class NodePlanOut(BaseModel):
+    """One node before and after the event's VMs (free memory in MiB, free CPU in cores)."""
+
+    name: str = Field(examples=["pve1"])
+    online: bool
+    new_vms: int
+    memory_free_mb_before: int
+    memory_free_mb_after: int
+    cpu_free_before: float
+    cpu_free_after: float
+
+
+class StoragePlanOut(BaseModel):
+    """Room a storage needs for the event's full clones (`node` null: a shared storage)."""
+
+    storage: str = Field(examples=["local-lvm"])
+    node: str | None
+    needed_mb: int
+    free_mb: int
+
+
+class AddressPlanOut(BaseModel):
+    """Static addresses (cloud-init) the event needs, and how many are free."""
+
+    needed: int
+    free: int
+
+
+class EventPlanOut(BaseModel):
+    """Will the event fit? Its deploy, dry-run against the last sync's figures."""
+
+    fits: bool = Field(description="Nothing stands in the way: `problems` is empty.")
+    problems: list[str] = Field(description="What does not fit, a sentence each.")
+    notes: list[str] = Field(description="What the plan could not check, and why.")
+    vms: int = Field(description="VMs the deploy would clone now.")
+    estimated_duration_s: float
+    duration_basis: str = Field(description="What the estimate is based on.")
+    nodes: list[NodePlanOut]
+    storages: list[StoragePlanOut]
+    addresses: AddressPlanOut | None = Field(description="With cloud-init; null without.")
+
+
+def plan_out(plan: EventPlan) -> EventPlanOut:
+    """The API view of an `EventPlan`."""
+    addresses = plan.addresses
+    return EventPlanOut(
+        fits=plan.fits,
+        problems=plan.problems,
+        notes=plan.notes,
+        vms=plan.vms,
+        estimated_duration_s=plan.estimated_duration_s,
+        duration_basis=plan.duration_basis,
+        nodes=[NodePlanOut(**vars(n)) for n in plan.nodes],
+        storages=[StoragePlanOut(**vars(s)) for s in plan.storages],
+        addresses=None if addresses is None else AddressPlanOut(**vars(addresses)),
     )

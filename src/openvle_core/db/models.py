@@ -74,6 +74,20 @@ class Node(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class Storage(Base):
+    """A storage as one node sees it, found by the sync (a shared one appears per node)."""
+
+    __tablename__ = "storages"
+
+    storage: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    disk: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes in use
+    maxdisk: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes in all
+    updated_at: Mapped[datetime] = _updated()
+
+
 class Template(Base):
     """A VM template in our pool."""
 
@@ -85,6 +99,9 @@ class Template(Base):
     node: Mapped[str | None] = mapped_column(String(64))
     cores: Mapped[int | None] = mapped_column(Integer)
     memory_mb: Mapped[int | None] = mapped_column(Integer)
+    # where its disks are and how big (what a full clone copies); read from its config
+    storages: Mapped[str | None] = mapped_column(String(255))  # storage ids, comma-separated
+    disk_mb: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=TemplateStatus.AVAILABLE.value)
     created_at: Mapped[datetime] = _created()
@@ -108,6 +125,8 @@ class Event(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     participants: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=EventStatus.SCHEDULED.value)
+    # why the schedule did not deploy it (the plan's problems), until a deploy starts
+    status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

@@ -42,3 +42,13 @@ class EventIncomplete(OpenVLEError):
     """Some VMs of an event could not be deployed or archived; the message lists them."""
 
     code = "event_incomplete"
+
+
+class CapacityExceeded(ConflictError):
+    """The event does not fit the cluster now (its plan's `problems` say why)."""
+
+    code = "capacity"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the event does not fit: " + "; ".join(problems))
+        self.problems = problems

@@ -81,6 +81,11 @@ class EventRepository:
         await self.session.refresh(event)
         return False
 
+    async def set_status_reason(self, event_id: str, reason: str | None) -> None:
+        """Say why the event waits in its status (None: clear it)."""
+        stmt = update(Event).where(Event.id == event_id).values(status_reason=reason)
+        await self.session.execute(stmt.execution_options(synchronize_session="fetch"))
+
     async def set_templates(self, event_id: str, template_ids: Sequence[str]) -> None:
         """Replace the event's templates, keeping the given order."""
         await self.session.execute(delete(EventTemplate).where(EventTemplate.event_id == event_id))

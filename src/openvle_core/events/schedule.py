@@ -11,6 +11,7 @@ event already moved (`EventBusy`) or held (`TargetBusy`) and skips it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.errors import ConflictError
+from openvle_core.events.errors import CapacityExceeded
 from openvle_core.events.repository import EventRepository
 from openvle_core.events.service import (
     CRON_ARCHIVABLE,
@@ -29,10 +31,13 @@ from openvle_core.events.service import (
     request_archive,
     request_deploy,
 )
+from openvle_core.metrics import EVENT_DEPLOYS_REFUSED
+from openvle_core.settings import Settings
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
+log = logging.getLogger(__name__)
 EVENTS_JOB_NAME = "events_tick"
 EVENTS_INTERVAL_S = 60.0
 
@@ -44,9 +49,15 @@ class ScheduleResult:
     deploys: dict[str, str] = field(default_factory=dict)
     archives: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    refused: dict[str, list[str]] = field(default_factory=dict)  # does not fit: the problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {"deploys": self.deploys, "archives": self.archives, "skipped": self.skipped}
+        return {
+            "deploys": self.deploys,
+            "archives": self.archives,
+            "skipped": self.skipped,
+            "refused": self.refused,
+        }
 
 
 async def _due(runtime: Runtime, now: datetime) -> tuple[list[str], list[str]]:
@@ -59,26 +70,36 @@ async def _due(runtime: Runtime, now: datetime) -> tuple[list[str], list[str]]:
         return [e.id for e in deploy], [e.id for e in archive]
 
 
-Stage = Callable[[AsyncSession, str], Awaitable[Operation]]
+Stage = Callable[[AsyncSession, Settings, str], Awaitable[Operation]]
 
 
 async def _stage(runtime: Runtime, stage: Stage, event_id: str) -> str | None:
     """Stage one operation in its own transaction; None if another worker got there first."""
     try:
         async with transaction(runtime.sessions) as session:
-            op = await stage(session, event_id)
+            op = await stage(session, runtime.settings, event_id)
+    except CapacityExceeded:
+        raise
     except ConflictError:  # EventBusy (status moved) or TargetBusy (operation in flight)
         return None
     await runtime.queue.enqueue(op.id)
     return op.id
 
 
-async def _deploy(session: AsyncSession, event_id: str) -> Operation:
-    return await request_deploy(session, event_id, allowed=CRON_DEPLOYABLE)
+async def _deploy(session: AsyncSession, settings: Settings, event_id: str) -> Operation:
+    return await request_deploy(session, settings, event_id, allowed=CRON_DEPLOYABLE)
 
 
-async def _archive(session: AsyncSession, event_id: str) -> Operation:
+async def _archive(session: AsyncSession, settings: Settings, event_id: str) -> Operation:
     return await request_archive(session, event_id, allowed=CRON_ARCHIVABLE)
+
+
+async def _refused(runtime: Runtime, event_id: str, exc: CapacityExceeded) -> None:
+    """Record on the event why it was not deployed (the next tick checks again)."""
+    EVENT_DEPLOYS_REFUSED.inc()
+    log.warning("event %s not deployed: %s", event_id, exc.message)
+    async with transaction(runtime.sessions) as session:
+        await EventRepository(session).set_status_reason(event_id, exc.message)
 
 
 async def run_schedule(runtime: Runtime, now: datetime | None = None) -> ScheduleResult:
@@ -86,7 +107,12 @@ async def run_schedule(runtime: Runtime, now: datetime | None = None) -> Schedul
     result = ScheduleResult()
     to_deploy, to_archive = await _due(runtime, now or utcnow())
     for event_id in to_deploy:
-        op_id = await _stage(runtime, _deploy, event_id)
+        try:
+            op_id = await _stage(runtime, _deploy, event_id)
+        except CapacityExceeded as exc:
+            await _refused(runtime, event_id, exc)
+            result.refused[event_id] = exc.problems
+            continue
         if op_id is None:
             result.skipped.append(event_id)
         else:

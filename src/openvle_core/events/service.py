@@ -21,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus
 from openvle_core.db.models import Event, Operation
-from openvle_core.events.errors import EventBusy, InvalidEvent
+from openvle_core.events.errors import CapacityExceeded, EventBusy, InvalidEvent
+from openvle_core.events.plan import plan_event
 from openvle_core.events.queries import EventView
 from openvle_core.events.repository import EventRepository
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.settings import Settings
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 
@@ -145,10 +147,21 @@ async def transition(
 
 
 async def request_deploy(
-    session: AsyncSession, event_id: str, *, allowed: Collection[EventStatus] = DEPLOYABLE
+    session: AsyncSession,
+    settings: Settings,
+    event_id: str,
+    *,
+    force: bool = False,
+    allowed: Collection[EventStatus] = DEPLOYABLE,
 ) -> Operation:
-    """Stage the deploy of an event (again: only what is missing is created)."""
+    """Stage the deploy of an event (again: only what is missing is created), once its
+    plan fits (`CapacityExceeded` with the plan's problems otherwise), unless `force`."""
     event = await EventRepository(session).require(event_id)
+    if not force:
+        plan = await plan_event(session, settings, event.id)
+        if not plan.fits:
+            raise CapacityExceeded(plan.problems)
+    event.status_reason = None
     total = event.participants * len(await EventRepository(session).template_ids(event.id))
     op = await OperationRepository(session).create(
         OperationKind.EVENT_DEPLOY, TARGET, event.id, total=total

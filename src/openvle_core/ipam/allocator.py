@@ -67,3 +67,18 @@ async def require_free_ip(session: AsyncSession, settings: CloudInitSettings) ->
 async def release_ips(session: AsyncSession, vm_id: str) -> int:
     """Free every address of the VM (on delete)."""
     return await IpAllocationRepository(session).release_for_vm(vm_id)
+
+
+async def count_free(session: AsyncSession, settings: CloudInitSettings, up_to: int) -> int:
+    """How many usable addresses are free, counted up to `up_to` (a plan asks for what
+    an event needs; a /8 need not be walked to the end)."""
+    network = settings.ip_network
+    if network is None:
+        raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")
+    taken = await IpAllocationRepository(session).allocated(str(network))
+    free = 0
+    for address in candidates(settings):
+        if free >= up_to:
+            break
+        free += str(address) not in taken
+    return free

@@ -175,6 +175,26 @@ class OperationRepository:
         )
         return {t for t in (await self.session.scalars(stmt.distinct())).all() if t is not None}
 
+    async def recent_durations(self, kind: str, limit: int = 200) -> Sequence[float]:
+        """Seconds from start to finish of the latest succeeded operations of `kind`."""
+        stmt = (
+            select(Operation.started_at, Operation.finished_at)
+            .where(
+                Operation.kind == kind,
+                Operation.state == OperationState.SUCCEEDED.value,
+                Operation.started_at.is_not(None),
+                Operation.finished_at.is_not(None),
+            )
+            .order_by(Operation.finished_at.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [
+            (end - start).total_seconds()
+            for start, end in rows
+            if start is not None and end is not None and end >= start
+        ]
+
     async def unfinished(self) -> Sequence[Operation]:
         """Operations queued or running (recovery after a crash re-enqueues them)."""
         stmt = select(Operation).where(Operation.state.in_(_IN_FLIGHT)).order_by(Operation.id)

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from openvle_core.placement.nodes import ClusterFigures
 from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import WorkerSettings
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,7 @@ class TemplateDisks:
     config: VmConfig
     storages: frozenset[str]
     shared: frozenset[str]
+    disk_mb: int = 0  # what a full clone copies
 
 
 @dataclass
@@ -50,6 +48,7 @@ class Limits:
     shared: RedisSlots | None = None  # cluster-wide slots; None: this process's semaphores
     placing: asyncio.Lock = field(default_factory=asyncio.Lock)
     templates: dict[int, TemplateDisks] = field(default_factory=dict)
+    figures: ClusterFigures | None = None  # nodes and storages, read once per batch
     _slots: dict[tuple[str, ...], asyncio.Semaphore] = field(default_factory=dict)
     users: int = 0
 
@@ -119,19 +118,3 @@ class CloneCaps:
             limits.users -= 1
             if limits.users == 0 and self.current is limits:
                 self.current = None
-
-
-DISK_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
-
-
-def storages_of(config: VmConfig) -> set[str]:
-    """Storage ids of the disks a clone copies (CD-ROM images excluded, cloud-init kept)."""
-    found: set[str] = set()
-    for key, value in {**(config.model_extra or {})}.items():
-        text = str(value)
-        if not DISK_KEY.match(key) or text == "none" or ":" not in text:
-            continue
-        if "media=cdrom" in text and "cloudinit" not in text:
-            continue
-        found.add(text.split(":", 1)[0])
-    return found

@@ -43,6 +43,15 @@ class ProxmoxSettings(BaseSettings):
         default_factory=lambda: [ipaddress.IPv4Network("172.17.0.0/16")],
         description="Guest-agent IPv4 ranges never taken as the VM's address (JSON list).",
     )
+    memory_overcommit: float = Field(
+        default=1.5,
+        ge=0.1,
+        le=10.0,
+        description=(
+            "Placement: a node takes a clone while its free memory times this ratio covers "
+            "the VM's memory (as OpenStack Nova's RAM allocation ratio; 1.0: no overcommit)."
+        ),
+    )
 
     @field_validator("hostname")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openvle_core.db.enums import VmStatus
@@ -28,11 +28,13 @@ GUEST_USAGE = frozenset({"cpu", "mem", "disk", "uptime"})
 
 @dataclass(frozen=True)
 class ClusterView:
-    """The pool's guests by vmid, the nodes, and how many entries came back in all."""
+    """The pool's guests by vmid, the nodes, their storages, and how many entries came back
+    in all."""
 
     guests: dict[int, ClusterResource]
     nodes: list[ClusterResource]
     total: int
+    storages: list[ClusterResource] = field(default_factory=list)
 
     def snapshot_documents(self) -> list[dict[str, Any]]:
         """What the snapshot store keeps: the nodes with their figures, and our pool's guests
@@ -60,7 +62,8 @@ async def split_resources(
         members = {m.vmid for m in (await proxmox.get_pool()).members if m.vmid is not None}
         ours = {r.vmid: r for r in guests if r.vmid in members and r.vmid is not None}
     nodes = [r for r in resources if r.type == "node" and r.node]
-    return ClusterView(guests=ours, nodes=nodes, total=len(resources))
+    storages = [r for r in resources if r.type == "storage" and r.node and r.storage]
+    return ClusterView(guests=ours, nodes=nodes, total=len(resources), storages=storages)
 
 
 def observed_status(resource: ClusterResource) -> VmStatus | None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from openvle_core.db.enums import VmStatus
+from openvle_core.placement.disks import disk_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import smbios_serial
@@ -99,3 +100,18 @@ async def serials(
 
     found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
     return {int(vmid): serial for vmid, serial in found.items()}, failed
+
+
+async def template_disks(
+    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+) -> tuple[dict[int, tuple[str, int]], int]:
+    """vmid -> (storage ids, comma-separated; disks in MiB) of templates from their config
+    (read once per template: the sync asks only for rows that lack them); failures."""
+
+    async def ask(guest: ClusterResource) -> tuple[str, int]:
+        config = await proxmox.vm_config(guest.node or "", guest.vmid or 0)
+        return ",".join(sorted(storages_of(config))), disk_mb_of(config)
+
+    chosen = [g for g in guests if g.node and g.vmid is not None]
+    found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
+    return {int(vmid): disks for vmid, disks in found.items()}, failed

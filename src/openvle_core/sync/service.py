@@ -135,6 +135,7 @@ async def _update_db(
     templates = plan_templates(
         state.templates, view.guests, state.skip_templates, vm_vmids, state.skip_vmids
     )
+    import_disks = await _template_disks(result, proxmox, state, view, templates, limit)
     views = {v.id: v for v in state.views}
     written = await write_changes(
         sessions,
@@ -144,8 +145,40 @@ async def _update_db(
         imports=templates.imports,
         nodes=view.nodes,
         now=now,
+        storages=view.storages,
+        import_disks=import_disks,
     )
     _tally(result, plan, templates, written, settings.proxmox.vms_pool)
+
+
+async def _template_disks(
+    result: SyncResult,
+    proxmox: ProxmoxClient,
+    state: DbState,
+    view: ClusterView,
+    templates: TemplatePlan,
+    limit: int,
+) -> dict[int, tuple[str, int]]:
+    """Read the disks of the templates to import, and of template rows that lack them,
+    once each: placement needs their storages and sizes. Rows get their diffs in the plan;
+    the imports' disks are returned (vmid -> storages, disk MiB)."""
+    lacking = {
+        t.vmid: t
+        for t in state.templates
+        if t.storages is None and t.id not in state.skip_templates and t.vmid in view.guests
+    }
+    guests = [view.guests[vmid] for vmid in lacking if view.guests[vmid].template]
+    guests += list(templates.imports)
+    if not guests:
+        return {}
+    found, failed = await lookups.template_disks(proxmox, guests, limit)
+    result.lookups_failed += failed
+    for vmid, (storages, disk_mb) in found.items():
+        if vmid in lacking:
+            diff = templates.diffs.setdefault(lacking[vmid].id, {})
+            diff["storages"] = (None, storages)
+            diff["disk_mb"] = (lacking[vmid].disk_mb, disk_mb)
+    return {vmid: disks for vmid, disks in found.items() if vmid not in lacking}
 
 
 def _tally(

@@ -18,7 +18,7 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
-from openvle_core.nodes.repository import NodeRepository
+from openvle_core.nodes.repository import NodeRepository, StorageRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import cores, memory_mb
@@ -85,6 +85,8 @@ async def write_changes(
     imports: Sequence[ClusterResource],
     nodes: Sequence[ClusterResource],
     now: datetime,
+    storages: Sequence[ClusterResource] = (),
+    import_disks: Mapping[int, tuple[str, int]] | None = None,
 ) -> Written:
     """Apply every still-valid change in one transaction, with one changelog entry each."""
     written, changes = Written(), list[Change]()
@@ -92,7 +94,9 @@ async def write_changes(
         kept = await _still_valid(session, base, vm_diffs)
         written.vms = await VmRepository(session).bulk_update(_rows(kept))
         changes += _changes("vm", kept, now)
-        kept_templates, new = await _template_work(session, template_diffs, imports)
+        kept_templates, new = await _template_work(
+            session, template_diffs, imports, import_disks or {}
+        )
         written.templates = await TemplateRepository(session).bulk_update(_rows(kept_templates))
         changes += _changes("template", kept_templates, now)
         for template in new:
@@ -100,6 +104,7 @@ async def write_changes(
             changes.append(_change("template", template.id, "status", None, template.status, now))
         written.imported = len(new)
         changes += await _write_nodes(session, nodes, now)
+        await StorageRepository(session).replace_all([_storage_row(s) for s in storages])
         written.changes = await ChangelogRepository(session).add_many(changes)
     return written
 
@@ -120,7 +125,10 @@ async def _still_valid(
 
 
 async def _template_work(
-    session: AsyncSession, diffs: Mapping[str, Diff], imports: Sequence[ClusterResource]
+    session: AsyncSession,
+    diffs: Mapping[str, Diff],
+    imports: Sequence[ClusterResource],
+    disks: Mapping[int, tuple[str, int]],
 ) -> tuple[dict[str, Diff], list[Template]]:
     """Template diffs still valid, and imports nobody made or started meanwhile."""
     if not diffs and not imports:
@@ -137,18 +145,25 @@ async def _template_work(
         and all(getattr(rows[tid], f) == old for f, (old, _new) in diff.items())
     }
     taken = {t.vmid for t in rows.values()} | converting  # the operation adds those rows itself
-    new = [_imported(g) for g in imports if g.vmid is not None and g.vmid not in taken]
+    new = [
+        _imported(g, disks.get(g.vmid))
+        for g in imports
+        if g.vmid is not None and g.vmid not in taken
+    ]
     return kept, new
 
 
-def _imported(guest: ClusterResource) -> Template:
+def _imported(guest: ClusterResource, disks: tuple[str, int] | None) -> Template:
     assert guest.vmid is not None
+    storages, disk_mb = disks or (None, None)
     return Template(
         vmid=guest.vmid,
         name=guest.name or f"template-{guest.vmid}",
         node=guest.node,
         cores=cores(guest),
         memory_mb=memory_mb(guest),
+        storages=storages,
+        disk_mb=disk_mb,
         status=TemplateStatus.AVAILABLE.value,
     )
 
@@ -180,6 +195,17 @@ def _node_row(node: ClusterResource) -> dict[str, Any]:
         "maxcpu": int(node.maxcpu or 0),
         "mem": int(node.mem or 0),
         "maxmem": int(node.maxmem or 0),
+    }
+
+
+def _storage_row(storage: ClusterResource) -> dict[str, Any]:
+    return {
+        "storage": storage.storage,
+        "node": storage.node,
+        "shared": bool(storage.shared),
+        "status": storage.status or "unknown",
+        "disk": int(storage.disk or 0),
+        "maxdisk": int(storage.maxdisk or 0),
     }
 
 

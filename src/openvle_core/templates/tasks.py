@@ -19,8 +19,8 @@ from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
+from openvle_core.placement.disks import disk_mb_of, memory_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient, ProxmoxTaskFailed
-from openvle_core.proxmox.models import VmConfig
 from openvle_core.templates.errors import TemplateInUse
 from openvle_core.templates.records import update_template
 from openvle_core.templates.repository import TemplateRepository
@@ -31,11 +31,6 @@ if TYPE_CHECKING:
 TEMPLATE_TIMEOUT = 600.0
 
 
-def _memory_mb(config: VmConfig) -> int | None:
-    text = (config.memory or "").removeprefix("current=").split(",", 1)[0]
-    return int(text) if text.isdigit() else None
-
-
 async def _record(runtime: Runtime, op: Operation, vmid: int, node: str) -> str:
     """Create or refresh the template row from the config; returns its id."""
     config = await runtime.proxmox.vm_config(node, vmid)
@@ -43,7 +38,9 @@ async def _record(runtime: Runtime, op: Operation, vmid: int, node: str) -> str:
         "name": config.name or f"template-{vmid}",
         "node": node,
         "cores": config.cores,
-        "memory_mb": _memory_mb(config),
+        "memory_mb": memory_mb_of(config),
+        "storages": ",".join(sorted(storages_of(config))),
+        "disk_mb": disk_mb_of(config),
         "description": config.description,
         "status": TemplateStatus.AVAILABLE.value,
     }

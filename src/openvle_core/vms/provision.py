@@ -11,6 +11,7 @@ event operation the clone first waits for its node and storage slots (`runtime.c
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
@@ -19,13 +20,24 @@ from openvle_core.db.session import transaction
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
 from openvle_core.guests.identity import pool_node, require_pool_node
+from openvle_core.metrics import PLACEMENTS_REFUSED
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
-from openvle_core.placement.caps import Limits, TemplateDisks, storages_of
-from openvle_core.placement.nodes import NodeLoad, choose_node
+from openvle_core.placement.caps import Limits, TemplateDisks
+from openvle_core.placement.disks import disk_mb_of, memory_mb_of, storages_of
+from openvle_core.placement.errors import NoCapacity
+from openvle_core.placement.nodes import (
+    MIB,
+    CloneNeeds,
+    ClusterFigures,
+    NodeFigures,
+    StorageFigures,
+    choose_node,
+    storage_index,
+)
 from openvle_core.proxmox import ProxmoxClient
-from openvle_core.proxmox.models import VmConfig
+from openvle_core.proxmox.models import ClusterResource
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
 from openvle_core.vms.power import db_status, power_vm
@@ -52,8 +64,9 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
     template_node = await require_pool_node(runtime.proxmox, template.vmid)
     node = vm.node
     if node is None:
-        config = await runtime.proxmox.vm_config(template_node, template.vmid)
-        node = await place_clone(runtime, vm_id, template_node, config)
+        disks = await read_template_disks(runtime.proxmox, template.vmid, template_node)
+        figures = await cluster_figures(runtime.proxmox)
+        node = await place_clone(runtime, vm, template, disks, figures)
         await update_vm(runtime.sessions, vm_id, node=node)
 
     async def record_vmid(vmid: int | None) -> None:
@@ -98,57 +111,110 @@ async def clone_vm(runtime: Runtime, op: Operation) -> None:
         await power_vm(runtime, op, vm_id, "start")
 
 
-INFLIGHT = (VmStatus.CLONING.value, VmStatus.STARTING.value)
+PENDING = (VmStatus.CLONING.value, VmStatus.STARTING.value)
+FIGURES_TTL = 10.0  # s a batch reuses one read of the nodes (PVE refreshes them as often)
 
 
-async def on_shared_storage(proxmox: ProxmoxClient, config: VmConfig) -> bool:
-    """True when every disk of the template is on shared storage (unknown = local)."""
-    sids = storages_of(config)
+def _node(resource: ClusterResource) -> NodeFigures:
+    return NodeFigures(
+        name=resource.node or "",
+        online=resource.status == "online",
+        cpu=float(resource.cpu or 0.0),
+        maxcpu=int(resource.maxcpu or 0),
+        mem_mb=(resource.mem or 0) // MIB,
+        maxmem_mb=(resource.maxmem or 0) // MIB,
+    )
+
+
+def _storage(resource: ClusterResource) -> StorageFigures:
+    room = max((resource.maxdisk or 0) - (resource.disk or 0), 0) // MIB
+    return StorageFigures(resource.storage or "", resource.node or "", bool(resource.shared), room)
+
+
+async def cluster_figures(proxmox: ProxmoxClient) -> ClusterFigures:
+    """The nodes and storages now (two small reads: their size is the cluster's, not the
+    pool's)."""
+    nodes = [_node(r) for r in await proxmox.cluster_resources("node") if r.node]
+    storages = [
+        _storage(r)
+        for r in await proxmox.cluster_resources("storage")
+        if r.storage and r.node and r.status == "available"
+    ]
+    return ClusterFigures(nodes, storage_index(storages), time.monotonic())
+
+
+async def batch_figures(proxmox: ProxmoxClient, limits: Limits | None) -> ClusterFigures:
+    """The figures for one placement: read once per batch (at most every FIGURES_TTL s)."""
+    if limits is None:
+        return await cluster_figures(proxmox)
+    cached = limits.figures
+    if cached is None or time.monotonic() - cached.read_at > FIGURES_TTL:
+        limits.figures = cached = await cluster_figures(proxmox)
+    return cached
+
+
+async def read_template_disks(proxmox: ProxmoxClient, vmid: int, node: str) -> TemplateDisks:
+    """A template's disks from its config, and which of their storages are shared."""
+    config = await proxmox.vm_config(node, vmid)
     resources = await proxmox.cluster_resources("storage")
-    shared = {r.storage for r in resources if r.storage and r.shared}
-    return bool(sids) and sids <= shared
+    shared = frozenset(r.storage for r in resources if r.storage and r.shared)
+    storages = frozenset(storages_of(config))
+    return TemplateDisks(node, config, storages, shared, disk_mb_of(config))
 
 
-async def inflight_cores(runtime: Runtime, exclude_vm: str) -> dict[str, float]:
-    """Cores of our clones still cloning/starting per node (not yet in PVE's stats)."""
+async def template_disks(
+    proxmox: ProxmoxClient, limits: Limits | None, vmid: int, node: str
+) -> TemplateDisks:
+    """A template's disks (read once per template while the limits live)."""
+    cached = limits.templates.get(vmid) if limits is not None else None
+    if cached is not None:
+        return cached
+    disks = await read_template_disks(proxmox, vmid, node)
+    if limits is not None:
+        limits.templates[vmid] = disks
+    return disks
+
+
+def clone_needs(template: Template, disks: TemplateDisks, full: bool) -> CloneNeeds:
+    """What a clone of `template` asks of its node."""
+    return CloneNeeds(
+        memory_mb=template.memory_mb or memory_mb_of(disks.config) or 0,
+        cores=template.cores or disks.config.cores or 1,
+        template_node=disks.node,
+        storages=disks.storages,
+        shared=bool(disks.storages) and disks.storages <= disks.shared,
+        full=full,
+        disk_mb=disks.disk_mb,
+    )
+
+
+async def place_clone(
+    runtime: Runtime, vm: Vm, template: Template, disks: TemplateDisks, figures: ClusterFigures
+) -> str:
+    """The node for a new clone: filters, then the most free CPU (`placement.nodes`);
+    NoCapacity when no node passes."""
     async with transaction(runtime.sessions) as session:
-        inflight = await VmRepository(session).inflight_cores(INFLIGHT, exclude=exclude_vm)
+        pending = await VmRepository(session).pending(PENDING, exclude=vm.id)
         known = {n.name: n.cpu for n in await NodeRepository(session).all()}
     for name, cpu in known.items():
         if cpu > 0:
             runtime.node_cpu.setdefault(name, cpu)
-    return inflight
-
-
-async def place_clone(runtime: Runtime, vm_id: str, template_node: str, config: VmConfig) -> str:
-    """The node for a new clone: least loaded (shared storage) or the template's node."""
-    if not await on_shared_storage(runtime.proxmox, config):
-        return template_node
-    nodes = [
-        NodeLoad(n.node, n.status == "online", float(n.cpu or 0.0), int(n.maxcpu or 0))
-        for n in await runtime.proxmox.nodes()
-    ]
-    inflight = await inflight_cores(runtime, vm_id)
-    chosen = choose_node(nodes, inflight_cores=inflight, previous=runtime.node_cpu)
-    for n in nodes:
-        if n.cpu > 0:
-            runtime.node_cpu[n.name] = n.cpu
+    try:
+        chosen = choose_node(
+            figures.nodes,
+            clone_needs(template, disks, vm.full_clone),
+            storages=figures.storages,
+            pending=pending,
+            previous=runtime.node_cpu,
+            overcommit=runtime.settings.proxmox.memory_overcommit,
+        )
+    except NoCapacity:
+        PLACEMENTS_REFUSED.inc()
+        raise
+    for node in figures.nodes:
+        if node.cpu > 0:
+            runtime.node_cpu[node.name] = node.cpu
     return chosen
-
-
-async def template_disks(
-    proxmox: ProxmoxClient, limits: Limits, vmid: int, node: str
-) -> TemplateDisks:
-    """A template's disks (read once per template while the limits live)."""
-    cached = limits.templates.get(vmid)
-    if cached is not None:
-        return cached
-    config = await proxmox.vm_config(node, vmid)
-    resources = await proxmox.cluster_resources("storage")
-    shared = frozenset(r.storage for r in resources if r.storage and r.shared)
-    disks = TemplateDisks(node, config, frozenset(storages_of(config)), shared)
-    limits.templates[vmid] = disks
-    return disks
 
 
 async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str:
@@ -160,7 +226,8 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
     template_node = await require_pool_node(runtime.proxmox, template.vmid)
     disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
     async with limits.placing:
-        node = await place_clone(runtime, vm.id, template_node, disks.config)
+        figures = await batch_figures(runtime.proxmox, limits)
+        node = await place_clone(runtime, vm, template, disks, figures)
         await update_vm(runtime.sessions, vm.id, node=node, status=VmStatus.CLONING.value)
     return node
 

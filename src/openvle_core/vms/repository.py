@@ -6,11 +6,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Event, Template, Vm
 from openvle_core.db.types import utcnow
+from openvle_core.placement.nodes import CloneNeeds, Pending
 from openvle_core.vms.errors import VmNotFound
 
 
@@ -69,18 +70,30 @@ class VmRepository:
         """The slug of an event, for the SMBIOS family of its VMs (None if it is gone)."""
         return await self.session.scalar(select(Event.slug).where(Event.id == event_id))
 
-    async def inflight_cores(self, statuses: Collection[str], *, exclude: str) -> dict[str, float]:
-        """Cores (of their template; 1 if unknown) of VMs in `statuses` per node, but `exclude`."""
-        cores = func.coalesce(Template.cores, 1)
+    async def pending(self, statuses: Collection[str], *, exclude: str | None = None) -> Pending:
+        """What the VMs in `statuses` (placed, not yet in Proxmox's figures) take per node:
+        their template's cores (1 if unknown) and memory, and for full clones its disks."""
         stmt = (
-            select(Vm.node, func.sum(cores))
+            select(Vm.node, Vm.full_clone, Template.cores, Template.memory_mb)
+            .add_columns(Template.storages, Template.disk_mb)
             .outerjoin(Template, Template.id == Vm.template_id)
-            .where(Vm.status.in_(list(statuses)), Vm.node.is_not(None), Vm.id != exclude)
-            .group_by(Vm.node)
+            .where(Vm.status.in_(list(statuses)), Vm.node.is_not(None))
         )
-        return {
-            str(node): float(total or 0) for node, total in (await self.session.execute(stmt)).all()
-        }
+        if exclude is not None:
+            stmt = stmt.where(Vm.id != exclude)
+        pending = Pending()
+        for node, full, cores, memory, storages, disk in (await self.session.execute(stmt)).all():
+            needs = CloneNeeds(
+                memory_mb=memory or 0,
+                cores=cores or 1,
+                template_node=node,
+                storages=frozenset(filter(None, (storages or "").split(","))),
+                shared=True,
+                full=bool(full),
+                disk_mb=disk or 0,
+            )
+            pending.add(str(node), needs)
+        return pending
 
     async def names_of(self, vm_ids: Collection[str]) -> dict[str, str]:
         """Name per VM id for the given ids (gone ones are left out)."""

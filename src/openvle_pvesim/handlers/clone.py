@@ -198,6 +198,7 @@ async def run_clone(cluster: Cluster, ctx: TaskContext, plan: ClonePlan) -> None
     try:
         for n, key in enumerate(volume_keys(plan.source.config)):
             vm.config[key] = await clone_volume(cluster, ctx, plan, key, n)
+        cluster.usage.update(vm)  # a full clone's volumes take their space now
         vm.config.pop("lock", None)
         if plan.pool is not None:
             if plan.pool not in cluster.pools:

@@ -131,6 +131,7 @@ def apply_changes(
             old = parse_props(str(vm.config.get("smbios1", ""))).get("uuid")
             stored = smbios_with_uuid(str(stored), old or str(uuid.uuid4()))
         vm.config[key] = stored
+    cluster.usage.update(vm)  # drives may have come or gone
     return log
 
 

@@ -56,6 +56,7 @@ async def resize(req: Request) -> str:
         file, options = drive_options(str(value))
         options["size"] = format_size(target)
         vm.config[disk] = print_drive(file, options)
+        cluster.usage.update(vm)
 
     worker = locked_worker(cluster, vm.vmid, "resize", body)
     return await cluster.tasks.spawn(
@@ -70,3 +71,4 @@ async def unlink(req: Request) -> None:
     force = bool(req.params.get("force"))
     for key in (k for k in re.split(r"[,;\s]+", str(req.params["idlist"])) if k):
         detach(vm.config, key, force)  # API2/Qemu.pm: `delete => idlist` of update_vm
+    req.cluster.usage.update(vm)

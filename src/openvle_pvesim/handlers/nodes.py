@@ -7,6 +7,7 @@ from typing import Any
 
 from openvle_pvesim.cluster import PVE_VERSIONS
 from openvle_pvesim.contract import Request, route
+from openvle_pvesim.livestats import vmstatus
 from openvle_pvesim.resources import may_see_storage, nodes_list_item
 
 
@@ -21,7 +22,7 @@ async def nodes(req: Request) -> list[dict[str, Any]]:
 @route("GET", "/nodes/{node}/status")
 async def node_status(req: Request) -> dict[str, Any]:
     node = req.cluster.node(str(req.params["node"]))
-    mem = node.mem or node.mem_base
+    mem = req.cluster.node_used(node.name)  # live, as /proc/meminfo
     load = node.cpu * node.maxcpu
     full, _release, repoid = PVE_VERSIONS[req.cluster.version]
     kernel = "6.14.11-4-pve" if req.cluster.version == "9.1" else "6.8.12-9-pve"
@@ -73,7 +74,7 @@ async def node_storage(req: Request) -> list[dict[str, Any]]:
             continue
         if not may_see_storage(req.principal, s.sid):
             continue
-        used = s.used.get("" if s.shared else name, 0)
+        used = cluster.usage.used(s.sid, name)  # live, as the storage plugin reports it
         out.append(
             {
                 "storage": s.sid,
@@ -93,26 +94,15 @@ async def node_storage(req: Request) -> list[dict[str, Any]]:
 
 @route("GET", "/nodes/{node}/qemu")
 async def node_vms(req: Request) -> list[dict[str, Any]]:
-    """VMs on the node with VM.Audit: live status, as `qm list` has it."""
+    """API2/Qemu.pm `vmlist`: the live `vmstatus` (full: with the QMP part) of the node's
+    VMs the caller may audit."""
     cluster = req.cluster
     name = cluster.node(str(req.params["node"])).name
-    out = []
-    for vm in cluster.vms.values():
-        if vm.node != name or not req.principal.has(f"/vms/{vm.vmid}", "VM.Audit"):
-            continue
-        item: dict[str, Any] = {
-            "vmid": vm.vmid,
-            "name": vm.name,
-            "status": "running" if vm.running else "stopped",
-            "cpus": int(vm.config.get("cores", 1)) * int(vm.config.get("sockets", 1)),
-            "maxmem": vm.maxmem,
-            "maxdisk": cluster.disk_size(vm),
-            "uptime": int(time.time() - vm.started_at) if vm.running else 0,
-        }
-        if vm.is_template:
-            item["template"] = 1
-        for key in ("lock", "tags"):
-            if key in vm.config:
-                item[key] = vm.config[key]
-        out.append(item)
-    return out
+    full = bool(req.params.get("full"))
+    now = time.time()
+    has = req.principal.has
+    return [
+        vmstatus(cluster, vm, full, now)
+        for vm in cluster.vms.values()
+        if vm.node == name and has(f"/vms/{vm.vmid}", "VM.Audit")
+    ]

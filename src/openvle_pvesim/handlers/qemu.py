@@ -13,8 +13,17 @@ from openvle_pvesim.disks import set_drive
 from openvle_pvesim.errors import PVEError
 from openvle_pvesim.handlers.common import check_lock, req_vm, root_only_skiplock, task_user
 from openvle_pvesim.handlers.config import check_perms, split_changes
+from openvle_pvesim.livestats import QEMU, vmstatus
 from openvle_pvesim.tasks import TaskContext, TaskError
-from openvle_pvesim.vmconfig import DISK_RE, agent_enabled, net_mac, normalise, volid, with_new_mac
+from openvle_pvesim.vmconfig import (
+    DISK_RE,
+    agent_enabled,
+    net_mac,
+    normalise,
+    parse_props,
+    volid,
+    with_new_mac,
+)
 from openvle_pvesim.vmops import check_unlocked, fault_check, locked_worker, set_running, start_body
 
 CREATE_SECONDS = 1.5
@@ -30,38 +39,18 @@ async def status_current(req: Request) -> dict[str, Any]:
 
 
 def vm_status(cluster: Cluster, vm: VM) -> dict[str, Any]:
-    running = vm.running
-    status: dict[str, Any] = {
-        "vmid": vm.vmid,
-        "name": vm.name,
-        "status": "running" if running else "stopped",
-        "qmpstatus": ("paused" if vm.paused else "running") if running else "stopped",
-        "cpus": int(vm.config.get("cores", 1)) * int(vm.config.get("sockets", 1)),
-        "cpu": 0.02 if running else 0,
-        "maxmem": vm.maxmem,
-        "mem": vm.maxmem // 2 if running else 0,
-        "maxdisk": cluster.disk_size(vm),
-        "disk": 0,
-        "diskread": 0,
-        "diskwrite": 0,
-        "netin": 0,
-        "netout": 0,
-        "uptime": int(time.time() - vm.started_at) if running else 0,
-        "ha": ha_status(cluster, vm.vmid),
-    }
-    if cluster.version != "8.4":
-        status["memhost"] = status["mem"]
-    if running:
-        status["pid"] = 10000 + vm.vmid % 50000
-        status["running-machine"] = "pc-i440fx-9.2+pve1"
-        status["running-qemu"] = "9.2.0"
+    """API2/Qemu.pm `vm_status`: the full `vmstatus`, `ha`, and from the config the
+    display's `spice`/`clipboard` and `agent`."""
+    status = vmstatus(cluster, vm, full=True)
+    status["ha"] = ha_status(cluster, vm.vmid)
+    if vm.config.get("vga"):
+        vga = parse_props(str(vm.config["vga"]), "type")
+        kind = vga.get("type", "")
+        if kind.startswith("virtio") or kind.startswith("qxl"):
+            status["spice"] = 1
+        status["clipboard"] = vga.get("clipboard")
     if agent_enabled(vm.config):
         status["agent"] = 1
-    if vm.is_template:
-        status["template"] = 1
-    for key in ("lock", "tags"):
-        if key in vm.config:
-            status[key] = vm.config[key]
     return status
 
 
@@ -116,6 +105,8 @@ async def create_vm(req: Request) -> str:
         prefix = f"{config['smbios1']}," if "smbios1" in config else ""
         config["smbios1"] = f"{prefix}uuid={uuid.uuid4()}"
     config.setdefault("vmgenid", str(uuid.uuid4()))
+    # MetaInfo.pm new_meta_info_string: the QEMU that created the VM, and when
+    config.setdefault("meta", f"creation-qemu={QEMU[cluster.version][0]},ctime={int(time.time())}")
     config["lock"] = "create"
     start = bool(req.params.get("start"))
 
