@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.demo import stop_group
+
 pytestmark = pytest.mark.slow
 READY_TIMEOUT = 90.0
 
@@ -63,9 +65,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]
     try:
         yield proc, read_ready_line(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)
 
 
 def wait_operation(client: httpx.Client, op_id: str) -> dict[str, Any]:

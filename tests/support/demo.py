@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -71,6 +72,12 @@ def running_demo(data_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
     try:
         yield read_ready_line(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the demo's whole process group: `uv run` does not pass SIGKILL on to its
+    child, which would live on, orphaned, after the test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
