@@ -9,7 +9,7 @@ endif
 RUN := $(UV) run --frozen
 LINTED := src tests benchmarks alembic docs/gen
 
-.PHONY: install check lint format typecheck test bench demo docs docs-serve clean
+.PHONY: install check lint format typecheck test bench demo tour docs docs-serve clean
 
 install: ## create .venv from uv.lock (and uv itself into .tools/ if it is missing)
 	@command -v $(UV) >/dev/null 2>&1 || sh scripts/bootstrap-uv >/dev/null
@@ -35,6 +35,9 @@ bench: install ## every benchmark in benchmarks/; each ends with one JSON line o
 
 demo: install ## the service on its embedded defaults with the simulator (DEMO_ARGS="--port 0" ...)
 	$(RUN) openvle demo $(DEMO_ARGS)
+
+tour: install ## the guided tour on the demo: one lab created, deployed, stopped, archived (~30 s), then it stops
+	$(RUN) openvle demo --tour --port 0 $(TOUR_ARGS)
 
 docs: install ## the documentation site in site/, offline, warnings are errors
 	$(RUN) mkdocs build --strict

@@ -31,6 +31,7 @@ from openvle_api.routers import (
     changelog,
     events,
     health,
+    home,
     metrics,
     nodes,
     operations,
@@ -117,6 +118,7 @@ def create_app(
         tokens,
         health,
         metrics,
+        home,
     )
     for module in routers:
         app.include_router(module.router)

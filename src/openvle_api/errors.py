@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openvle_api.messages import readable_message, validation_detail
 from openvle_core.db.errors import InvalidCursor
 from openvle_core.errors import ConflictError, InvalidRequest, NotFoundError, OpenVLEError
 from openvle_core.events.errors import CapacityExceeded, InvalidEvent
@@ -127,14 +128,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """pydantic's errors as `[{loc, msg}]`, the input never echoed (it may be a secret)."""
-    return [{"loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))} for err in errors]
+    return [{"loc": list(err.get("loc", ())), "msg": readable_message(err)} for err in errors]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = validation_items(exc.errors())
-    where = ", ".join(".".join(map(str, i["loc"][1:] or i["loc"])) for i in items)
-    detail = f"invalid {where}: " + "; ".join(i["msg"] for i in items) if items else "invalid"
+    detail = validation_detail(items)
     return problem_response(request, 422, "validation_error", detail, errors=items)
 
 

@@ -3,40 +3,45 @@
 Everything runs on the embedded defaults: SQLite in a data directory (a temporary one
 unless `--data-dir` is given), the in-process queue and scheduler, the snapshot in SQL.
 The database is migrated, the cluster synced and an admin token created before one JSON
-line `{"api_url", "docs_url", "admin_token", "pve_url"}` is printed, so scripts can
-drive it; a human banner follows. SIGINT or SIGTERM stops everything cleanly.
+line (`DemoInfo`: the API's and console's addresses, the admin token, the simulator's
+address, token and CA file, the data directory and its env file) is printed, so scripts
+can drive it; a human banner follows, then one log line per operation as it starts and
+ends. With `--tour` it drives itself instead (`tour.py`) and stops when the tour ends.
+SIGINT or SIGTERM stops everything cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 from pydantic import SecretStr
 
+from openvle_cli.demo_env import DemoInfo, banner, base_url, console_url, write_env_file
 from openvle_cli.errors import DemoError
-from openvle_core.db.enums import TokenScope
-from openvle_core.db.session import transaction
-from openvle_core.handlers import run_operation
-from openvle_core.runtime import Runtime
 from openvle_core.settings import (
     ProxmoxSettings,
     Settings,
     load_settings,
 )
-from openvle_pvesim import Simulator
+
+if TYPE_CHECKING:  # the heavy imports wait until a demo runs: `openvle --help` stays quick
+    import uvicorn
+
+    from openvle_core.runtime import Runtime
+    from openvle_pvesim import Simulator
+
+    Tour = Callable[[DemoInfo, Runtime], Awaitable[None]]
 
 DEMO_TOKEN = "openvle@pve!ci"
 """The simulator's token with the ACLs the OpenVLE docs require (privilege separation)."""
@@ -52,21 +57,7 @@ class DemoOptions:
     time_scale: float = 0.5
     pve_version: str = "9.1"
     vms: int = 0
-    log_level: str = "WARNING"
-
-
-@dataclass(frozen=True)
-class DemoInfo:
-    """What the ready line reports."""
-
-    api_url: str
-    docs_url: str
-    admin_token: str
-    pve_url: str
-
-    def json_line(self) -> str:
-        """The one JSON line scripts wait for."""
-        return json.dumps(self.__dict__)
+    log_level: str = "INFO"
 
 
 def demo_settings(sim: Simulator, database_url: str, options: DemoOptions) -> Settings:
@@ -112,16 +103,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
+def _server(config: uvicorn.Config) -> uvicorn.Server:
     """uvicorn without its own signal handling: the demo stops it when it stops itself."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
 
 
 async def prepare(runtime: Runtime) -> str:
     """Sync once (imports the simulator's templates) and create an admin token."""
+    from openvle_core.db.enums import TokenScope
+    from openvle_core.db.session import transaction
     from openvle_core.sync.service import request_sync
     from openvle_core.tokens.service import create_token
 
@@ -140,12 +137,14 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation); call `ready` once serving."""
-    from openvle_api.app import create_app
+async def run_demo(
+    options: DemoOptions, ready: Callable[[DemoInfo], None], tour: Tour | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or cancellation), or until `tour` ends if one is given;
+    call `ready` once serving."""
     from openvle_core.db.migrate import upgrade_to_head
+    from openvle_core.handlers import run_operation
     from openvle_core.runtime import open_runtime
-    from openvle_core.scheduler import scheduler
     from openvle_pvesim import run_simulator
 
     sock = bind_socket(options.host, options.port)  # fail fast when the port is taken
@@ -167,32 +166,85 @@ async def run_demo(options: DemoOptions, ready: Callable[[DemoInfo], None]) -> N
                 settings = demo_settings(sim, url, options)
                 async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
                     token = await prepare(runtime)
-                    async with scheduler(runtime):
-                        app = create_app(settings, runtime)
-                        await _serve(app, sock, sim, token, stop, ready, options)
+                    env_file = write_env_file(data, settings)
+
+                    async def serving(port: int) -> None:
+                        info = demo_info(options, port, token, sim, data, env_file)
+                        ready(info)
+                        await until_stopped(stop, tour(info, runtime) if tour else None)
+
+                    await _serve_with_cron(settings, runtime, sock, options, serving)
     finally:
         sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
+def demo_info(
+    options: DemoOptions, port: int, token: str, sim: Simulator, data: Path, env_file: Path
+) -> DemoInfo:
+    """The ready line's facts for the API on `port`."""
+    api_url = f"http://{url_host(options.host)}:{port}/api/v1"
+    pve_token = f"{DEMO_TOKEN}={sim.tokens[DEMO_TOKEN]}"
+    return DemoInfo(
+        api_url=api_url,
+        docs_url=f"{base_url(api_url)}/docs",
+        console_url=console_url(api_url, token),
+        admin_token=token,
+        pve_url=sim.url,
+        pve_token=pve_token,
+        pve_ca_file=str(sim.ca_file or ""),
+        data_dir=str(data),
+        env_file=str(env_file),
+    )
+
+
+async def until_stopped(stop: asyncio.Event, work: Awaitable[None] | None) -> None:
+    """Wait for SIGINT/SIGTERM, or until `work` ends (its error is raised)."""
+    tasks: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+    if work is not None:
+        tasks.add(asyncio.ensure_future(work))
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+async def _serve_with_cron(
+    settings: Settings,
+    runtime: Runtime,
+    sock: socket.socket,
+    options: DemoOptions,
+    serving: Callable[[int], Awaitable[None]],
+) -> None:
+    """The app with the periodic jobs, served on `sock` while `serving(port)` runs."""
+    from openvle_api.app import create_app
+    from openvle_core.scheduler import scheduler
+
+    async with scheduler(runtime):
+        await _serve(create_app(settings, runtime), sock, options, serving)
+
+
 async def _serve(
     app: object,
     sock: socket.socket,
-    sim: Simulator,
-    token: str,
-    stop: asyncio.Event,
-    ready: Callable[[DemoInfo], None],
     options: DemoOptions,
+    serving: Callable[[int], Awaitable[None]],
 ) -> None:
-    """Serve the API on `sock` until `stop` is set."""
-    port = int(sock.getsockname()[1])
+    """Serve the API on `sock` until `serving(port)` returns (or the server stops)."""
+    import uvicorn
+
+    debug = options.log_level == "DEBUG"
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]  # a FastAPI app is an ASGI app
-        log_level=options.log_level.lower(),
+        log_config=None,  # our one root handler; the demo prints its own start lines
+        log_level="debug" if debug else "warning",
+        access_log=debug,
         timeout_graceful_shutdown=3,
     )
-    server = _Server(config)
+    server = _server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -200,39 +252,16 @@ async def _serve(
                 task.result()
                 return
             await asyncio.sleep(0.02)
-        base = f"http://{url_host(options.host)}:{port}"
-        ready(DemoInfo(f"{base}/api/v1", f"{base}/docs", token, sim.url))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
+        work = asyncio.ensure_future(serving(int(sock.getsockname()[1])))
+        await asyncio.wait({task, work}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        if not work.cancelled():
+            work.result()
     finally:
         server.should_exit = True
         await task
-
-
-def banner(info: DemoInfo, options: DemoOptions) -> str:
-    """The human-readable text printed after the JSON line."""
-    where = "a temporary directory" if options.data_dir is None else str(options.data_dir)
-    return "\n".join(
-        [
-            "",
-            f"OpenVLE demo: a simulated Proxmox VE {options.pve_version} cluster "
-            "(pve1-pve3, templates 9000-9002)",
-            f"  API          {info.api_url}",
-            f"  API docs     {info.docs_url}",
-            f"  admin token  {info.admin_token}",
-            f"  Proxmox API  {info.pve_url}",
-            "",
-            "Try it:",
-            f"  export TOKEN={info.admin_token}",
-            f'  curl -H "Authorization: Bearer $TOKEN" {info.api_url}/templates',
-            "  # clone and start a VM from one of them:",
-            f'  curl -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\\n'
-            f'       -d \'{{"template_id": "<id>", "start": true}}\' {info.api_url}/vms',
-            "",
-            f"Data lives in {where}. Ctrl-C stops.",
-        ]
-    )
 
 
 def command(
@@ -246,25 +275,39 @@ def command(
     ] = 0.5,
     pve_version: Annotated[str, typer.Option(help="Simulated PVE version: 9.1 or 8.4.")] = "9.1",
     vms: Annotated[int, typer.Option(min=0, help="Extra VMs in the simulated pool.")] = 0,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING or ERROR (default INFO; WARNING with --tour)."),
+    ] = None,
+    tour: Annotated[
+        bool, typer.Option("--tour", help="Take the guided tour of one lab, then stop.")
+    ] = False,
 ) -> None:
     """Run the whole service against a simulated cluster, in one process.
 
-    Prints one JSON line {"api_url", "docs_url", "admin_token", "pve_url"} once ready,
-    then a banner; Ctrl-C or SIGTERM stops it.
+    Prints one JSON line (api_url, docs_url, console_url, admin_token, pve_url,
+    pve_token, pve_ca_file, data_dir, env_file) once ready, then a banner and a log
+    line per operation; Ctrl-C or SIGTERM stops it. With --tour it creates an event,
+    deploys it, stops a VM and archives it, showing each step, then stops.
     """
-    options = DemoOptions(host, port, data_dir, time_scale, pve_version, vms, log_level.upper())
+    level = (log_level or ("WARNING" if tour else "INFO")).upper()
+    options = DemoOptions(host, port, data_dir, time_scale, pve_version, vms, level)
     if pve_version not in {"9.1", "8.4"}:
         raise typer.BadParameter("must be 9.1 or 8.4", param_hint="--pve-version")
 
     def ready(info: DemoInfo) -> None:
         typer.echo(info.json_line())
-        typer.echo(banner(info, options))
+        typer.echo(banner(info, options.pve_version, temporary=options.data_dir is None))
         sys.stdout.flush()
 
     _configure_demo_logging(options)
     try:
-        asyncio.run(run_demo(options, ready))
+        if tour:
+            from openvle_cli.tour import take_tour, tour_header
+
+            asyncio.run(run_demo(options, lambda info: typer.echo(tour_header(info)), take_tour))
+        else:
+            asyncio.run(run_demo(options, ready))
     except DemoError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from openvle_cli import demo, doctor, plan, progress, tokens
-from openvle_cli.settings import settings_or_exit
+from openvle_cli.settings import ready_settings_or_exit, settings_or_exit
 from openvle_core import __version__
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: typer's rich help shows flags as `<bool>`
 )
 app.add_typer(tokens.app, name="token")
 app.command("demo")(demo.command)
@@ -106,7 +107,7 @@ def sync(
 
     from openvle_cli.sync import format_counts, sync_once
 
-    settings = settings_or_exit()
+    settings = ready_settings_or_exit()
     with Console(stderr=True).status("syncing the cluster ..."):
         outcome = asyncio.run(sync_once(settings))
     if as_json:

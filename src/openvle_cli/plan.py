@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from openvle_cli.settings import settings_or_exit
+from openvle_cli.settings import ready_settings_or_exit
 from openvle_core.db.session import engine_from_settings, session_factory
 from openvle_core.errors import OpenVLEError
 from openvle_core.events.plan import EventPlan, plan_event
@@ -69,7 +69,7 @@ def command(
 
     A dry run of the deploy against what the last sync saw (no Proxmox call). Exits 1 when
     the event does not fit (the deploy would answer 409 without ?force=true)."""
-    settings = settings_or_exit()
+    settings = ready_settings_or_exit()
     try:
         plan = asyncio.run(plan_of(settings, event))
     except OpenVLEError as exc:

@@ -16,15 +16,18 @@ from openvle_core.db.types import utcnow
 from openvle_core.errors import OpenVLEError
 from openvle_core.tokens import service
 
-app = typer.Typer(help="API tokens (stored hashed; scopes read < operate < admin).")
+app = typer.Typer(
+    help="API tokens (stored hashed; scopes read < operate < admin).", rich_markup_mode=None
+)
+HEADER = ("id", "name", "prefix", "scope", "created", "last used", "state")
 T = TypeVar("T")
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed unit of work on DATABASE_URL."""
-    from openvle_cli.settings import settings_or_exit
+    from openvle_cli.settings import ready_settings_or_exit
 
-    settings = settings_or_exit()
+    settings = ready_settings_or_exit()
 
     async def go() -> T:
         engine = engine_from_settings(settings.database)
@@ -63,28 +66,33 @@ def create(
 
 @app.command("list")
 def list_() -> None:
-    """List tokens: id, name, prefix, scope, created, last used, revoked (never secrets)."""
+    """List tokens: id, name, prefix, scope, created, last used, state (never secrets)."""
 
-    async def work(session: AsyncSession) -> list[str]:
-        rows = await service.list_tokens(session)
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
         return [
-            "\t".join(
-                [
-                    r.id,
-                    r.name,
-                    r.prefix + "...",
-                    r.scope,
-                    f"{r.created_at:%Y-%m-%d %H:%M}",
-                    f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
-                    f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active",
-                ]
+            (
+                r.id,
+                r.name,
+                r.prefix + "...",
+                r.scope,
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
+                f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active",
             )
-            for r in rows
+            for r in await service.list_tokens(session)
         ]
 
-    typer.echo("id\tname\tprefix\tscope\tcreated\tlast used\tstate")
-    for line in _run(work):
+    for line in aligned([HEADER, *_run(work)]):
         typer.echo(line)
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines whose columns start at the same place (two spaces between them)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 @app.command()

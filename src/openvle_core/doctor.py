@@ -109,7 +109,10 @@ async def check_database(settings: Settings) -> Check:
     path = sqlite_file(url)
     if path is not None and not path.exists():  # do not create an empty file by looking
         return Check(
-            "database", Status.FAIL, f"SQLite file {path} does not exist", ("openvle migrate",)
+            "database",
+            Status.FAIL,
+            f"the SQLite file {path} does not exist (DATABASE_URL)",
+            ("openvle migrate",),
         )
     try:
         current = await asyncio.wait_for(current_revision(url), CHECK_TIMEOUT)
@@ -117,12 +120,8 @@ async def check_database(settings: Settings) -> Check:
         return Check("database", Status.FAIL, _error_text(exc), fixes.DATABASE)
     head = head_revision()
     if current != head:
-        return Check(
-            "database",
-            Status.FAIL,
-            f"schema at {current or 'nothing'}, newest {head}",
-            ("openvle migrate",),
-        )
+        found = f"schema at {current}" if current else "no tables: it was never migrated"
+        return Check("database", Status.FAIL, f"{found}, newest {head}", ("openvle migrate",))
     return Check("database", Status.OK, f"reachable, schema at {head}")
 
 

@@ -116,3 +116,14 @@ async def test_domain_errors_map_to_statuses(raising_app: httpx.AsyncClient) -> 
         assert_problem(await client.get("/raise/locked"), 409, "proxmox_conflict")
         body = assert_problem(await client.get("/raise/boom"), 500, "internal_error")
         assert "secret" not in str(body)
+
+
+async def test_a_pattern_is_named_in_words(api: Api) -> None:
+    got = await api.client.post(
+        "/api/v1/events", json={"slug": "Lab 1", "participants": 3}, headers=api.auth()
+    )
+    body = assert_problem(got, 422, "validation_error")
+    slug = [e for e in body["errors"] if e["loc"] == ["body", "slug"]]  # type: ignore[attr-defined]
+    assert slug == [{"loc": ["body", "slug"], "msg": "must be 4-8 characters of a-z, 0-9, _ and -"}]
+    assert "slug: must be 4-8 characters of a-z, 0-9, _ and -" in str(body["detail"])
+    assert "^[" not in str(body["detail"])

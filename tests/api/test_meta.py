@@ -150,3 +150,19 @@ async def test_metrics_ask_a_queue_for_its_depth(api: Api) -> None:
         text = (await client.get("/metrics")).text
     assert "openvle_queue_depth 7.0" in text.splitlines()
     assert await queue_depth(InProcessQueue()) is None  # it keeps the gauge itself
+
+
+async def test_landing_page_links_the_docs_console_and_health(api: Api) -> None:
+    import re
+
+    got = await api.client.get("/")
+    assert got.status_code == 200
+    assert got.headers["content-type"].startswith("text/html")
+    html = got.text
+    assert "Proxmox service" in html
+    links = re.findall(r'href="([^"]*)"', html)
+    assert {"docs", "redoc", "console/", "health/ready"} <= set(links)
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)  # nothing from another host
+    assert "<script" not in html
+    for link in set(links) - {"console/"}:  # the console is its own package
+        assert (await api.client.get(f"/{link}")).status_code == 200, link

@@ -60,7 +60,7 @@ def test_token_lifecycle(env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert plain[:12] + "..." in listing
     assert main(["token", "revoke", token_id]) == 0
     assert not _active(env, plain)
-    assert "revoked" in [line.split("\t")[-1].split()[0] for line in _list_lines(capsys)][-1]
+    assert _list_lines(capsys)[-1].split()[-3] == "revoked"
 
 
 def _list_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -163,3 +163,71 @@ def test_token_names_are_checked(env: str, capsys: pytest.CaptureFixture[str]) -
     assert main(["migrate"]) == 0
     assert main(["token", "create", " "]) == 1
     assert "a token name is 1-64 characters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "list"],
+        ["token", "create", "x"],
+        ["token", "revoke", "x"],
+        ["follow", "x"],
+        ["sync"],
+        ["plan", "x"],
+    ],
+)
+def test_no_database_is_one_line_and_creates_nothing(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the default: ./openvle.sqlite3
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "database not ready: the SQLite file openvle.sqlite3 does not exist (DATABASE_URL)."
+        " Fix: openvle migrate"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_never_migrated_is_named_so(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cli.sqlite3").touch()  # an empty SQLite database: no tables
+    assert main(["token", "list"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("database not ready: no tables: it was never migrated, newest ")
+    assert err[0].endswith(". Fix: openvle migrate")
+    assert main(["migrate"]) == 0
+    assert main(["token", "list"]) == 0
+
+
+@pytest.mark.parametrize("command", [["sync"], ["doctor"], ["token", "list"], ["demo"], []])
+def test_help_fits_80_columns_and_flags_take_no_value(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "<bool>" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    if command in (["sync"], ["doctor"]):
+        assert any(line.split()[:1] == ["--json"] for line in out.splitlines())
+
+
+def test_token_list_columns_line_up(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    for name in ("a", "a-much-longer-name"):
+        assert main(["token", "create", name]) == 0
+    capsys.readouterr()
+    assert main(["token", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert "\t" not in "".join(lines)
+    for column in ("name", "prefix", "scope", "created", "last used", "state"):
+        start = lines[0].index(column)
+        assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines[1:])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -112,10 +113,33 @@ def test_readme_commands_run() -> None:
     ready = [b for b in blocks if b.mode == "until-ready"]
     assert [first_line(b) for b in ready] == ["make demo"]
     info = run_until_ready(ready[0])
-    assert set(info) >= {"api_url", "docs_url", "admin_token"}
+    assert set(info) >= {"api_url", "docs_url", "console_url", "admin_token", "env_file"}
     assert info["admin_token"].startswith("ovl_")
-    out = run_script([b for b in blocks if b.mode == "run"], timeout=120)
+    runs = [b for b in blocks if b.mode == "run"]
+    assert first_line(runs[0]) == "make tour"
+    out = run_script(runs, timeout=360)
     assert "Usage: openvle" in out
+    assert_tour(out)
+
+
+def assert_tour(out: str) -> None:
+    """`make tour` took the lab through every step and left nothing behind."""
+    assert "422  slug: must be 4-8 characters of a-z, 0-9, _ and -" in out
+    assert "tour  scheduled  3 participants" in out
+    assert "event.deploy event tour: succeeded, 3/3 VMs" in out
+    moving = {"cloning", "configuring", "starting"}
+    assert any(line.split()[1:2] and line.split()[1] in moving for line in vm_lines(out, "tour"))
+    listed = [line for line in out.splitlines() if "  running  10." in line and "  on pve" in line]
+    assert len(listed) == 3
+    assert "event.archive event tour: succeeded, 3/3 VMs" in out
+    tail = out[out.index("8/8  The clean state after") :]
+    for line in ("event tour: archived", "its VMs in the service: 0", "its VMs on Proxmox: 0"):
+        assert f"      {line}" in tail
+
+
+def vm_lines(out: str, slug: str) -> list[str]:
+    """The per-VM lines of `openvle follow` (or the tour) for the event `slug`."""
+    return [line.strip() for line in out.splitlines() if line.strip().startswith(f"{slug}-00")]
 
 
 @pytest.mark.slow
@@ -125,11 +149,27 @@ def test_tutorial_commands_run() -> None:
             require_service(tool, f"the tutorial uses {tool} (apt-get install {tool})")
     blocks = shell_blocks(TUTORIAL)
     assert {b.mode for b in blocks} == {"run"}
-    out = run_script(blocks, timeout=240)
-    assert '\n422\n{"loc":["body","slug"]' in out
+    out = run_script(blocks, timeout=360)
+    slug_rule = '{"loc":["body","slug"],"msg":"must be 4-8 characters of a-z, 0-9, _ and -"}'
+    assert f"\n422\n{slug_rule}\n" in out
+    assert "  demo-admin  " in out  # openvle token list, pointed at the demo by its env file
     assert "lab1  scheduled  3 participants" in out
-    assert "succeeded  3/3 VMs" in out
-    running = [line for line in out.splitlines() if line.startswith("lab1-00")]
-    assert len([line for line in running if "  running  10." in line]) == 3
+    assert "event.deploy event lab1: succeeded, 3/3 VMs" in out
+    assert re.search(r"^event\.deploy event \S+ started$", out, re.MULTILINE)
+    assert re.search(r"^event\.deploy event \S+ succeeded in ", out, re.MULTILINE)
+    listed = [line for line in vm_lines(out, "lab1") if line.endswith("  on pve1")]
+    assert len([line for line in listed if "  running  10." in line]) == 3
     assert "lab1-001-debian-12-template  stopped" in out
-    assert out.rstrip().splitlines()[-2:] == ["archived", f"### {TUTORIAL.name}:{blocks[-1].line}"]
+    assert "event.archive event lab1: succeeded, 3/3 VMs" in out
+    assert sorted(line for line in vm_lines(out, "lab1") if line.endswith("deleted")) == [
+        f"lab1-00{p}-debian-12-template  deleted" for p in (1, 2, 3)
+    ]
+    clean = out[out.index("\narchived\n0\n") :].splitlines()[1:]
+    assert [line for line in clean if not line.startswith("###")] == [
+        "archived",
+        "0",
+        "9000  debian-12-template",
+        "9001  ubuntu-2404-template",
+        "9002  kali-2025-template",
+    ]
+    assert clean[-1] == f"### {TUTORIAL.name}:{blocks[-1].line}"  # the stop printed nothing

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.demo import stop_group
+
 pytestmark = pytest.mark.slow
 READY_TIMEOUT = 90.0
 
@@ -63,9 +65,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]
     try:
         yield proc, read_ready_line(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)
 
 
 def wait_operation(client: httpx.Client, op_id: str) -> dict[str, Any]:
@@ -81,7 +81,20 @@ def test_demo_serves_clones_and_stops_cleanly(
     demo: tuple[subprocess.Popen[str], dict[str, Any]], tmp_path: Path
 ) -> None:
     proc, info = demo
-    assert set(info) == {"api_url", "docs_url", "admin_token", "pve_url"}
+    assert list(info) == [
+        "api_url",
+        "docs_url",
+        "console_url",
+        "admin_token",
+        "pve_url",
+        "pve_token",
+        "pve_ca_file",
+        "data_dir",
+        "env_file",
+    ]
+    base = info["api_url"].removesuffix("/api/v1")
+    assert info["console_url"] == f"{base}/console/#token={info['admin_token']}"
+    assert (info["data_dir"], info["env_file"]) == (str(tmp_path), str(tmp_path / "openvle.env"))
     headers = {"Authorization": f"Bearer {info['admin_token']}"}
     assert httpx.get(info["docs_url"]).status_code == 200
     with httpx.Client(base_url=info["api_url"], headers=headers, timeout=10) as client:
@@ -114,10 +127,37 @@ def test_demo_serves_clones_and_stops_cleanly(
         assert [vm["status"] for vm in vms] == ["running", "running"]
         assert all(vm["vmid"] and vm["node"] and vm["ipv4"] for vm in vms)
         assert client.get(f"/events/{event.json()['id']}").json()["status"] == "deployed"
+    followed = with_demo_env(info, f"openvle follow {deploy.json()['id']}")
+    assert followed.returncode == 0, followed.stderr
+    assert "  demo1-002-debian-12-template  running  10." in followed.stdout
+    assert f"operation {deploy.json()['id']} succeeded" in followed.stdout
+    listed = with_demo_env(info, "openvle token list")
+    assert listed.stdout.splitlines()[1].split()[1:2] == ["demo-admin"]
+    doctor = with_demo_env(info, "openvle doctor --json")
+    assert doctor.returncode == 0, doctor.stdout
+    assert {c["name"]: c["status"] for c in json.loads(doctor.stdout)["checks"]}["pool"] == "OK"
     proc.send_signal(signal.SIGTERM)  # uv forwards it to the demo
     assert proc.wait(timeout=30) == 0
-    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in stderr
+    assert f"event.deploy event {event.json()['id']} started" in stderr  # the progress log
+    assert f"event.deploy event {event.json()['id']} succeeded in " in stderr
     assert (tmp_path / "openvle.sqlite3").exists()
+
+
+def with_demo_env(info: dict[str, Any], command: str) -> subprocess.CompletedProcess[str]:
+    """`command` in a shell that sourced the demo's env file, as the banner says."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PVE_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    script = f". {info['env_file']} && {command}"
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=info["data_dir"],
+    )
 
 
 def test_demo_reports_a_taken_port_in_one_line() -> None:

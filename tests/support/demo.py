@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -56,7 +57,9 @@ def console_url(info: dict[str, Any]) -> str:
 def running_demo(data_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
     """Run the demo until the block ends; yields its ready line."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PYTHONUNBUFFERED": "1"}
-    args = [*demo_command(), "--port", "0", "--data-dir", str(data_dir), *options]
+    # its stderr is a pipe nobody reads while it runs: no per-operation log lines to fill it
+    quiet = ["--log-level", "WARNING"]
+    args = [*demo_command(), "--port", "0", "--data-dir", str(data_dir), *quiet, *options]
     proc = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
@@ -69,6 +72,12 @@ def running_demo(data_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
     try:
         yield read_ready_line(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the demo's whole process group: `uv run` does not pass SIGKILL on to its
+    child, which would live on, orphaned, after the test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

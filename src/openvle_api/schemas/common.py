@@ -22,7 +22,7 @@ class ProblemItem(BaseModel):
     """One invalid field: where it is and what is wrong with it."""
 
     loc: list[str | int] = Field(examples=[["body", "slug"]])
-    msg: str = Field(examples=["String should match pattern '^[a-z0-9_-]{4,8}$'"])
+    msg: str = Field(examples=["must be 4-8 characters of a-z, 0-9, _ and -"])
 
 
 class Problem(BaseModel):

@@ -44,6 +44,7 @@ class Journal(BaseModel):
     ipv4: str | None = None
     ip_missing: str | None = None
     deleted_vmid: int | None = None
+    deleted_name: str | None = None  # its name: the row is gone, a progress view still names it
     template_id: str | None = None
     failed: list[dict[str, Any]] | None = None
     clone_slots_peak: dict[str, int] | None = None

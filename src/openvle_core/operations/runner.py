@@ -5,7 +5,8 @@
 the one call both transports (arq, in-process) make. It is safe to call twice for one id:
 a finished operation is left alone and a running one with a live heartbeat is skipped
 (see `lease`). Handlers check Proxmox before each step, so a run after a crash continues
-where the last one stopped.
+where the last one stopped. Each run logs one line when it starts and one when it ends
+(state and duration) at INFO: the progress log of a process.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class OperationRunner:
             log.debug("operation %s not run: %s", op_id, outcome.value)
             return
         bind(kind=op.kind)
+        log.info("%s %s started", op.kind, _target(op))
         spec = self.spec(op.kind)
         try:
             async with lease.heartbeat(runtime, op):
@@ -181,5 +183,14 @@ async def _finish(
             row.progress_done = max(row.progress_total, 1)
             row.progress_total = max(row.progress_total, 1)
     OPERATIONS.labels(op.kind, state.value).inc()
-    started = op.started_at or utcnow()
-    OPERATION_SECONDS.labels(op.kind).observe(max((utcnow() - started).total_seconds(), 0.0))
+    seconds = max((utcnow() - (op.started_at or utcnow())).total_seconds(), 0.0)
+    OPERATION_SECONDS.labels(op.kind).observe(seconds)
+    outcome = f": {message}" if message else ""
+    log.info("%s %s %s in %.1f s%s", op.kind, _target(op), state.value, seconds, outcome)
+
+
+def _target(op: Operation) -> str:
+    """`event 0193...`, `vm 0193...`, `cluster`: what an operation works on."""
+    if op.target_id in (None, "", op.kind):  # a sync's target is ("cluster", "sync")
+        return op.target_type
+    return f"{op.target_type} {op.target_id}"

@@ -92,7 +92,7 @@ async def delete_vm(runtime: Runtime, op: Operation) -> None:
         elif not journal.read(op).destroy_upid and vm.status not in _GONE:
             raise OutsidePool(vm.vmid, runtime.proxmox.settings.vms_pool)
     await forget_vm(runtime.sessions, vm.id)
-    await journal.write(runtime.sessions, op, Journal(deleted_vmid=vm.vmid))
+    await journal.write(runtime.sessions, op, Journal(deleted_vmid=vm.vmid, deleted_name=vm.name))
 
 
 # A VM in these states may legitimately be absent from Proxmox (never made, gone, or
