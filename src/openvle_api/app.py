@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from openvle_api.auth import DEFAULT_TTL, Authenticator
 from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
+from openvle_api.limits import BodyLimitMiddleware
 from openvle_api.metrics import HttpMetricsMiddleware
 from openvle_api.openapi import build_openapi, route_id
 from openvle_api.readdb import SQLiteRowReader, create_read_engine, create_row_engine
@@ -103,6 +104,7 @@ def create_app(
     )
     install_state(app, state)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
     for module in (nodes, templates, vms, events, operations, changelog, system, health, metrics):
         app.include_router(module.router)

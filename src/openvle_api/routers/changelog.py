@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from openvle_api.deps import API_PREFIX, Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.changelog import ChangeOut
 from openvle_api.schemas.common import Page
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, changelog_events
 from openvle_api.state import app_state
 from openvle_core.changelog import queries
 
-router = APIRouter(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
+router = api_router(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
 
 
 @router.get("", name="listChanges", responses=READ_ERRORS, summary="List changes")

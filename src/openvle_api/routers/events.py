@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
 from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.events import EventIn, EventOut, EventPatch, event_out
 from openvle_api.schemas.operations import OperationOut
 from openvle_core.db.enums import EventStatus
 from openvle_core.events import queries, service
 
-router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
+router = api_router(prefix=f"{API_PREFIX}/events", tags=["events"])
 
 
 @router.get("", name="listEvents", responses=READ_ERRORS, summary="List events")

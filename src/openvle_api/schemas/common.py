@@ -48,7 +48,13 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong this time, for people.")
     instance: str | None = Field(default=None, description="The request path.")
     errors: list[ProblemItem] | None = Field(
-        default=None, description="Validation problems, one per field (422 only)."
+        default=None, description="Validation problems, one per field (400 and 422)."
+    )
+    line: int | None = Field(
+        default=None, description="Where a body that is not JSON breaks: line, from 1 (400)."
+    )
+    column: int | None = Field(
+        default=None, description="Where a body that is not JSON breaks: column, from 1 (400)."
     )
     operation_id: str | None = Field(
         default=None, description="The operation holding a busy target (409 only)."
