@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
-from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, Uow
+from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
 from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
-from openvle_api.schemas.events import EventIn, EventOut, EventPatch, event_out
+from openvle_api.schemas.events import EventCreated, EventIn, EventOut, EventPatch, event_out
 from openvle_api.schemas.operations import OperationOut
 from openvle_core.db.enums import EventStatus
 from openvle_core.events import queries, service
@@ -40,11 +41,20 @@ async def list_events(
     responses=problems(400, 401, 403, 409, 422),
     summary="Create an event",
 )
-async def create_event(body: EventIn, uow: Uow, _: AdminAuth, response: Response) -> EventOut:
-    """A new scheduled event; 409 when the slug is taken, 422 for an unknown template."""
-    view = await service.create_event(uow.session, **body.model_dump())
-    response.headers["Location"] = f"/api/v1/events/{view.event.id}"
-    return event_out(view)
+async def create_event(
+    body: EventIn, uow: Uow, _: AdminAuth, runtime: RuntimeDep, response: Response
+) -> EventCreated:
+    """A new event; 409 when the slug is taken, 422 for an unknown template or an end
+    already past. An event already running (its start, less WORKER_EVENT_LEAD_TIME, has
+    come) is deployed at once: status `deploying`, `deploy_operation_id` set."""
+    lead = timedelta(seconds=runtime.settings.worker.event_lead_time)
+    opened = await service.open_event(uow.session, lead=lead, **body.model_dump())
+    response.headers["Location"] = f"/api/v1/events/{opened.view.event.id}"
+    deploy_id = None
+    if opened.deploy is not None:
+        uow.enqueue_after_commit(opened.deploy.id)
+        deploy_id = opened.deploy.id
+    return EventCreated(**event_out(opened.view).model_dump(), deploy_operation_id=deploy_id)
 
 
 @router.get("/{event_id}", name="getEvent", responses=ONE_ERRORS, summary="Get an event")

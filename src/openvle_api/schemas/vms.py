@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from openvle_api.schemas.common import UUID_EXAMPLE, Schema
+from openvle_api.schemas.common import UUID_EXAMPLE, Body, Schema
 from openvle_core.db.enums import (
     VmStatus,
 )
@@ -29,11 +29,10 @@ class VmOut(Schema):
     updated_at: datetime
 
 
-class VmCreate(BaseModel):
+class VmCreate(Body):
     """Clone a VM from a template."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"template_id": UUID_EXAMPLE, "name": "sec101-07-debian", "start": True},
@@ -53,11 +52,10 @@ class VmCreate(BaseModel):
     start: bool = Field(default=False, description="Start the VM once cloned.")
 
 
-class VmMigrate(BaseModel):
+class VmMigrate(Body):
     """Move a VM to another node."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"target_node": "pve2", "online": True}]},
     )
 
