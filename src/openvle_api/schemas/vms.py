@@ -23,6 +23,10 @@ class VmOut(Schema):
     event_id: str | None = Field(examples=[None])
     status: VmStatus
     ipv4: str | None = Field(examples=["10.20.0.17"])
+    ipv4_duplicate: bool = Field(
+        description="Another running VM reports the same IPv4 (set by the sync; check DHCP).",
+        examples=[False],
+    )
     full_clone: bool
     ha_managed: bool
     created_at: datetime

@@ -25,6 +25,7 @@ VM_COLUMNS = (
     Vm.event_id,
     Vm.status,
     Vm.ipv4,
+    Vm.ipv4_duplicate,
     Vm.full_clone,
     Vm.ha_managed,
     Vm.created_at,
