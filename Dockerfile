@@ -17,9 +17,11 @@ ENV UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
 # 1. dependencies only (cached until uv.lock or pyproject.toml change)
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
-# 2. the project itself; alembic/ and alembic.ini sit beside src/ (migrations read them)
+# 2. the project itself; README.md (the package's readme) comes only now, so editing it
+#    leaves the dependency layer cached; alembic/ and alembic.ini sit beside src/
+COPY README.md ./
 COPY src ./src
 COPY alembic ./alembic
 COPY alembic.ini ./
@@ -37,6 +39,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     LOG_FORMAT=json
 USER openvle
 EXPOSE 8000
+# Shell form (CMD-SHELL): the port is the one `openvle api` listens on, API_PORT, read when
+# the check runs; and podman 4.3's Docker API splits exec-form arguments on spaces.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}/health/live\", timeout=4)"]
+  CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:${API_PORT:-8000}/health/live', timeout=4)"
 CMD ["openvle", "api"]

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from openvle_api.auth import DEFAULT_TTL, Authenticator
+from openvle_api.console.router import install_console
 from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
 from openvle_api.limits import BodyLimitMiddleware
@@ -36,6 +37,7 @@ from openvle_api.routers import (
     operations,
     system,
     templates,
+    tokens,
     vms,
 )
 from openvle_api.sse import POLL_SECONDS
@@ -106,8 +108,21 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
-    for module in (nodes, templates, vms, events, operations, changelog, system, health, metrics):
+    routers = (
+        nodes,
+        templates,
+        vms,
+        events,
+        operations,
+        changelog,
+        system,
+        tokens,
+        health,
+        metrics,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's hook
     install_docs(app, OPENAPI_URL, app.title)
+    install_console(app)
     return app

@@ -24,6 +24,9 @@ def app_from_env() -> FastAPI:
     return create_app(settings)
 
 
+WORKER_HEALTHCHECK_S = 60
+
+
 def serve_api(
     settings: Settings,
     *,
@@ -47,6 +50,9 @@ def serve_api(
         "timeout_graceful_shutdown": 5,
     }
     if workers > 1:
+        # A worker imports the whole service before it answers uvicorn's health check; on
+        # a busy host that takes longer than uvicorn's 5 s default, and it would be killed.
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
         return
     from openvle_api.app import create_app

@@ -43,6 +43,8 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/operations", None, "read"),
     ("GET", f"/api/v1/operations/{MISSING}", None, "read"),
     ("GET", f"/api/v1/operations/{MISSING}/events", None, "read"),
+    ("GET", f"/api/v1/operations/{MISSING}/vms", None, "read"),
+    ("GET", "/api/v1/tokens/current", None, "read"),
     ("GET", "/api/v1/changelog", None, "read"),
     ("GET", "/api/v1/changelog", {"limit": 0}, "read"),
     ("GET", "/api/v1/changelog/stream", None, "stream"),  # read; open-ended, see below

@@ -56,7 +56,7 @@ def test_two_workers_serve_with_json_logs(tmp_path: Path, redis_url: str) -> Non
             else:
                 raise AssertionError("the API never answered")
         assert reply.json() == {"status": "ok"}
-        early = _until_started(proc, workers=2)  # the second may start after the first answers
+        early = _until_seen(proc, workers=2)  # lines may come after the first answer
     finally:
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=30)
@@ -69,12 +69,14 @@ def test_two_workers_serve_with_json_logs(tmp_path: Path, redis_url: str) -> Non
     assert "a-secret-never-logged" not in err
 
 
-def _until_started(proc: subprocess.Popen[str], *, workers: int) -> str:
-    """stderr up to the `workers`-th "Started server process" line (bounded by the test
-    timeout; a worker that never starts fails the test there)."""
+def _until_seen(proc: subprocess.Popen[str], *, workers: int) -> str:
+    """stderr up to the `workers`-th "Started server process" line and the access line of
+    /health/live (bounded by the test timeout; a worker that never starts fails there)."""
     assert proc.stderr is not None
     seen: list[str] = []
-    while sum("Started server process" in line for line in seen) < workers:
+    while sum("Started server process" in line for line in seen) < workers or not any(
+        "/health/live" in line for line in seen
+    ):
         line = proc.stderr.readline()
         if not line:
             break

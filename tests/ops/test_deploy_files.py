@@ -56,13 +56,56 @@ def test_compose_uses_only_known_variables() -> None:
     assert substituted <= SETTINGS | COMPOSE_ONLY
     services = compose()["services"]
     assert isinstance(services, dict)
-    for name in ("api", "worker", "api-sim", "worker-sim", "migrate"):
+    for name in ("api", "worker", "api-sim", "worker-sim", "migrate", "sync", "sync-sim"):
         env = services[name]["environment"]
         assert set(env) <= SETTINGS, name
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["api-sim"]["depends_on"]["pvesim"]["condition"] == "service_healthy"
     assert services["pvesim"]["profiles"] == ["sim"]
     assert all("healthcheck" in services[s] for s in ("mariadb", "mongodb", "redis", "worker"))
+
+
+def test_compose_healthchecks_survive_podman() -> None:
+    """podman 4.3's Docker API splits a CMD-form healthcheck's arguments on spaces, so an
+    argument with a space needs CMD-SHELL (which Docker runs the same way)."""
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    checked = 0
+    for name, service in services.items():
+        test = service.get("healthcheck", {}).get("test")
+        if isinstance(test, list) and test[0] == "CMD":
+            assert not [arg for arg in test[1:] if " " in arg], name
+        checked += isinstance(test, list) and test[0] == "CMD-SHELL"
+    assert checked >= 2  # the worker's and the simulator's
+
+
+def test_compose_api_port_has_one_source() -> None:
+    """`openvle api` reads API_HOST/API_PORT like the image's healthcheck; compose pins them
+    (over .env) and publishes that port, and passes no --host/--port of its own."""
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for name in ("api", "api-sim"):
+        service = services[name]
+        assert service["command"] == ["openvle", "api"], name
+        assert service["environment"]["API_HOST"] == "0.0.0.0"
+        port = service["environment"]["API_PORT"]
+        assert [p.rsplit(":", 1)[1] for p in service["ports"]] == [port], name
+
+
+def test_compose_syncs_once_at_start() -> None:
+    """A one-shot `openvle sync` per profile after the migration (as `openvle demo` does),
+    so templates are listed before the first periodic sync; nothing waits for it."""
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for name, profile in (("sync", "cluster"), ("sync-sim", "sim")):
+        service = services[name]
+        assert service["command"] == ["openvle", "sync"]
+        assert (service["profiles"], service["restart"]) == ([profile], "no")
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert all(name not in s.get("depends_on", {}) for s in services.values())
+    sim = services["sync-sim"]
+    assert sim["environment"]["PVE_HOSTNAME"] == "pvesim:8006"
+    assert sim["depends_on"]["pvesim"]["condition"] == "service_healthy"
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
@@ -121,6 +164,13 @@ def test_dockerfile_matches_the_compose_guide() -> None:
     health = next(arg for op, arg in steps if op == "HEALTHCHECK")
     assert "/health/live" in health
     assert "/health/live" in section
+    command = health.split(" CMD ", 1)[1]
+    assert not command.startswith("["), "shell form (CMD-SHELL): podman splits exec form"
+    assert "${API_PORT" in command  # the port `openvle api` listens on
+    copies = [arg for op, arg in steps if op == "COPY"]
+    assert copies.index("README.md ./") > copies.index("pyproject.toml uv.lock ./")
+    assert "docker compose exec api-sim openvle doctor" in section
+    assert "run --rm migrate openvle doctor" not in section
     ignored = (ROOT / ".dockerignore").read_text().split()
     for op, arg in steps:
         if op == "COPY" and "--from" not in arg:

@@ -98,6 +98,11 @@ class EventOut(BaseModel):
     participants: int
     template_ids: list[str]
     status: EventStatus
+    vm_counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="The event's VMs per status (statuses without VMs are left out).",
+        examples=[{"running": 22, "cloning": 2}],
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -122,6 +127,7 @@ def event_out(view: EventView) -> EventOut:
         participants=e.participants,
         template_ids=view.template_ids,
         status=e.status,
+        vm_counts=view.vm_counts,
         created_at=e.created_at,
         updated_at=e.updated_at,
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from openvle_api.schemas.common import Schema
+from openvle_core.db.models import Node
 
 
 class NodeOut(Schema):
@@ -18,4 +19,10 @@ class NodeOut(Schema):
     maxcpu: int = Field(examples=[32])
     mem: int = Field(description="Memory used, bytes.", examples=[34359738368])
     maxmem: int = Field(examples=[137438953472])
+    vms: int = Field(default=0, description="OpenVLE's VMs on this node.", examples=[42])
     updated_at: datetime
+
+
+def node_out(node: Node, vms: int) -> NodeOut:
+    """The API view of a node row and its VM count."""
+    return NodeOut.model_validate(node).model_copy(update={"vms": vms})

@@ -12,6 +12,7 @@ from openvle_core.db.enums import (
     OperationState,
 )
 from openvle_core.db.models import Operation
+from openvle_core.events.progress import VmProgress
 
 
 class Progress(BaseModel):
@@ -74,3 +75,30 @@ def operation_out(op: Operation) -> OperationOut:
         finished_at=op.finished_at,
         updated_at=op.updated_at,
     )
+
+
+class BatchVmOut(BaseModel):
+    """One VM of an event deploy or archive, and where it stands.
+
+    `phase` is queued, cloning, configuring, starting or running on the way up, failed
+    (with `error`, the reason of the VM's own operation), or the VM's status otherwise.
+    """
+
+    id: str = Field(examples=[UUID_EXAMPLE])
+    name: str = Field(examples=["sec101-007-debian"])
+    participant: int | None = Field(examples=[7])
+    template_id: str | None = Field(examples=[UUID_EXAMPLE])
+    node: str | None = Field(examples=["pve2"])
+    vmid: int | None = Field(examples=[1042])
+    status: str = Field(examples=["running"])
+    ipv4: str | None = Field(examples=["10.20.0.17"])
+    phase: str = Field(examples=["running"])
+    operation_id: str | None = Field(description="The VM's child operation, if it has one.")
+    operation_state: OperationState | None
+    error: str | None = Field(examples=[None])
+    updated_at: datetime
+
+
+def batch_vm_out(vm: VmProgress) -> BatchVmOut:
+    """The API view of a `VmProgress`."""
+    return BatchVmOut.model_validate(vm, from_attributes=True)

@@ -21,6 +21,9 @@ class VmOut(Schema):
     node: str | None = Field(examples=["pve2"])
     template_id: str | None = Field(examples=[UUID_EXAMPLE])
     event_id: str | None = Field(examples=[None])
+    participant: int | None = Field(
+        description="The participant number within its event.", examples=[7]
+    )
     status: VmStatus
     ipv4: str | None = Field(examples=["10.20.0.17"])
     ipv4_duplicate: bool = Field(

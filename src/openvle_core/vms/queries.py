@@ -23,6 +23,7 @@ VM_COLUMNS = (
     Vm.node,
     Vm.template_id,
     Vm.event_id,
+    Vm.participant,
     Vm.status,
     Vm.ipv4,
     Vm.ipv4_duplicate,
