@@ -22,8 +22,18 @@ PACKAGES = ("openvle_core", "openvle_api", "openvle_worker")
 API_PROBLEMS = {
     "validation_error": (
         422,
-        "A parameter or body field is invalid (or the body is not JSON); `errors` lists "
-        "each one as `{loc, msg}`.",
+        "A parameter or body field is invalid (types are strict: `true`/`false` for "
+        "booleans, whole numbers for integers, RFC 3339 text for date-times); `errors` "
+        "lists each one as `{loc, msg}`.",
+    ),
+    "invalid_json": (
+        400,
+        "The body is not valid JSON; `line` and `column` (from 1) say where it breaks.",
+    ),
+    "unsupported_media_type": (
+        415,
+        "A body was sent without `Content-Type: application/json`; `Accept-Post` or "
+        "`Accept-Patch` names the type to use.",
     ),
     "unauthorized": (401, "No API token, or an unknown, revoked or expired one."),
     "forbidden": (403, "The token's scope is too small; `detail` names the scope needed."),
@@ -33,7 +43,8 @@ API_PROBLEMS = {
 HTTP_STATUSES = {
     400: "The request could not be read.",
     404: "No such endpoint (`detail` names the method and path).",
-    405: "The endpoint exists but not with this method.",
+    405: "The endpoint exists but not with this method; `Allow` lists the methods it has.",
+    413: "The body is larger than `API_MAX_BODY_BYTES` (default 1 MiB); it was not read.",
 }
 
 

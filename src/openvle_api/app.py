@@ -24,6 +24,7 @@ from openvle_api.auth import DEFAULT_TTL, Authenticator
 from openvle_api.console.router import install_console
 from openvle_api.docs import install_docs
 from openvle_api.errors import install_error_handlers
+from openvle_api.limits import BodyLimitMiddleware
 from openvle_api.metrics import HttpMetricsMiddleware
 from openvle_api.openapi import build_openapi, route_id
 from openvle_api.readdb import SQLiteRowReader, create_read_engine, create_row_engine
@@ -106,6 +107,7 @@ def create_app(
     )
     install_state(app, state)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
     routers = (
         nodes,

@@ -3,7 +3,9 @@
 `Uow` is the unit of work: the request's session, committed after the handler returned
 (before the response is sent) or rolled back on error; operation ids queued on it with
 `enqueue_after_commit` are handed to the job queue only after the commit succeeded.
-`ReadAuth`, `OperateAuth` and `AdminAuth` require a bearer token of at least that scope.
+`ReadAuth`, `OperateAuth` and `AdminAuth` require a bearer token of at least that scope
+(`OperateAuth` and `AdminAuth` are `ScopeGuard`s: routes with a body run them from the
+headers before the body is read, see routing.py).
 `ReadAuth` (GET requests only) needs no unit of work: a cached token costs no database
 work, and a lookup opens a read session of its own. `Reader` runs Core reads without a
 session (readdb.py on SQLite).
@@ -11,7 +13,7 @@ session (readdb.py on SQLite).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -113,27 +115,54 @@ def _plain_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def require_scope(needed: TokenScope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the bearer token and checks its scope."""
+PRINCIPAL_KEY = "openvle.principal"  # set in the scope when auth ran before the body
 
-    async def dependency(
-        request: Request, uow: Uow, credentials: Credentials, runtime: RuntimeDep
+
+class ScopeGuard:
+    """A dependency that authenticates the bearer token and checks it allows `needed`.
+
+    Routes with a body authenticate before the body is read (routing.py) and leave the
+    principal in the request's scope; the guard then only checks it.
+    """
+
+    def __init__(self, needed: TokenScope) -> None:
+        self.needed = needed
+
+    async def __call__(
+        self, request: Request, uow: Uow, credentials: Credentials, runtime: RuntimeDep
     ) -> Principal:
+        early = request.scope.get(PRINCIPAL_KEY)
+        if isinstance(early, Principal):
+            return _checked(early, self.needed)
         plain = _plain_token(credentials)
         auth = app_state(request).authenticator
         writer = runtime.sessions if uow.read_only else None
-        return _checked(await auth.resolve(uow.session, plain, writer), needed)
+        return _checked(await auth.resolve(uow.session, plain, writer), self.needed)
 
-    return dependency
+
+def require_scope(needed: TokenScope) -> ScopeGuard:
+    """A dependency that authenticates the bearer token and checks its scope."""
+    return ScopeGuard(needed)
+
+
+async def authenticate_first(request: Request, needed: TokenScope) -> None:
+    """Authenticate from the headers alone (401/403 before any body byte is read)."""
+    plain = _plain_token(await bearer(request))
+    principal = _checked(await _lookup(request, plain), needed)
+    request.scope[PRINCIPAL_KEY] = principal
 
 
 async def read_auth(request: Request, credentials: Credentials) -> Principal:
-    """`require_scope(READ)` for GET requests, without a unit of work.
+    """`require_scope(READ)` for GET requests, without a unit of work."""
+    return _checked(await _lookup(request, _plain_token(credentials)), TokenScope.READ)
+
+
+async def _lookup(request: Request, plain: str) -> Principal | None:
+    """The principal of `plain` without the request's unit of work.
 
     A cached token is checked without the database; otherwise the lookup runs in a read
     session of its own and the use is recorded in a short write transaction.
     """
-    plain = _plain_token(credentials)
     state = app_state(request)
     auth = state.authenticator
     principal = auth.peek(plain)
@@ -146,7 +175,7 @@ async def read_auth(request: Request, credentials: Credentials) -> Principal:
         else:  # SQLite's read engine cannot write: the use goes through the shared one
             async with readers() as session:
                 principal = await auth.resolve(session, plain, runtime.sessions)
-    return _checked(principal, TokenScope.READ)
+    return principal
 
 
 async def get_row_reader(request: Request) -> RowReader:

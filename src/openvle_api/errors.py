@@ -8,6 +8,7 @@ unexpected exceptions become a 500 whose detail says nothing internal.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from openvle_api.messages import readable_message, validation_detail
 from openvle_core.db.errors import InvalidCursor
@@ -56,6 +59,7 @@ HTTP_TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid request",
     500: "Internal server error",
@@ -113,7 +117,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidEvent):
         extra["errors"] = [{"loc": ["body", exc.field], "msg": exc.message}]
     if isinstance(exc, InvalidRequest):
-        extra["errors"] = [{"loc": ["body"], "msg": exc.message}]
+        where = ["body", exc.field] if exc.field else ["body"]
+        extra["errors"] = [{"loc": where, "msg": exc.message}]
     if isinstance(exc, InvalidCursor):
         extra["errors"] = [{"loc": ["query", "cursor"], "msg": exc.message}]
     if isinstance(exc, TargetBusy):
@@ -133,18 +138,55 @@ def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.__cause__, json.JSONDecodeError):  # the body is not JSON at all
+        return invalid_json(request, exc.__cause__)
     items = validation_items(exc.errors())
     detail = validation_detail(items)
     return problem_response(request, 422, "validation_error", detail, errors=items)
 
 
+def invalid_json(request: Request, exc: json.JSONDecodeError) -> JSONResponse:
+    """400 for a body that does not parse, saying where (line and column, from 1)."""
+    detail = f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    return problem_response(
+        request,
+        400,
+        "invalid_json",
+        detail,
+        errors=[{"loc": ["body"], "msg": f"{exc.msg} (line {exc.lineno}, column {exc.colno})"}],
+        line=exc.lineno,
+        column=exc.colno,
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTP_TITLES.get(exc.status_code, "")
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path}"
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = (
+            f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        )
     code = HTTP_TITLES.get(exc.status_code, "error").lower().replace(" ", "_")
-    return problem_response(request, exc.status_code, code, detail, headers=dict(exc.headers or {}))
+    return problem_response(request, exc.status_code, code, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path, sorted.
+
+    The framework's own 405 names only the first route whose path matched, so
+    `OPTIONS /api/v1/vms` would say `Allow: GET` although POST is served there too.
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        route_methods = route.methods
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _api_problem(request: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from openvle_api.errors import PROBLEM_JSON
-from openvle_api.responses import DESCRIPTIONS
+from openvle_api.responses import BODY_ERRORS, DESCRIPTIONS
 from openvle_api.schemas.common import Problem
 
 DESCRIPTION = """\
@@ -22,10 +22,12 @@ The OpenVLE Proxmox service: templates, VMs, events and the cluster sync.
 
 Authenticate with `Authorization: Bearer <token>` (create tokens with
 `openvle token create`); scopes are ordered `read` < `operate` < `admin`.
-Errors are `application/problem+json` (RFC 9457). Lists take `limit` and `cursor`
-and return `{items, next_cursor}`. Mutations that touch Proxmox answer
-`202 Accepted` with the operation and a `Location` header; follow it, or stream
-`/api/v1/operations/{id}/events`.
+Errors are `application/problem+json` (RFC 9457). Bodies are JSON
+(`Content-Type: application/json`, else 415) of at most `API_MAX_BODY_BYTES`
+(default 1 MiB, else 413, unread); authentication is checked before a body is read.
+Lists take `limit` and `cursor` and return `{items, next_cursor}`. Mutations that
+touch Proxmox answer `202 Accepted` with the operation and a `Location` header;
+follow it, or stream `/api/v1/operations/{id}/events`.
 """
 
 TAGS = [
@@ -65,6 +67,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             _fix_validation_response(operation)
+            if "requestBody" in operation:
+                _add_body_responses(operation)
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     app.openapi_schema = doc
@@ -78,3 +82,11 @@ def _fix_validation_response(operation: dict[str, Any]) -> None:
             "description": DESCRIPTIONS[422],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
+
+
+def _add_body_responses(operation: dict[str, Any]) -> None:
+    """A body can be malformed (400), too large (413) or not JSON (415): say so."""
+    responses = operation.setdefault("responses", {})
+    for status, entry in BODY_ERRORS.items():
+        responses.setdefault(str(status), entry)
+    operation["responses"] = dict(sorted(responses.items()))

@@ -30,9 +30,16 @@ def render(report: DoctorReport, console: Console) -> None:
             console.print(f"\nto fix {check.name}:", markup=False)
             for line in check.fix:
                 console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"\n{verdict(report)}", markup=False)
+
+
+def verdict(report: DoctorReport) -> str:
+    """The last line: the failed checks, then the warned ones (warnings do not fail a run)."""
     failed = [c.name for c in report.checks if c.status is Status.FAIL]
-    verdict = "all checks passed" if not failed else f"FAILED: {', '.join(failed)}"
-    console.print(f"\n{verdict}", markup=False)
+    warned = [c.name for c in report.checks if c.status is Status.WARN]
+    parts = [f"FAILED: {', '.join(failed)}"] if failed else []
+    parts += [f"warnings: {', '.join(warned)}"] if warned else []
+    return "; ".join(parts) or "all checks passed"
 
 
 def command(

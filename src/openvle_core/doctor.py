@@ -2,9 +2,10 @@
 
 `run_doctor(settings)` checks the database, Redis, MongoDB and Proxmox (reachability,
 TLS with the certificate's SHA-256 fingerprint when verification fails, the token, the
-PVE version, the pool, the token's privileges per feature for that version, the guest
-agent on a sample VM). `proxmox_checks(client, settings)` is the Proxmox part alone, for
-the API's GET /api/v1/system/proxmox. Each `Check` carries the exact commands
+PVE version, the pool, the token's privileges per feature for that version, what the
+token may reach outside its pool, the guest agent on a sample VM).
+`proxmox_checks(client, settings)` is the Proxmox part alone, for the API's
+GET /api/v1/system/proxmox. Each `Check` carries the exact commands
 (`pveum ...`) that fix a failure; the fix texts live in `doctor_fixes`.
 """
 
@@ -30,6 +31,7 @@ from openvle_core.proxmox import (
     RetryPolicy,
     build_http_client,
 )
+from openvle_core.proxmox.models import ExcessPrivilege
 from openvle_core.settings import Settings
 
 CHECK_TIMEOUT = 10.0
@@ -248,6 +250,7 @@ async def _check_privileges(client: ProxmoxClient, settings: Settings) -> list[C
         return [Check("privileges", Status.FAIL, _error_text(exc))]
     enabled = enabled_features(settings)
     checks = []
+    checks.append(_check_scope(report.excess, settings))
     for feature, missing in report.missing.items():
         name = f"privileges: {feature}"
         if not missing:
@@ -261,6 +264,38 @@ async def _check_privileges(client: ProxmoxClient, settings: Settings) -> list[C
             Check(name, status, f"missing {text}{suffix}", fixes.grants(pairs, settings.proxmox))
         )
     return checks
+
+
+SHOWN_PATHS = 4
+SHOWN_PRIVILEGES = 4
+# Named first in the report: what does the most harm outside the pool.
+TELLING = ("Permissions.Modify", "Sys.Modify", "VM.Allocate", "VM.Audit", "Datastore.Allocate")
+
+
+def _check_scope(excess: list[ExcessPrivilege], settings: Settings) -> Check:
+    """WARN when the token may see or change anything outside its pool (beyond storage
+    space, bridges, node status and HA), with the commands that narrow it."""
+    pool = settings.proxmox.vms_pool
+    if not excess:
+        return Check("token scope", Status.OK, f"no rights outside pool {pool} beyond the needed")
+    parts = []
+    for item in excess[:SHOWN_PATHS]:
+        names = ", ".join(_telling_first(item.privileges)[:SHOWN_PRIVILEGES])
+        more = len(item.privileges) - SHOWN_PRIVILEGES
+        parts.append(f"{item.path}: {names}" + (f" and {more} more" if more > 0 else ""))
+    if len(excess) > SHOWN_PATHS:
+        parts.append(f"and {len(excess) - SHOWN_PATHS} more paths")
+    detail = (
+        f"the token can see or change things outside pool {pool} (other teams' VMs, the "
+        f"cluster's configuration): {'; '.join(parts)}"
+    )
+    paths = [item.path for item in excess]
+    return Check("token scope", Status.WARN, detail, fixes.narrow(paths, settings.proxmox))
+
+
+def _telling_first(privileges: tuple[str, ...]) -> list[str]:
+    rank = {priv: i for i, priv in enumerate(TELLING)}
+    return sorted(privileges, key=lambda priv: (rank.get(priv, len(TELLING)), priv))
 
 
 async def _check_agent(client: ProxmoxClient, settings: Settings) -> Check:

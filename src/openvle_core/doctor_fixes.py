@@ -92,3 +92,32 @@ def unreachable(hostname: str) -> tuple[str, ...]:
         f"check PVE_HOSTNAME ({hostname}) and that port {port} is open: "
         f"curl -k https://{host}:{port}/api2/json/version",
     )
+
+
+DEDICATED = (
+    "pveum user add openvle@pve --comment 'OpenVLE service'",
+    "pveum user token add openvle@pve openvle --privsep 1   (then grant it the roles of the "
+    "Proxmox setup guide, and set PVE_USER, PVE_TOKEN_NAME and PVE_TOKEN_VALUE)",
+)
+
+
+def narrow(paths: Iterable[str], pve: ProxmoxSettings) -> tuple[str, ...]:
+    """Take away what the token holds on `paths` (outside its pool).
+
+    The roles granting it are not visible to the token itself, so the first command
+    lists them. root@pam holds every privilege whatever the ACLs say: its tokens are
+    replaced by a dedicated user and privilege-separated token, as the setup guide does
+    (also the way out when the user needs those rights for other work).
+    """
+    if pve.user == "root@pam":
+        return ("stop using a root@pam token (it holds every privilege):", *DEDICATED)
+    user, token_id = shlex.quote(pve.user), shlex.quote(pve.token_id)
+    listing = (
+        f"pveum acl list   (find the roles that give {pve.user} or {pve.token_id} "
+        "the paths above, directly or through a group)"
+    )
+    deletes = [
+        f"pveum acl delete {shlex.quote(path)} --roles ROLE --users {user} --tokens {token_id}"
+        for path in paths
+    ]
+    return (listing, *deletes, f"or, if {pve.user} needs those rights elsewhere:", *DEDICATED)

@@ -37,6 +37,10 @@ class TransientStep(OpenVLEError):
 
 
 class InvalidRequest(OpenVLEError):
-    """The request itself is invalid (unknown action, bad name, ...)."""
+    """The request itself is invalid (unknown action, bad name, unknown node, ...)."""
 
     code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the body field at fault, when there is one

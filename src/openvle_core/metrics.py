@@ -72,6 +72,11 @@ SYNC_RESOURCES = Gauge(
     "Cluster resources seen by the last sync.",
     registry=REGISTRY,
 )
+SYNC_IPV4_DUPLICATES = Gauge(
+    "openvle_sync_ipv4_duplicates",
+    "Running VMs reporting an IPv4 another running VM reports too, at the last sync.",
+    registry=REGISTRY,
+)
 SYNC_CHANGES = Counter(
     "openvle_sync_changes",
     "Changes written by syncs (changelog entries).",

@@ -29,6 +29,7 @@ async def test_create_get_list_update_delete(api: Api) -> None:
     assert created.headers["location"] == f"/api/v1/events/{event['id']}"
     assert event["template_ids"] == [t1, t2]
     assert event["status"] == "scheduled"
+    assert event.pop("deploy_operation_id") is None  # it starts in 2030: nothing deployed yet
     got = await api.client.get(f"/api/v1/events/{event['id']}", headers=api.auth("read"))
     assert got.json() == event
     listed = await api.client.get(

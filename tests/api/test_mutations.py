@@ -7,7 +7,7 @@ import pytest
 from openvle_core.db.enums import OperationState
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.queue import InProcessQueue
-from tests.api.kit import Api, seed, template, vm
+from tests.api.kit import Api, node, seed, template, vm
 
 POWER = ["start", "stop", "shutdown", "restart", "reset", "pause", "resume"]
 
@@ -77,7 +77,7 @@ async def test_migrate_and_delete(api: Api) -> None:
     uncloned = vm(None, 1701, node="pve1")
     uncloned.vmid = None
     placed = vm(None, 1702, node="pve1")
-    await seed(api.runtime.sessions, uncloned, placed)
+    await seed(api.runtime.sessions, uncloned, placed, node("pve1"), node("pve2"))
     url = f"/api/v1/vms/{uncloned.id}/migrate"
     got = await api.client.post(url, json={"target_node": "pve2"}, headers=api.auth())
     assert got.status_code == 409

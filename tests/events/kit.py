@@ -53,6 +53,7 @@ async def make_event(
             ends_at=end,
             participants=participants,
             template_ids=ids,
+            now=min(datetime.now(UTC), start),  # events of the past: as made before they began
         )
         return view.event.id
 

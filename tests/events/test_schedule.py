@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from openvle_core.db.migrate import upgrade_to_head
+from openvle_core.db.session import transaction
+from openvle_core.events import service
 from openvle_core.events.schedule import events_tick, run_schedule
 from openvle_pvesim import Simulator
 from tests.events.kit import (
@@ -19,6 +21,7 @@ from tests.events.kit import (
     make_event,
     pool_guests,
     runtime_factory,
+    template_id,
 )
 from tests.vms.kit import wait_op
 
@@ -83,3 +86,34 @@ async def test_two_workers_deploy_and_archive_each_due_event_once(
         again: Any = await events_tick({"runtime": two})
 
         assert again == {"deploys": {}, "archives": {}, "skipped": [], "refused": {}}
+
+
+async def test_an_event_opened_while_running_is_deployed_at_once(
+    make_runtime: MakeRuntime, sim: Simulator
+) -> None:
+    now = datetime.now(UTC)
+    lead = timedelta(seconds=LEAD["event_lead_time"])
+    async with make_runtime(worker=LEAD) as runtime:
+        ids = [await template_id(runtime, *DEBIAN)]
+        opened = {}
+        for slug, start in [("inlead", now + timedelta(minutes=10)), ("later2", now + lead * 2)]:
+            async with transaction(runtime.sessions) as session:
+                opened[slug] = await service.open_event(
+                    session,
+                    runtime.settings,
+                    slug=slug,
+                    name=slug,
+                    starts_at=start,
+                    ends_at=start + timedelta(hours=2),
+                    participants=1,
+                    template_ids=ids,
+                )
+        deploy = opened["inlead"].deploy  # within the lead time: already due
+        assert deploy is not None
+        assert opened["later2"].deploy is None
+        await runtime.queue.enqueue(deploy.id)
+        assert (await wait_op(runtime, deploy.id)).state == "succeeded"
+        assert (await event_row(runtime, opened["inlead"].view.event.id)).status == "deployed"
+        tick = await run_schedule(runtime)
+        assert (tick.deploys, tick.archives) == ({}, {})  # nothing left for the schedule
+        assert len(pool_guests(sim)) == 1

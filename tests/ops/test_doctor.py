@@ -60,6 +60,59 @@ async def test_correct_token_passes_every_check(sim: Simulator, tmp_path: Path) 
     assert f"PVE {sim.version}" in next(c.detail for c in report.checks if c.name == "proxmox")
 
 
+async def test_pool_scoped_token_has_nothing_outside_its_pool(sim: Simulator) -> None:
+    scope = (await checks(settings_for(sim)))["token scope"]
+    assert scope.status is Status.OK, scope.detail
+    assert scope.fix == ()
+
+
+async def test_token_with_rights_on_the_whole_cluster_is_warned_with_the_fix(
+    sim: Simulator,
+) -> None:
+    access = sim.cluster.access
+    access.add_user("ops@pve")
+    access.set_acl("/", "ops@pve", "Administrator")
+    access.add_token("ops@pve!openvle", "wide-secret", False)  # the user's rights: all
+    settings = settings_for(
+        sim, user="ops@pve", token_name="openvle", token_value=SecretStr("wide-secret")
+    )
+    report = await checks(settings)
+    scope = report["token scope"]
+    assert scope.status is Status.WARN
+    assert "outside pool OpenVLE-VMs" in scope.detail
+    assert scope.detail.count("; ") == 0  # one entry: everything comes from / (propagated)
+    assert "/: " in scope.detail
+    assert "pveum acl delete / --roles ROLE --users ops@pve --tokens 'ops@pve!openvle'" in (
+        scope.fix
+    )
+    assert scope.fix[0].startswith("pveum acl list")
+    assert any("--privsep 1" in line for line in scope.fix)
+    assert all(c.status is not Status.FAIL for c in report.values())  # a warning, not a failure
+
+
+async def test_rights_on_other_vms_are_warned_but_not_the_pools_own(sim: Simulator) -> None:
+    access = sim.cluster.access
+    for who in ("openvle@pve", "openvle@pve!ci"):  # privilege separation: both need the ACL
+        access.set_acl("/vms", who, "PVEVMAdmin")
+        access.set_acl("/access", who, "PVEUserAdmin")
+    scope = (await checks(settings_for(sim)))["token scope"]
+    assert scope.status is Status.WARN
+    paths = [line.split()[3] for line in scope.fix if line.startswith("pveum acl delete")]
+    assert paths == ["/access", "/vms"]  # /vms/<id> below /vms are not listed again
+    assert "/pool/OpenVLE-VMs" not in scope.detail
+
+
+async def test_a_root_token_is_told_to_use_a_user_of_its_own(sim: Simulator) -> None:
+    sim.cluster.access.add_token("root@pam!ovl", "root-secret", False)
+    settings = settings_for(
+        sim, user="root@pam", token_name="ovl", token_value=SecretStr("root-secret")
+    )
+    scope = (await checks(settings))["token scope"]
+    assert scope.status is Status.WARN
+    assert scope.fix[0].startswith("stop using a root@pam token")
+    assert "pveum user token add openvle@pve openvle --privsep 1" in " ".join(scope.fix)
+
+
 async def test_missing_agent_privilege_names_the_version_specific_one(sim: Simulator) -> None:
     sim.cluster.access.add_role("OpenVLE-VMs", OPENVLE_VM_PRIVS)  # without the agent privilege
     assert AGENT_PRIV[sim.version] == AGENT[sim.version]
@@ -158,6 +211,13 @@ def test_cli_exit_status_and_json(
         capsys.readouterr()
         assert main(["doctor"]) == 0
         assert "all checks passed" in capsys.readouterr().out
+        sim.cluster.access.set_acl("/", "openvle@pve", "Administrator")  # cluster-wide now
+        sim.cluster.access.set_acl("/", "openvle@pve!ci", "Administrator")
+        assert main(["doctor"]) == 0  # a warning does not fail the run
+        out = capsys.readouterr().out
+        assert "all checks passed" not in out
+        assert "warnings: token scope" in out
+        assert "to fix token scope:" in out
 
 
 @pytest.mark.parametrize("sim", ["9.1"], indirect=True)

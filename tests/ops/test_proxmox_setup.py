@@ -67,4 +67,4 @@ async def test_setup_guide_passes_doctor(sim: Simulator) -> None:
         settings_for(sim, user=USER, token_name="openvle", token_value=SecretStr("guide-secret"))
     )
     assert {name: c.status for name, c in found.items()} == dict.fromkeys(found, Status.OK)
-    assert len(found) == 8  # proxmox, pool, five privilege features, guest agent
+    assert len(found) == 9  # proxmox, pool, token scope, five privilege features, guest agent

@@ -10,7 +10,7 @@ import pytest
 from openvle_core.db.enums import VmStatus
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import observed_status, smbios_serial
-from openvle_core.sync.plan import plan_vms, unmanaged_guests
+from openvle_core.sync.plan import VmPlan, plan_ipv4_duplicates, plan_vms, unmanaged_guests
 from openvle_core.vms.repository import VmView
 from openvle_worker.cron_sync import schedule
 
@@ -95,3 +95,28 @@ def test_unmanaged_waits_for_stats_and_ignores_templates() -> None:
 )
 def test_cron_schedule(interval: int, expected: dict[str, object]) -> None:
     assert schedule(interval) == expected
+
+
+def test_duplicate_ipv4_is_planned_on_the_state_after_the_plan() -> None:
+    views = [
+        VmView("a", 100, "vm-a", "pve1", "running", "10.0.0.5"),
+        VmView("b", 101, "vm-b", "pve1", "running", None),  # its address arrives this tick
+        VmView("c", 102, "vm-c", "pve1", "stopped", "10.0.0.5"),  # stopped: holds nothing
+        VmView("d", 103, "vm-d", "pve1", "running", "10.0.0.9", ipv4_duplicate=True),
+        VmView("e", 104, "vm-e", "pve1", "starting", "10.0.0.5"),  # transitional: left be
+    ]
+    plan = VmPlan()
+    plan.change("b", "ipv4", None, "10.0.0.5")
+    shared = plan_ipv4_duplicates(plan, views, skip=set())
+    assert shared == {"10.0.0.5": ["a", "b"]}
+    assert plan.diffs["a"] == {"ipv4_duplicate": (False, True)}
+    assert plan.diffs["b"] == {"ipv4": (None, "10.0.0.5"), "ipv4_duplicate": (False, True)}
+    assert plan.diffs["d"] == {"ipv4_duplicate": (True, False)}  # alone again: cleared
+    assert "c" not in plan.diffs
+    assert "e" not in plan.diffs
+    plan = VmPlan()
+    plan.change("a", "status", "running", "stopped")  # stopping this tick ends the clash
+    views[1] = VmView("b", 101, "vm-b", "pve1", "running", "10.0.0.5", ipv4_duplicate=True)
+    assert plan_ipv4_duplicates(plan, views, skip={"d"}) == {}
+    assert plan.diffs["b"] == {"ipv4_duplicate": (True, False)}
+    assert "d" not in plan.diffs  # busy: a later sync clears it

@@ -10,6 +10,7 @@ from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import ChangelogEntry, Node, Template, Vm
 from openvle_core.db.session import transaction
+from openvle_core.metrics import REGISTRY
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
@@ -256,3 +257,26 @@ async def test_the_snapshot_keeps_state_not_usage_counters(harness: Harness) -> 
     assert guest["maxmem"] > 0
     assert "cpu" not in guest
     assert "uptime" not in guest
+
+
+async def test_two_running_vms_with_one_ipv4_are_flagged(harness: Harness) -> None:
+    vms = await known_vms(harness)
+    cluster = harness.sim.cluster
+    first, second = RUNNING[0], RUNNING[1]
+    cluster.vms[second].dhcp_ip = cluster.vms[first].dhcp_ip  # a DHCP server gone wrong
+    result = await harness.sync()
+    assert result.ok, result.error
+    assert result.ipv4_duplicates == 2
+    assert REGISTRY.get_sample_value("openvle_sync_ipv4_duplicates") == 2
+    shared = [await row(harness, vms[v].id) for v in (first, second)]
+    assert shared[0].ipv4 == shared[1].ipv4 is not None
+    assert all(vm.ipv4_duplicate for vm in shared)
+    assert not (await row(harness, vms[10001].id)).ipv4_duplicate
+    assert ("ipv4_duplicate", "False", "True") in await log_of(harness, vms[second].id)
+    cluster.vms[second].running = False  # stopped: it no longer holds the address
+    cluster.tick()
+    result = await harness.sync()
+    assert result.ipv4_duplicates == 0
+    assert REGISTRY.get_sample_value("openvle_sync_ipv4_duplicates") == 0
+    assert not (await row(harness, vms[first].id)).ipv4_duplicate
+    assert ("ipv4_duplicate", "True", "False") in await log_of(harness, vms[first].id)

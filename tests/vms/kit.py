@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import OperationState
-from openvle_core.db.models import Operation, Template, Vm
+from openvle_core.db.models import Node, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.proxmox import PollSchedule, RetryPolicy
 from openvle_core.runtime import Runtime
@@ -88,6 +88,12 @@ async def add_template(runtime: Runtime, vmid: int, name: str, node: str) -> str
         session.add(template)
         await session.flush()
         return template.id
+
+
+async def add_nodes(runtime: Runtime, sim: Simulator) -> None:
+    """The simulator's nodes as online node rows (the sync would write them)."""
+    async with transaction(runtime.sessions) as session:
+        session.add_all(Node(name=name, status="online") for name in sim.cluster.nodes)
 
 
 Request = Callable[[AsyncSession], Awaitable[Operation]]

@@ -8,7 +8,16 @@ from openvle_core.db.session import transaction
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_delete, request_migrate
 from openvle_pvesim import Simulator
-from tests.vms.kit import LOCAL_TEMPLATE, add_template, all_rows, clone, get_vm, pool_vms, run
+from tests.vms.kit import (
+    LOCAL_TEMPLATE,
+    add_nodes,
+    add_template,
+    all_rows,
+    clone,
+    get_vm,
+    pool_vms,
+    run,
+)
 
 
 async def adopt(runtime: Runtime, vmid: int, name: str, status: str = "running") -> str:
@@ -72,6 +81,7 @@ async def test_delete_of_a_vm_that_never_got_cloned_only_cleans_the_db(
 
 
 async def test_migrate_offline_updates_the_node(runtime: Runtime, sim: Simulator) -> None:
+    await add_nodes(runtime, sim)
     vm = await clone(runtime)
     op = await run(runtime, lambda s: request_migrate(s, vm.id, target_node="pve3"))
     assert op.state == "succeeded", op.error_message
@@ -88,6 +98,7 @@ async def test_migrate_offline_updates_the_node(runtime: Runtime, sim: Simulator
 
 
 async def test_migrate_running_vm_needs_online(runtime: Runtime, sim: Simulator) -> None:
+    await add_nodes(runtime, sim)
     vm = await clone(runtime, start=True)
     op = await run(runtime, lambda s: request_migrate(s, vm.id, target_node="pve2"))
     assert op.state == "failed"
@@ -104,6 +115,7 @@ async def test_migrate_running_vm_needs_online(runtime: Runtime, sim: Simulator)
 async def test_migrate_with_local_disks_fails_with_the_reason(
     runtime: Runtime, sim: Simulator
 ) -> None:
+    await add_nodes(runtime, sim)
     template_id = await add_template(runtime, *LOCAL_TEMPLATE)
     op = await run(
         runtime, lambda s: request_clone(s, runtime.settings, template_id=template_id, start=True)

@@ -9,7 +9,7 @@ import pytest
 from openvle_core.errors import InvalidRequest
 from openvle_core.guests.errors import SmbiosMetadataTooLong
 from openvle_core.guests.smbios import MAX_LENGTH, SmbiosMetadata, build_smbios1, parse_smbios1
-from openvle_core.names import dns_name
+from openvle_core.names import dns_name, name_change, text_problem
 from openvle_core.operations.retry import backoff, is_transient
 from openvle_core.proxmox import ProxmoxTaskFailed, ProxmoxUnavailable, ProxmoxValidationError
 
@@ -51,6 +51,56 @@ def test_dns_names() -> None:
     assert dns_name("Lab_01 of WS 2024!") == "lab-01-of-ws-2024"
     with pytest.raises(InvalidRequest):
         dns_name("___")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("\u0430dmin", "admin"),  # a Cyrillic a: transliterated, not dropped ("dmin")
+        ("Жук-Щука", "zhuk-shchuka"),
+        ("Ελληνικά 101", "ellinika-101"),
+        ("Crème brûlée", "creme-brulee"),
+        ("Łódź", "lodz"),
+        ("\uff21\uff22\uff23 \ufb01le", "abc-file"),  # fullwidth letters, the fi ligature
+    ],
+)
+def test_dns_names_transliterate_letters_outside_ascii(given: str, used: str) -> None:
+    assert dns_name(given) == used
+    note = name_change(given, used)
+    assert note is not None
+    assert repr(given) in note
+    assert repr(used) in note
+    assert name_change(used, used) is None
+
+
+def test_a_name_with_nothing_left_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidRequest, match="no usable VM name") as info:
+        dns_name("\u5b9e\u9a8c")  # Chinese: no Latin spelling here, so nothing is left
+    assert info.value.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("text", "multiline", "bad"),
+    [
+        ("Lab\x00", False, "U+0000"),
+        ("Lab\r\nInjected: yes", False, "U+000D"),
+        ("admin\u202egnp.exe", False, "U+202E"),
+        ("x\u2066y", True, "U+2066"),
+        ("lone \ud800", True, "U+D800"),
+        ("two\nlines\tand a tab\x07", True, "U+0007"),
+    ],
+)
+def test_text_with_control_or_bidi_characters_is_refused(
+    text: str, multiline: bool, bad: str
+) -> None:
+    problem = text_problem(text, multiline=multiline)
+    assert problem is not None
+    assert bad in problem
+
+
+def test_ordinary_text_passes() -> None:
+    assert text_problem("Sécurité 101 — Übung, 日本語") is None
+    assert text_problem("line one\nline two\tend", multiline=True) is None
 
 
 def test_retry_classification_and_backoff() -> None:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from openvle_api.deps import API_PREFIX, Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.changelog import ChangeOut
-from openvle_api.schemas.common import Page
+from openvle_api.schemas.common import DateTime, Page
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, changelog_events
 from openvle_api.state import app_state
 from openvle_core.changelog import queries
 
-router = APIRouter(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
+router = api_router(prefix=f"{API_PREFIX}/changelog", tags=["changelog"])
 
 
 @router.get("", name="listChanges", responses=READ_ERRORS, summary="List changes")
@@ -26,7 +26,7 @@ async def list_changes(
     paging: Paging,
     entity: Annotated[str | None, Query(max_length=16, examples=["vm"])] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="Only changes at or after.")] = None,
+    since: Annotated[DateTime | None, Query(description="Only changes at or after.")] = None,
 ) -> Page[ChangeOut]:
     """Every status, node and IP change, in the order written, with its source."""
     page = await queries.list_changes(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
 from openvle_api.deps import (
@@ -18,8 +18,10 @@ from openvle_api.deps import (
     read_sessions,
 )
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS, problems
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.events import (
+    EventCreated,
     EventIn,
     EventOut,
     EventPatch,
@@ -32,7 +34,7 @@ from openvle_core.db.enums import EventStatus
 from openvle_core.events import plan as planning
 from openvle_core.events import queries, service
 
-router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
+router = api_router(prefix=f"{API_PREFIX}/events", tags=["events"])
 
 
 @router.get("", name="listEvents", responses=READ_ERRORS, summary="List events")
@@ -56,11 +58,20 @@ async def list_events(
     responses=problems(400, 401, 403, 409, 422),
     summary="Create an event",
 )
-async def create_event(body: EventIn, uow: Uow, _: AdminAuth, response: Response) -> EventOut:
-    """A new scheduled event; 409 when the slug is taken, 422 for an unknown template."""
-    view = await service.create_event(uow.session, **body.model_dump())
-    response.headers["Location"] = f"/api/v1/events/{view.event.id}"
-    return event_out(view)
+async def create_event(
+    body: EventIn, uow: Uow, _: AdminAuth, runtime: RuntimeDep, response: Response
+) -> EventCreated:
+    """A new event; 409 when the slug is taken, 422 for an unknown template or an end
+    already past. An event already running (its start, less WORKER_EVENT_LEAD_TIME, has
+    come) is deployed at once: status `deploying`, `deploy_operation_id` set; when it does
+    not fit it stays `scheduled` with the plan's problems in `status_reason`."""
+    opened = await service.open_event(uow.session, runtime.settings, **body.model_dump())
+    response.headers["Location"] = f"/api/v1/events/{opened.view.event.id}"
+    deploy_id = None
+    if opened.deploy is not None:
+        uow.enqueue_after_commit(opened.deploy.id)
+        deploy_id = opened.deploy.id
+    return EventCreated(**event_out(opened.view).model_dump(), deploy_operation_id=deploy_id)
 
 
 @router.get("/{event_id}", name="getEvent", responses=ONE_ERRORS, summary="Get an event")

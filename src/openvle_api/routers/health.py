@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from openvle_api.deps import RuntimeDep
+from openvle_api.routing import api_router
 from openvle_api.schemas.health import Check, Liveness, Readiness
 from openvle_core.health import (
     Probe,
@@ -17,7 +17,7 @@ from openvle_core.health import (
     proxmox_reachable,
 )
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = api_router(prefix="/health", tags=["health"])
 
 
 @router.get("/live", name="getLiveness", summary="Process is up")

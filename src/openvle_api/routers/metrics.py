@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
@@ -12,11 +12,12 @@ from openvle_api.deps import RuntimeDep, read_sessions
 from openvle_api.errors import ApiProblem
 from openvle_api.metrics import scrape_registry
 from openvle_api.responses import problems
+from openvle_api.routing import api_router
 from openvle_core.health import queue_depth
 from openvle_core.metrics import QUEUE_DEPTH, REGISTRY
 from openvle_core.operations.queries import count_by_kind_and_state
 
-router = APIRouter(tags=["metrics"])
+router = api_router(tags=["metrics"])
 
 
 @router.get(

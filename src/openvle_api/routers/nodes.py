@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from openvle_api.deps import API_PREFIX, Paging, ReadAuth, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.nodes import NodeOut, node_out
 from openvle_core.nodes import queries
 
-router = APIRouter(prefix=f"{API_PREFIX}/nodes", tags=["nodes"])
+router = api_router(prefix=f"{API_PREFIX}/nodes", tags=["nodes"])
 
 
 @router.get("", name="listNodes", responses=READ_ERRORS, summary="List nodes")

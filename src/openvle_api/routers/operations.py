@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from openvle_api.deps import API_PREFIX, Paging, ReadAuth, RuntimeDep, Uow, read_sessions
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.operations import BatchVmOut, OperationOut, batch_vm_out, operation_out
 from openvle_api.sse import SSE_HEADERS, SSE_RESPONSE, operation_events
@@ -19,7 +20,7 @@ from openvle_core.events.progress import vm_progress
 from openvle_core.events.queries import batch_vms
 from openvle_core.operations import queries
 
-router = APIRouter(prefix=f"{API_PREFIX}/operations", tags=["operations"])
+router = api_router(prefix=f"{API_PREFIX}/operations", tags=["operations"])
 
 
 @router.get("", name="listOperations", responses=READ_ERRORS, summary="List operations")

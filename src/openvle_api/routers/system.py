@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from openvle_api.accepted import ACCEPTED, accepted
 from openvle_api.deps import API_PREFIX, AdminAuth, RuntimeDep, Uow
 from openvle_api.responses import problems
+from openvle_api.routing import api_router
 from openvle_api.schemas.operations import OperationOut
 from openvle_api.schemas.system import DoctorCheckOut, MissingPrivilegeOut, ProxmoxStatus
 from openvle_core.sync.service import request_sync
 from openvle_core.system.service import proxmox_report
 
-router = APIRouter(prefix=API_PREFIX, tags=["system"])
+router = api_router(prefix=API_PREFIX, tags=["system"])
 
 
 @router.post(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
 from openvle_api.deps import API_PREFIX, AdminAuth, Paging, ReadAuth, RuntimeDep, Uow
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.operations import OperationOut
 from openvle_api.schemas.templates import TemplateCreate, TemplateOut, TemplatePatch
@@ -16,7 +17,7 @@ from openvle_core.db.enums import TemplateStatus
 from openvle_core.templates import queries, service
 from openvle_core.templates.membership import PoolView
 
-router = APIRouter(prefix=f"{API_PREFIX}/templates", tags=["templates"])
+router = api_router(prefix=f"{API_PREFIX}/templates", tags=["templates"])
 
 
 @router.get("", name="listTemplates", responses=READ_ERRORS, summary="List templates")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from openvle_api.deps import API_PREFIX, ReadAuth
 from openvle_api.responses import READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.tokens import CurrentToken
 
-router = APIRouter(prefix=f"{API_PREFIX}/tokens", tags=["tokens"])
+router = api_router(prefix=f"{API_PREFIX}/tokens", tags=["tokens"])
 
 
 @router.get("/current", name="getCurrentToken", responses=READ_ERRORS, summary="The caller's token")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import TypeAdapter
 
 from openvle_api.accepted import MUTATION_ERRORS, accepted
@@ -20,13 +20,14 @@ from openvle_api.deps import (
     row_reader,
 )
 from openvle_api.responses import ONE_ERRORS, READ_ERRORS
+from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.operations import OperationOut
 from openvle_api.schemas.vms import VmCreate, VmMigrate, VmOut
 from openvle_core.db.enums import VmStatus
 from openvle_core.vms import queries, service
 
-router = APIRouter(prefix=f"{API_PREFIX}/vms", tags=["vms"])
+router = api_router(prefix=f"{API_PREFIX}/vms", tags=["vms"])
 _VM_LIST = TypeAdapter(list[VmOut])  # one validation call per page, from plain dicts
 
 

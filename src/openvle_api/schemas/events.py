@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openvle_api.schemas.common import TIME_EXAMPLE, UUID_EXAMPLE
+from openvle_api.schemas.common import UUID_EXAMPLE, Body, DateTime
 from openvle_core.db.enums import (
     EventStatus,
 )
@@ -16,18 +16,27 @@ from openvle_core.events.queries import EventView
 SLUG_PATTERN = r"^[a-z0-9_-]{4,8}$"
 
 
-class EventIn(BaseModel):
-    """A new event: participants x templates VMs between two times."""
+START_EXAMPLE = "2030-03-01T09:00:00Z"
+END_EXAMPLE = "2030-03-01T17:00:00Z"
+TEXT_RULE = "No control or bidirectional formatting characters"
+
+
+class EventIn(Body):
+    """A new event: participants x templates VMs between two times.
+
+    `ends_at` must be after `starts_at` and not yet past (422). An event already running
+    (`starts_at` minus WORKER_EVENT_LEAD_TIME has come) is deployed at once: the answer
+    says `deploying` and carries `deploy_operation_id`.
+    """
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
                     "slug": "sec101",
                     "name": "Security 101, spring",
-                    "starts_at": TIME_EXAMPLE,
-                    "ends_at": "2026-03-01T17:00:00Z",
+                    "starts_at": START_EXAMPLE,
+                    "ends_at": END_EXAMPLE,
                     "template_ids": [UUID_EXAMPLE],
                     "participants": 24,
                 }
@@ -36,27 +45,44 @@ class EventIn(BaseModel):
     )
 
     slug: str = Field(pattern=SLUG_PATTERN, examples=["sec101"])
-    name: str = Field(min_length=1, max_length=128, examples=["Security 101, spring"])
-    description: str = Field(default="", max_length=10_000)
-    starts_at: datetime = Field(examples=[TIME_EXAMPLE])
-    ends_at: datetime = Field(examples=["2026-03-01T17:00:00Z"])
+    name: str = Field(
+        min_length=1,
+        max_length=128,
+        description=f"{TEXT_RULE}.",
+        examples=["Security 101, spring"],
+    )
+    description: str = Field(
+        default="",
+        max_length=10_000,
+        description=f"{TEXT_RULE} (line breaks and tabs are fine).",
+    )
+    starts_at: DateTime = Field(
+        description=(
+            "With a timezone. The event is deployed once this time, less "
+            "WORKER_EVENT_LEAD_TIME, has come: at once if it already has."
+        ),
+        examples=[START_EXAMPLE],
+    )
+    ends_at: DateTime = Field(
+        description="With a timezone; after starts_at and not yet past.",
+        examples=[END_EXAMPLE],
+    )
     template_ids: list[str] = Field(min_length=1, max_length=20, examples=[[UUID_EXAMPLE]])
     participants: int = Field(ge=1, le=1000, examples=[24])
 
 
-class EventPatch(BaseModel):
+class EventPatch(Body):
     """Fields to change (absent or null = unchanged); `template_ids` replaces the list."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"participants": 30}, {"ends_at": "2026-03-01T18:00:00Z"}]},
+        json_schema_extra={"examples": [{"participants": 30}, {"ends_at": "2030-03-01T18:00:00Z"}]},
     )
 
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=128)
     description: str | None = Field(default=None, max_length=10_000)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: DateTime | None = None
+    ends_at: DateTime | None = None
     template_ids: list[str] | None = Field(default=None, min_length=1, max_length=20)
     participants: int | None = Field(default=None, ge=1, le=1000)
 
@@ -84,6 +110,13 @@ class EventOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+
+
+class EventCreated(EventOut):
+    """A new event; `deploy_operation_id` is set when it was already running and its
+    deploy was queued with it (follow /api/v1/operations/{id})."""
+
+    deploy_operation_id: str | None = Field(default=None, examples=[None])
 
 
 def event_out(view: EventView) -> EventOut:

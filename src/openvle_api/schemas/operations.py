@@ -42,6 +42,11 @@ class OperationOut(BaseModel):
     attempts: int = Field(examples=[1])
     error: OperationError | None = Field(examples=[None])
     result: dict[str, Any] | None = Field(examples=[None])
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the request changed on the way, e.g. a name made DNS-safe.",
+        examples=[["name 'Lab 1' became 'lab-1': VM names are DNS names (...)"]],
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -64,6 +69,7 @@ def operation_out(op: Operation) -> OperationOut:
         attempts=op.attempts,
         error=error,
         result=op.result,
+        warnings=[str(w) for w in (op.params or {}).get("warnings", [])],
         created_at=op.created_at,
         started_at=op.started_at,
         finished_at=op.finished_at,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from openvle_api.schemas.common import UUID_EXAMPLE, Schema
+from openvle_api.schemas.common import UUID_EXAMPLE, Body, Schema
 from openvle_core.db.enums import (
     TemplateStatus,
 )
@@ -27,11 +27,10 @@ class TemplateOut(Schema):
     updated_at: datetime
 
 
-class TemplateCreate(BaseModel):
+class TemplateCreate(Body):
     """Either convert pool VM `source_vmid`, or derive from `from_template_id` (+ name)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{"source_vmid": 9000}, {"from_template_id": UUID_EXAMPLE, "name": "x"}]
         },
@@ -42,11 +41,10 @@ class TemplateCreate(BaseModel):
     name: str | None = Field(default=None, max_length=63)
 
 
-class TemplatePatch(BaseModel):
+class TemplatePatch(Body):
     """Template fields to change (absent or null = unchanged)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"cores": 4, "memory_mb": 8192}, {"name": "debian-13"}]},
     )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from openvle_api.schemas.common import UUID_EXAMPLE, Schema
+from openvle_api.schemas.common import UUID_EXAMPLE, Body, Schema
 from openvle_core.db.enums import (
     VmStatus,
 )
@@ -26,17 +26,20 @@ class VmOut(Schema):
     )
     status: VmStatus
     ipv4: str | None = Field(examples=["10.20.0.17"])
+    ipv4_duplicate: bool = Field(
+        description="Another running VM reports the same IPv4 (set by the sync; check DHCP).",
+        examples=[False],
+    )
     full_clone: bool
     ha_managed: bool
     created_at: datetime
     updated_at: datetime
 
 
-class VmCreate(BaseModel):
+class VmCreate(Body):
     """Clone a VM from a template."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"template_id": UUID_EXAMPLE, "name": "sec101-07-debian", "start": True},
@@ -56,11 +59,10 @@ class VmCreate(BaseModel):
     start: bool = Field(default=False, description="Start the VM once cloned.")
 
 
-class VmMigrate(BaseModel):
+class VmMigrate(Body):
     """Move a VM to another node."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"target_node": "pve2", "online": True}]},
     )
 

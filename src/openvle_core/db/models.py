@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -161,6 +162,8 @@ class Vm(Base):
     participant: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=VmStatus.CLONING.value, index=True)
     ipv4: Mapped[str | None] = mapped_column(String(15))
+    # another running VM reports the same IPv4 (a DHCP misconfiguration); set by the sync
+    ipv4_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     full_clone: Mapped[bool] = mapped_column(Boolean, default=False)
     ha_managed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()

@@ -1,8 +1,10 @@
 """The cloud-init address allocator: the first free address of the VM network.
 
-Skips the network and broadcast addresses, the gateway, `PVE_VMS_EXCLUDED_IPS` and every
-address already allocated. Concurrency-safe: the (network, address) pair is unique, so
-two allocators racing for one address cannot both win; the loser moves on to the next.
+Skips the network and broadcast addresses, the gateway, the DNS servers (`PVE_VMS_DNS`),
+`PVE_VMS_EXCLUDED_IPS` and every address already allocated. A VM still holding an
+address that is now reserved or excluded (the settings changed) gets a new one.
+Concurrency-safe: the (network, address) pair is unique, so two allocators racing for
+one address cannot both win; the loser moves on to the next.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from openvle_core.ipam.repository import IpAllocationRepository
 from openvle_core.settings import CloudInitSettings
 
 
-def _excluded(settings: CloudInitSettings, address: ipaddress.IPv4Address) -> bool:
-    if settings.gateway is not None and address == settings.gateway:
+def excluded(settings: CloudInitSettings, address: ipaddress.IPv4Address) -> bool:
+    """True for an address no VM may get (reserved, or in PVE_VMS_EXCLUDED_IPS)."""
+    if address in settings.reserved_addresses:
         return True
     return any(first <= address <= last for first, last in settings.excluded_ranges)
 
@@ -29,7 +32,7 @@ def candidates(settings: CloudInitSettings) -> Iterator[ipaddress.IPv4Address]:
     if network is None:
         raise ValueError("PVE_VMS_NETWORK and PVE_VMS_SUBNET are not set")
     for address in network.hosts():
-        if not _excluded(settings, address):
+        if not excluded(settings, address):
             yield address
 
 
@@ -43,7 +46,10 @@ async def allocate_ip(
     repo = IpAllocationRepository(session)
     for held in await repo.for_vm(vm_id):
         if held.network == str(network):
-            return ipaddress.IPv4Address(held.address)
+            address = ipaddress.IPv4Address(held.address)
+            if not excluded(settings, address):
+                return address
+            await repo.release(held.network, held.address)
     taken = await repo.allocated(str(network))
     for address in candidates(settings):
         if str(address) in taken:

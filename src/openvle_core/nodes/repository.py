@@ -45,6 +45,11 @@ class NodeRepository:
             for n in await self.all()
         ]
 
+    async def online_names(self) -> Sequence[str]:
+        """Names of the nodes the last sync saw online, sorted."""
+        stmt = select(Node.name).where(Node.status == "online").order_by(Node.name)
+        return (await self.session.scalars(stmt)).all()
+
     async def upsert_many(self, nodes: Sequence[Mapping[str, Any]]) -> Sequence[str]:
         """Insert new nodes and update changed ones (mappings keyed like the columns).
 

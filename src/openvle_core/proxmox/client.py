@@ -204,17 +204,22 @@ class ProxmoxClient(VmOperations):
         return await log_tail(self._api, upid, lines)
 
     async def check_privileges(self) -> PrivilegeReport:
-        """Per feature, which privileges the token lacks on which path (for this version)."""
+        """Per feature, which privileges the token lacks on which path (for this version),
+        and what it holds outside the pool that OpenVLE does not need."""
         version = await self.version()
         try:
-            storages = [m.storage for m in (await self.get_pool()).members if m.storage]
+            members = (await self.get_pool()).members
         except ProxmoxPermissionDenied:
-            storages = []
+            members = []
+        storages = [m.storage for m in members if m.storage]
         data = await self._api.get("/access/permissions")
         held = parse(Permissions, data).root
-        needs = privileges.requirements(version.major_minor, self._guard.poolid, storages)
+        pool = self._guard.poolid
+        needs = privileges.requirements(version.major_minor, pool, storages)
+        vmids = {m.vmid for m in members if m.vmid is not None}
         return PrivilegeReport(
             release=version.release,
-            pool=self._guard.poolid,
+            pool=pool,
             missing=privileges.missing(held, needs),
+            excess=privileges.beyond_pool(held, pool, vmids),
         )

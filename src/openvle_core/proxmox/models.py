@@ -340,12 +340,21 @@ class MissingPrivilege(PveModel):
     privileges: tuple[str, ...]
 
 
+class ExcessPrivilege(PveModel):
+    """Privileges the token holds on `path`, outside its pool, that OpenVLE never needs."""
+
+    path: str
+    privileges: tuple[str, ...]
+
+
 class PrivilegeReport(PveModel):
-    """`check_privileges()`: per feature, what the token lacks for this PVE version."""
+    """`check_privileges()`: per feature, what the token lacks for this PVE version, and
+    what it holds outside its pool beyond what OpenVLE needs there (`excess`)."""
 
     release: str
     pool: str
     missing: dict[str, list[MissingPrivilege]]
+    excess: list[ExcessPrivilege] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -3,13 +3,18 @@
 Privilege names differ by version: the guest agent needs `VM.Monitor` on PVE 8 and
 `VM.GuestAgent.Audit` (or `.Unrestricted`) on PVE 9, where VM.Monitor no longer exists.
 Requirements follow the schema's `permissions` of the calls each feature makes.
+
+`beyond_pool` finds the opposite: what the token may see or change outside its pool
+beyond what the "Proxmox setup" guide grants there (storage space, SDN bridges, node
+status, and HA on `/` without propagation). A token with more reaches other teams' VMs
+or the cluster's configuration: a mistake in OpenVLE could then touch them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
-from openvle_core.proxmox.models import MissingPrivilege
+from openvle_core.proxmox.models import ExcessPrivilege, MissingPrivilege
 
 Requirement = tuple[str, tuple[str, ...]]
 """(ACL path, privileges of which any one suffices)."""
@@ -84,3 +89,53 @@ def missing(
             if not effective(permissions, path) & set(privs)
         ]
     return report
+
+
+# What the setup guide grants outside the pool: path (and below) -> privileges allowed.
+OUTSIDE_POOL = {
+    "/storage": frozenset({"Datastore.AllocateSpace", "Datastore.Audit"}),
+    "/sdn": frozenset({"SDN.Use"}),
+    "/nodes": frozenset({"Sys.Audit"}),
+}
+ON_ROOT = frozenset({"Sys.Audit", "Sys.Console"})  # on `/` itself, never propagated (HA)
+
+
+def beyond_pool(
+    permissions: Mapping[str, Mapping[str, bool]], pool: str, members: Collection[int]
+) -> list[ExcessPrivilege]:
+    """Privileges held outside `/pool/<pool>` and its VMs (`members`) beyond the guide's.
+
+    A privilege propagated from a path reported already is not repeated below it (`/`
+    with Administrator propagated is one entry, not one per path).
+    """
+    found: list[ExcessPrivilege] = []
+    for path in sorted(permissions, key=lambda p: (p.count("/"), p)):
+        excess = _excess(path, permissions[path], pool, members)
+        excess -= {
+            priv
+            for above in found
+            if above.path != path and _below(path, above.path)
+            for priv in above.privileges
+            if permissions[above.path][priv]
+        }
+        if excess:
+            found.append(ExcessPrivilege(path=path, privileges=tuple(sorted(excess))))
+    return found
+
+
+def _excess(path: str, held: Mapping[str, bool], pool: str, members: Collection[int]) -> set[str]:
+    """The privileges held on `path` that OpenVLE's setup does not grant there."""
+    vm = path.removeprefix("/vms/")
+    if _below(path, f"/pool/{pool}") or (vm.isdigit() and int(vm) in members):
+        return set()
+    if path == "/":
+        return {priv for priv, propagate in held.items() if propagate or priv not in ON_ROOT}
+    for top, allowed in OUTSIDE_POOL.items():
+        if _below(path, top):
+            return set(held) - allowed
+    return set(held)
+
+
+def _below(path: str, top: str) -> bool:
+    """True if `path` is `top` or lies under it."""
+    return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")

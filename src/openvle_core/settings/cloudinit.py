@@ -134,6 +134,17 @@ class CloudInitSettings(BaseSettings):
         """`PVE_VMS_DNS` as a list of addresses."""
         return (self.dns or "").replace(",", " ").split()
 
+    @property
+    def reserved_addresses(self) -> frozenset[ipaddress.IPv4Address]:
+        """Addresses of the network a VM must never get, whatever PVE_VMS_EXCLUDED_IPS says:
+        the network and broadcast addresses, the gateway and the DNS servers."""
+        net = self.ip_network
+        reserved = {net.network_address, net.broadcast_address} if net is not None else set()
+        reserved |= {self.gateway} if self.gateway is not None else set()
+        servers = (ipaddress.ip_address(s) for s in self.dns_servers)
+        reserved |= {s for s in servers if isinstance(s, ipaddress.IPv4Address)}
+        return frozenset(reserved)
+
 
 def _network_of(data: dict[str, Any]) -> ipaddress.IPv4Network | None:
     if data.get("network") is None or data.get("subnet") is None:

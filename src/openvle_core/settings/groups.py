@@ -218,6 +218,14 @@ class ApiSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description=(
+            "Largest request body the API accepts, in bytes (default 1 MiB); a larger one "
+            "is refused with 413 before it is read (Content-Length and streamed bytes)."
+        ),
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         validation_alias="METRICS_TOKEN",

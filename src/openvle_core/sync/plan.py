@@ -1,7 +1,8 @@
 """Pure diffing: the DB's last view against the pool's guests, field by field.
 
 Nothing here does I/O. The result says which fields change (old, new), which VMs need a
-live look (paused, IPv4) and what is new in the pool (unmanaged VMs, templates).
+live look (paused, IPv4), which running VMs report the same IPv4 (`ipv4_duplicate`) and
+what is new in the pool (unmanaged VMs, templates).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ Diff = dict[str, tuple[Any, Any]]
 """field -> (old, new) for one entity."""
 
 SKIPPED_TEMPLATE_STATUSES = frozenset({TemplateStatus.CREATING, TemplateStatus.DELETING})
+# Only a VM that runs holds its address; a stopped VM's last-known IPv4 may be reused.
+ADDRESS_HOLDING = frozenset({VmStatus.RUNNING.value, VmStatus.PAUSED.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,31 @@ def _plan_guest(plan: VmPlan, view: VmView, guest: ClusterResource, vmid: int) -
             plan.ip_wanted.append(ref)
     if guest.name and guest.name != view.name:
         plan.change(view.id, "name", view.name, guest.name)
+
+
+def plan_ipv4_duplicates(
+    plan: VmPlan, views: Sequence[VmView], skip: Collection[str]
+) -> dict[str, list[str]]:
+    """Flag (and unflag) VMs whose IPv4 another running VM reports too.
+
+    Works on the state after `plan`'s changes (new statuses and addresses included);
+    each flag that changes is an `ipv4_duplicate` change of the VM, written and logged
+    like any other (VMs the sync skips keep theirs until a later sync). Returns each
+    shared address with the ids of the VMs reporting it.
+    """
+    holders: dict[str, list[str]] = {}
+    for view in views:
+        diff = plan.diffs.get(view.id, {})
+        status = diff.get("status", (None, view.status))[1]
+        ipv4 = diff.get("ipv4", (None, view.ipv4))[1]
+        if ipv4 is not None and status in ADDRESS_HOLDING:
+            holders.setdefault(str(ipv4), []).append(view.id)
+    shared = {address: ids for address, ids in holders.items() if len(ids) > 1}
+    flagged = {vm_id for ids in shared.values() for vm_id in ids}
+    for view in views:
+        if (view.id in flagged) != view.ipv4_duplicate and not is_skipped(view, skip):
+            plan.change(view.id, "ipv4_duplicate", view.ipv4_duplicate, view.id in flagged)
+    return shared
 
 
 def unmanaged_guests(

@@ -16,7 +16,8 @@ class SyncResult:
     an operation in flight or just finished one, or are locked on Proxmox; `unknown` the
     pool guests still shown with status `unknown` (just cloned, stats lagging);
     `lookups_failed` the live looks (status, IPv4, serial) that failed for one guest;
-    `unmanaged_vmids` lists the first 100 of the `unmanaged` pool VMs.
+    `unmanaged_vmids` lists the first 100 of the `unmanaged` pool VMs;
+    `ipv4_duplicates` counts the running VMs that report an IPv4 another one reports too.
     """
 
     ok: bool = True
@@ -37,6 +38,7 @@ class SyncResult:
     ip_lookups: int = 0
     ip_found: int = 0
     lookups_failed: int = 0
+    ipv4_duplicates: int = 0
     status_checks: int = 0
     snapshot_written: int = 0
     snapshot_removed: int = 0

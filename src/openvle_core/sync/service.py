@@ -35,6 +35,7 @@ from openvle_core.sync.plan import (
     TemplatePlan,
     VmPlan,
     adoptable_vms,
+    plan_ipv4_duplicates,
     plan_templates,
     plan_vms,
     unmanaged_guests,
@@ -131,6 +132,7 @@ async def _update_db(
     adopted = await _adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
     await _live_looks(result, proxmox, plan, state, limit)
+    _report_duplicates(result, plan_ipv4_duplicates(plan, state.views, state.skip_vms))
     vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
     templates = plan_templates(
         state.templates, view.guests, state.skip_templates, vm_vmids, state.skip_vmids
@@ -248,12 +250,21 @@ async def _live_looks(
     result.ip_found = sum(1 for a in found.values() if a is not None)
 
 
+def _report_duplicates(result: SyncResult, shared: dict[str, list[str]]) -> None:
+    """Count the VMs sharing an IPv4 and name the addresses in the log."""
+    result.ipv4_duplicates = sum(len(ids) for ids in shared.values())
+    if shared:
+        listed = dict(list(shared.items())[:LOGGED_IDS])
+        log.warning("running VMs report the same IPv4 (DHCP misconfigured?): %s", listed)
+
+
 def _record(result: SyncResult) -> None:
     """Duration, outcome, resources seen and changes written, into the Prometheus metrics."""
     metrics.SYNC_SECONDS.observe(result.duration_s)
     metrics.SYNC_RUNS.labels("ok" if result.ok else "failed").inc()
     if result.ok:
         metrics.SYNC_RESOURCES.set(result.resources)
+        metrics.SYNC_IPV4_DUPLICATES.set(result.ipv4_duplicates)
     metrics.SYNC_CHANGES.inc(result.changes)
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
 from openvle_core.errors import InvalidRequest
-from openvle_core.names import dns_name
+from openvle_core.names import dns_name, name_change, text_problem
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.errors import TemplateInUse
@@ -31,7 +31,7 @@ async def request_create_template(
         raise InvalidRequest("give exactly one of source_vmid and from_template_id")
     if source_vmid is not None and pool_view is not None:
         await require_pool_member(session, pool_view, source_vmid)
-    params: dict[str, object] = {"name": dns_name(name) if name else None}
+    params = _named({}, name)
     repo = OperationRepository(session)
     if source_vmid is not None:
         params["source_vmid"] = source_vmid
@@ -52,19 +52,29 @@ async def request_update_template(
     memory_mb: int | None = None,
     description: str | None = None,
 ) -> Operation:
-    """Stage a config change of the template."""
+    """Stage a config change of the template (a name made DNS-safe carries a warning)."""
     await TemplateRepository(session).require(template_id)
-    params = {
-        "name": dns_name(name) if name else None,
+    problem = text_problem(description or "", multiline=True)
+    if problem:
+        raise InvalidRequest(f"description {problem}", field="description")
+    values: dict[str, object] = {
         "cores": cores,
         "memory_mb": memory_mb,
         "description": description,
     }
+    params = _named(values, name)
     if all(v is None for v in params.values()):
         raise InvalidRequest("nothing to update")
     return await OperationRepository(session).create(
         OperationKind.TEMPLATE_UPDATE, "template", template_id, params=params
     )
+
+
+def _named(params: dict[str, object], name: str | None) -> dict[str, object]:
+    """`params` with the DNS-safe `name`, and a warning when it differs from the given one."""
+    used = dns_name(name) if name else None
+    renamed = name_change(name, used) if name and used else None
+    return {**params, "name": used, **({"warnings": [renamed]} if renamed else {})}
 
 
 async def request_delete_template(session: AsyncSession, template_id: str) -> Operation:

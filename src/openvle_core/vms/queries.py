@@ -26,6 +26,7 @@ VM_COLUMNS = (
     Vm.participant,
     Vm.status,
     Vm.ipv4,
+    Vm.ipv4_duplicate,
     Vm.full_clone,
     Vm.ha_managed,
     Vm.created_at,

@@ -25,6 +25,10 @@ class VmView:
     node: str | None
     status: str
     ipv4: str | None
+    ipv4_duplicate: bool = False
+
+
+_VIEW_COLUMNS = (Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4, Vm.ipv4_duplicate)
 
 
 class VmRepository:
@@ -109,15 +113,15 @@ class VmRepository:
 
     async def views(self) -> Sequence[VmView]:
         """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows)."""
-        stmt = select(Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
-        return [VmView(*row) for row in (await self.session.execute(stmt)).all()]
+        stmt = select(*_VIEW_COLUMNS)
+        return [_view(row) for row in (await self.session.execute(stmt)).all()]
 
     async def views_of(self, ids: Collection[str]) -> Sequence[VmView]:
         """The sync-relevant columns of the given VMs (the sync re-checks them before writing)."""
         wanted = sorted(ids)
-        columns = (Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
+        columns = _VIEW_COLUMNS
         return [
-            VmView(*row)
+            _view(row)
             for start in range(0, len(wanted), 1000)
             for row in (
                 await self.session.execute(
@@ -143,3 +147,9 @@ class VmRepository:
         """Delete the row; True if it existed."""
         result = await self.session.execute(delete(Vm).where(Vm.id == vm_id))
         return bool(getattr(result, "rowcount", 0))
+
+
+def _view(row: Any) -> VmView:
+    """A VmView from a row of `_VIEW_COLUMNS` (SQLite answers a boolean as 0 or 1)."""
+    vm_id, vmid, name, node, status, ipv4, duplicate = row
+    return VmView(vm_id, vmid, name, node, status, ipv4, bool(duplicate))

@@ -7,8 +7,6 @@ clone or another power action (a stop after a start is what a user expects).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import TemplateStatus, VmStatus
@@ -16,16 +14,14 @@ from openvle_core.db.models import Operation, Vm
 from openvle_core.db.types import new_id
 from openvle_core.errors import ConflictError, InvalidRequest
 from openvle_core.ipam.allocator import require_free_ip
-from openvle_core.names import dns_name
+from openvle_core.names import dns_name, name_change
+from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.settings import Settings
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
-
-if TYPE_CHECKING:
-    pass
 
 QUEUE_BEHIND = frozenset({OperationKind.VM_POWER, OperationKind.VM_CLONE})
 
@@ -42,11 +38,15 @@ async def request_clone(
 ) -> Operation:
     """Stage a VM (status cloning) and its `vm.clone` operation.
 
-    With cloud-init on, a network with no free address left refuses now (409).
+    A `name` that is not a DNS name is made one (transliterated, see names.py) and the
+    operation carries a warning saying so. `node` must be an online node. With
+    cloud-init on, a network with no free address left refuses now (409).
     """
     template = await TemplateRepository(session).require(template_id)
     if template.status != TemplateStatus.AVAILABLE.value:
         raise ConflictError(f"template {template.name} is {template.status}, not available")
+    if node is not None:
+        await require_online_node(session, node, "node")
     if settings.cloudinit.enabled:
         await require_free_ip(session, settings.cloudinit)
     vm_id = new_id()
@@ -60,7 +60,15 @@ async def request_clone(
         node=node,
     )
     await VmRepository(session).add(vm)
-    params = {"template_id": template.id, "full_clone": full, "node": node, "start": start}
+    params: dict[str, object] = {
+        "template_id": template.id,
+        "full_clone": full,
+        "node": node,
+        "start": start,
+    }
+    renamed = name_change(name, vm.name) if name else None
+    if renamed:
+        params["warnings"] = [renamed]
     return await OperationRepository(session).create(
         OperationKind.VM_CLONE, "vm", vm_id, params=params
     )
@@ -94,8 +102,9 @@ async def request_migrate(
     online: bool = False,
     with_local_disks: bool = False,
 ) -> Operation:
-    """Stage a migration to `target_node`."""
+    """Stage a migration to `target_node` (an online node of the cluster)."""
     vm = await VmRepository(session).require(vm_id)
+    await require_online_node(session, target_node, "target_node")
     if vm.vmid is None:
         raise ConflictError(f"VM {vm.name} has not been cloned yet")
     if vm.node == target_node:
@@ -104,6 +113,14 @@ async def request_migrate(
     return await OperationRepository(session).create(
         OperationKind.VM_MIGRATE, "vm", vm_id, params=params
     )
+
+
+async def require_online_node(session: AsyncSession, name: str, field: str) -> None:
+    """InvalidRequest naming `field` unless `name` is a node the sync last saw online."""
+    online = await NodeRepository(session).online_names()
+    if name not in online:
+        listed = ", ".join(online) or "none known yet (no sync has run)"
+        raise InvalidRequest(f"{field} {name!r} is not an online node; online: {listed}", field)
 
 
 async def request_delete(session: AsyncSession, vm_id: str) -> Operation:
