@@ -4,6 +4,7 @@ that fits, one that does not (409 `capacity` with the problems), `?force=true`."
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
 
@@ -14,7 +15,7 @@ from tests.api.kit import Api, event_body, seed
 GIB = 1 << 30
 
 
-async def _cluster(api: Api, *, free_gib: int) -> str:
+async def _cluster(api: Api, *, free_gib: int, vmid: int = 9000) -> str:
     """Two online nodes with `free_gib` free each, a shared storage, a 4 GiB template."""
     async with api.runtime.sessions() as session, session.begin():
         for model in (Node, Storage):
@@ -30,7 +31,7 @@ async def _cluster(api: Api, *, free_gib: int) -> str:
         for n in ("pve1", "pve2")
     ]
     tpl = Template(
-        vmid=9000,
+        vmid=vmid,
         name="debian-12-template",
         node="pve1",
         cores=2,
@@ -117,3 +118,18 @@ async def _finished(api: Api, op_id: str) -> dict[str, object]:
         if op["state"] in {"succeeded", "failed"}:
             return dict(op)
         await asyncio.sleep(0.05)
+
+
+async def test_an_event_opened_while_running_that_does_not_fit_waits_with_its_reason(
+    api: Api,
+) -> None:
+    tpl = await _cluster(api, free_gib=1, vmid=9001)  # 1 GiB x 1.5 covers no 4 GiB VM
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    body = event_body([tpl], slug="plan03", participants=2)
+    body |= {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()}
+    created = await api.client.post("/api/v1/events", json=body, headers=api.auth())
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["status"] == "scheduled"
+    assert event["deploy_operation_id"] is None
+    assert "2 VM(s) of debian-12-template fit on no node" in event["status_reason"]
