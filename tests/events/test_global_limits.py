@@ -22,7 +22,8 @@ from tests.events.kit import DEBIAN, LEASE, make_event, run
 from tests.vms.kit import FAST_POLL, FAST_RETRY, make_settings
 
 CAP = 2
-SIM_TIME_SCALE = 0.6  # a linked clone's task runs about 0.5 s: the two deploys overlap even on a busy machine
+# a linked clone's task runs about 0.5 s: the two deploys overlap even on a busy machine
+SIM_TIME_SCALE = 0.6
 WORKER = {"clones_per_storage": CAP, "clones_per_node": 16, "event_parallel_vms": 16}
 
 
