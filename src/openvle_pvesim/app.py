@@ -22,6 +22,7 @@ from openvle_pvesim.errors import PVEError
 from openvle_pvesim.faults import FaultInjector, HttpFault
 from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response
+from openvle_pvesim.takeover import take_vmid
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import AccessControl, Principal
@@ -181,6 +182,7 @@ class SimulatorApp:
                 )
             coerced = validate_params(spec, params)
             check_method(spec.permissions, principal, coerced)
+            take_vmid(self.cluster, self.faults, spec.method, spec.template, coerced)
             request = Request(spec.method, rel, spec.template, coerced, principal, self.cluster)
             result = await ROUTES[(spec.method, spec.template)](request)
         except PVEError as exc:

@@ -116,6 +116,8 @@ async def create_vm(req: Request) -> str:
         prefix = f"{config['smbios1']}," if "smbios1" in config else ""
         config["smbios1"] = f"{prefix}uuid={uuid.uuid4()}"
     config.setdefault("vmgenid", str(uuid.uuid4()))
+    # qemu-server create_vm: `meta` (QEMU version, creation time) is always set anew.
+    config["meta"] = f"creation-qemu=9.2.0,ctime={int(time.time())}"
     config["lock"] = "create"
     start = bool(req.params.get("start"))
 
