@@ -18,6 +18,7 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
+from openvle_core.guests.identity import Evidence
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
@@ -29,6 +30,8 @@ from openvle_core.vms.repository import VmRepository, VmView
 # PVE's cluster resources lag up to ~10 s (pvestatd): a VM an operation just finished
 # with may still show its old state, so it is left alone a little longer than that.
 SETTLE = timedelta(seconds=20)
+# Evidence columns are written but not logged (the `identity` verdict is).
+UNLOGGED = frozenset({"identity_serial", "identity_vmgenid", "identity_ctime"})
 
 
 @dataclass
@@ -83,6 +86,7 @@ async def write_changes(
     vm_diffs: Mapping[str, Diff],
     template_diffs: Mapping[str, Diff],
     imports: Sequence[ClusterResource],
+    import_evidence: Mapping[int, Evidence],
     nodes: Sequence[ClusterResource],
     now: datetime,
 ) -> Written:
@@ -92,7 +96,9 @@ async def write_changes(
         kept = await _still_valid(session, base, vm_diffs)
         written.vms = await VmRepository(session).bulk_update(_rows(kept))
         changes += _changes("vm", kept, now)
-        kept_templates, new = await _template_work(session, template_diffs, imports)
+        kept_templates, new = await _template_work(
+            session, template_diffs, imports, import_evidence
+        )
         written.templates = await TemplateRepository(session).bulk_update(_rows(kept_templates))
         changes += _changes("template", kept_templates, now)
         for template in new:
@@ -120,7 +126,10 @@ async def _still_valid(
 
 
 async def _template_work(
-    session: AsyncSession, diffs: Mapping[str, Diff], imports: Sequence[ClusterResource]
+    session: AsyncSession,
+    diffs: Mapping[str, Diff],
+    imports: Sequence[ClusterResource],
+    evidence: Mapping[int, Evidence],
 ) -> tuple[dict[str, Diff], list[Template]]:
     """Template diffs still valid, and imports nobody made or started meanwhile."""
     if not diffs and not imports:
@@ -137,11 +146,16 @@ async def _template_work(
         and all(getattr(rows[tid], f) == old for f, (old, _new) in diff.items())
     }
     taken = {t.vmid for t in rows.values()} | converting  # the operation adds those rows itself
-    new = [_imported(g) for g in imports if g.vmid is not None and g.vmid not in taken]
+    new = [
+        _imported(g, evidence[g.vmid])
+        for g in imports
+        if g.vmid is not None and g.vmid not in taken and g.vmid in evidence
+    ]
     return kept, new
 
 
-def _imported(guest: ClusterResource) -> Template:
+def _imported(guest: ClusterResource, evidence: Evidence) -> Template:
+    """A template row for a pool template nobody knew, with its guest's evidence."""
     assert guest.vmid is not None
     return Template(
         vmid=guest.vmid,
@@ -150,6 +164,7 @@ def _imported(guest: ClusterResource) -> Template:
         cores=cores(guest),
         memory_mb=memory_mb(guest),
         status=TemplateStatus.AVAILABLE.value,
+        **evidence.columns(serial=False),
     )
 
 
@@ -192,6 +207,7 @@ def _changes(entity: str, diffs: Mapping[str, Diff], now: datetime) -> list[Chan
         _change(entity, eid, f, old, new, now)
         for eid, diff in diffs.items()
         for f, (old, new) in diff.items()
+        if f not in UNLOGGED
     ]
 
 

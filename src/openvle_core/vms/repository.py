@@ -16,7 +16,8 @@ from openvle_core.vms.errors import VmNotFound
 
 @dataclass(frozen=True, slots=True)
 class VmView:
-    """The columns the sync compares with Proxmox, without loading ORM objects."""
+    """The columns the sync compares with Proxmox (and the identity evidence it checks
+    before it changes a row), without loading ORM objects."""
 
     id: str
     vmid: int | None
@@ -24,6 +25,24 @@ class VmView:
     node: str | None
     status: str
     ipv4: str | None
+    identity: str = "unconfirmed"
+    identity_serial: str | None = None
+    identity_vmgenid: str | None = None
+    identity_ctime: int | None = None
+
+
+VIEW_COLUMNS = (
+    Vm.id,
+    Vm.vmid,
+    Vm.name,
+    Vm.node,
+    Vm.status,
+    Vm.ipv4,
+    Vm.identity,
+    Vm.identity_serial,
+    Vm.identity_vmgenid,
+    Vm.identity_ctime,
+)
 
 
 class VmRepository:
@@ -96,15 +115,15 @@ class VmRepository:
 
     async def views(self) -> Sequence[VmView]:
         """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows)."""
-        stmt = select(Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
-        return [VmView(*row) for row in (await self.session.execute(stmt)).all()]
+        stmt = select(*VIEW_COLUMNS)
+        return [VmView(**row._asdict()) for row in (await self.session.execute(stmt)).all()]
 
     async def views_of(self, ids: Collection[str]) -> Sequence[VmView]:
         """The sync-relevant columns of the given VMs (the sync re-checks them before writing)."""
         wanted = sorted(ids)
-        columns = (Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4)
+        columns = VIEW_COLUMNS
         return [
-            VmView(*row)
+            VmView(**row._asdict())
             for start in range(0, len(wanted), 1000)
             for row in (
                 await self.session.execute(
