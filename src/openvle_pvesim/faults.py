@@ -14,7 +14,8 @@ A spec is a `;`-separated list of rules, each `KIND[=ARG][:p=F][:n=N][:TARGET][:
   same id, in the same pool on the same node, and starts it: a new vmgenid, smbios1
   uuid, MAC and `meta` ctime, no SMBIOS serial, named `msg=` (`{name}` is the removed
   VM's name, so `msg={name}` gives it ours; default `teacher-golden-image-{vmid}`).
-  Templates and locked VMs are never taken; `takeovers` keeps each new VM's config.
+  Templates, locked VMs and a vmid taken before are never taken; `takeovers` keeps each
+  new VM's config.
 
 `p=F` fires with probability F, `n=N` at most N times (the first N matches when no `p`);
 without either a rule always fires. `msg=TEXT` (last, may contain `:`) overrides the

@@ -38,6 +38,8 @@ def take_vmid(
     victim = cluster.vms.get(vmid)
     if victim is None or victim.is_template or victim.config.get("lock"):
         return None
+    if vmid in faults.takeovers:  # taken once: the new VM is the one to keep an eye on
+        return None
     pool = cluster.pool_of(vmid)
     message = faults.take("vmid_takeover", str(vmid))
     if message is None:

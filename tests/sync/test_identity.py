@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import timedelta
 
-from openvle_core.db.enums import GuestIdentity, TemplateStatus, VmStatus
+from openvle_core.db.enums import GuestIdentity, OperationState, TemplateStatus, VmStatus
 from openvle_core.db.models import Vm
 from openvle_core.db.session import transaction
+from openvle_core.db.types import utcnow
 from openvle_core.metrics import REGISTRY
+from openvle_core.operations.kinds import OperationKind
+from openvle_core.operations.repository import OperationRepository
 from openvle_core.sync.identity import memo_for
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
@@ -70,6 +74,23 @@ async def test_a_guest_replaced_with_our_name_and_state_is_found_by_the_sweep(
     assert result.identity_checks == len(vms)  # the sweep looked at every row again
     kept = await row(harness, vms[RUNNING[1]].id)
     assert (kept.status, kept.identity) == (VmStatus.MISSING, GuestIdentity.FOREIGN)
+
+
+async def test_a_vm_an_operation_was_refused_for_is_checked_again_at_once(
+    harness: Harness,
+) -> None:
+    vms = await known_vms(harness)
+    await harness.sync()
+    replace_guest(harness.sim, 10005)  # no visible change; the memo would wait its TTL
+    async with transaction(harness.sessions) as session:
+        ops = OperationRepository(session)
+        op = await ops.create(OperationKind.VM_POWER, "vm", vms[10005].id)
+        failed = utcnow() - timedelta(minutes=1)
+        await ops.finish(op, OperationState.FAILED, error_type="IdentityMismatch", when=failed)
+
+    result = await harness.sync()
+
+    assert (result.foreign_vmids, result.identity_checks) == ([10005], 1)
 
 
 async def test_a_legacy_row_records_its_evidence_on_first_sight(harness: Harness) -> None:

@@ -6,15 +6,16 @@ judges it against the row's evidence (`plan.judge`). That costs one GET per chan
 row, at most `MAX_READS` per sync (more changes wait for the next sync), never one per
 VM. A guest replaced without any visible change (same name, node and status) shows in
 no diff, so each sync also checks up to `SWEEP` rows not confirmed for `TTL_S` seconds
-(a memo per client, like the serial memo): every row is looked at again eventually,
-at a bounded cost. The configs read are handed on to the IPv4 lookups (no second read).
+(a memo per client, like the serial memo), the rows an operation was just refused for
+(`IdentityMismatch`) first: every row is looked at again eventually, at a bounded cost.
+The configs read are handed on to the IPv4 lookups (no second read).
 """
 
 from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from openvle_core.db.models import Template
@@ -36,15 +37,20 @@ class IdentityMemo:
 
     entries: dict[int, tuple[str, float]] = field(default_factory=dict)
 
-    def stale(self, refs: Sequence[GuestRef], now: float, limit: int) -> list[GuestRef]:
-        """Up to `limit` of `refs` not confirmed within the TTL, the least recent first."""
+    def stale(
+        self, refs: Sequence[GuestRef], now: float, limit: int, first: Collection[str] = ()
+    ) -> list[GuestRef]:
+        """Up to `limit` of `refs` not confirmed within the TTL, the least recent first;
+        those in `first` (by VM id) before all others, whatever the memo says."""
 
         def confirmed(ref: GuestRef) -> float:
+            if ref.vm_id in first:
+                return float("-inf")
             entry = self.entries.get(ref.vmid)
             return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
 
         due = [r for r in refs if now - confirmed(r) >= TTL_S]
-        return sorted(due, key=lambda r: (confirmed(r), r.vmid))[:limit]
+        return sorted(due, key=lambda r: (r.vm_id not in first, confirmed(r), r.vmid))[:limit]
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
         """Remember the rows just confirmed; forget those found foreign or not read."""
@@ -80,15 +86,20 @@ class Checked:
 
 
 async def check_vms(
-    proxmox: ProxmoxClient, plan: VmPlan, views: Mapping[str, VmView], limit: int
+    proxmox: ProxmoxClient,
+    plan: VmPlan,
+    views: Mapping[str, VmView],
+    limit: int,
+    refused: Collection[str] = (),
 ) -> Checked:
-    """Read the configs of the rows the plan would change (and the sweep's) and judge them."""
+    """Read the configs of the rows the plan would change (and the sweep's: `refused`
+    first) and judge them."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
     memo = memo_for(proxmox)
     rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
     room = min(SWEEP, MAX_READS - len(chosen))
-    chosen += memo.stale(rest, time.monotonic(), max(room, 0))
+    chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
 
     async def read(ref: GuestRef) -> VmConfig:
         return await proxmox.vm_config(ref.node, ref.vmid)

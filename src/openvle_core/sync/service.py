@@ -136,7 +136,7 @@ async def _update_db(
     adopted = await adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
     views = {v.id: v for v in state.views}
-    checked = await identity.check_vms(proxmox, plan, views, limit)
+    checked = await identity.check_vms(proxmox, plan, views, limit, state.refused)
     apply_verdicts(plan, views, checked.needed, checked.verdicts)
     result.identity_checks = checked.reads
     result.lookups_failed += checked.failed

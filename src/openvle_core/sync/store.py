@@ -8,7 +8,7 @@ another sync wrote): the next sync sees the new state. All writes are bulk state
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
+from openvle_core.guests.errors import IdentityMismatch
 from openvle_core.guests.identity import Evidence
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations.repository import OperationRepository
@@ -30,6 +31,9 @@ from openvle_core.vms.repository import VmRepository, VmView
 # PVE's cluster resources lag up to ~10 s (pvestatd): a VM an operation just finished
 # with may still show its old state, so it is left alone a little longer than that.
 SETTLE = timedelta(seconds=20)
+# A VM an operation was refused for (its guest is not ours) is checked again by the
+# syncs of this long after, whatever the identity memo says.
+RECHECK_REFUSED = timedelta(minutes=10)
 # Evidence columns are written but not logged (the `identity` verdict is).
 UNLOGGED = frozenset({"identity_serial", "identity_vmgenid", "identity_ctime"})
 
@@ -43,6 +47,7 @@ class DbState:
     skip_vms: set[str]
     skip_templates: set[str]
     skip_vmids: set[int]
+    refused: set[str] = field(default_factory=set)  # VMs an operation was refused for lately
 
 
 @dataclass
@@ -56,7 +61,8 @@ class Written:
 
 
 async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) -> DbState:
-    """Every VM's columns, the templates, and the targets busy or just finished."""
+    """Every VM's columns, the templates, the targets busy or just finished, and the VMs
+    an operation was refused for lately (the sync checks those again first)."""
     async with sessions() as session:
         ops = OperationRepository(session)
         return DbState(
@@ -65,6 +71,7 @@ async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) 
             skip_vms=await _skip(ops, "vm", now),
             skip_templates=await _skip(ops, "template", now),
             skip_vmids={int(v) for v in await _skip(ops, "vmid", now) if v.isdigit()},
+            refused=await ops.failed_with("vm", IdentityMismatch.__name__, now - RECHECK_REFUSED),
         )
 
 

@@ -20,6 +20,7 @@ from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
+from openvle_core.guests.errors import IdentityMismatch
 from openvle_core.guests.identity import Evidence, claim_of, pool_node, require_pool_node
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations import journal
@@ -86,8 +87,8 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
 async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
     """A clone that failed for good leaves the VM row in `error` (delete cleans it up);
     a vmid that holds nothing provably ours (no evidence recorded, or gone from the pool)
-    is released."""
-    if op.target_id is None:
+    is released. A refusal (`IdentityMismatch`) writes nothing: the row stays as it was."""
+    if op.target_id is None or isinstance(exc, IdentityMismatch):
         return
     vm = await load_vm(runtime.sessions, op.target_id)
     provable = vm.identity in (GuestIdentity.OURS, GuestIdentity.LEGACY)
