@@ -8,6 +8,8 @@ VM. A guest replaced without any visible change (same name, node and status) sho
 no diff, so each sync also checks up to `SWEEP` rows not confirmed for `TTL_S` seconds
 (a memo per client, like the serial memo), the rows an operation was just refused for
 (`IdentityMismatch`) first: every row is looked at again eventually, at a bounded cost.
+Rows made before evidence existed (`legacy`) are all checked (within `MAX_READS`), so
+they record their evidence in the first syncs after the upgrade.
 The configs read are handed on to the IPv4 lookups (no second read).
 """
 
@@ -18,6 +20,7 @@ import weakref
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
@@ -96,9 +99,12 @@ async def check_vms(
     first) and judge them."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
-    memo = memo_for(proxmox)
     rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
+    legacy = [r for r in rest if views[r.vm_id].identity == GuestIdentity.LEGACY]
+    chosen += legacy[: MAX_READS - len(chosen)]  # each records its evidence, once
+    rest = [r for r in rest if views[r.vm_id].identity != GuestIdentity.LEGACY]
     room = min(SWEEP, MAX_READS - len(chosen))
+    memo = memo_for(proxmox)
     chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
 
     async def read(ref: GuestRef) -> VmConfig:
