@@ -239,15 +239,15 @@ async def _live_looks(
 
 
 def _record(result: SyncResult) -> None:
-    """Duration, outcome, resources seen and changes written, into the Prometheus metrics."""
+    """Duration, outcome, resources seen, changes written, guests not ours, into the
+    Prometheus metrics."""
     metrics.SYNC_SECONDS.observe(result.duration_s)
     metrics.SYNC_RUNS.labels("ok" if result.ok else "failed").inc()
     if result.ok:
         metrics.SYNC_RESOURCES.set(result.resources)
-    metrics.SYNC_CHANGES.inc(result.changes)
-    if result.ok:
         metrics.SYNC_UNMANAGED.set(result.unmanaged)
         metrics.SYNC_FOREIGN.inc(result.foreign)
+    metrics.SYNC_CHANGES.inc(result.changes)
 
 
 async def request_sync(session: AsyncSession) -> Operation:
