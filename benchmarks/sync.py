@@ -10,7 +10,7 @@ Then, in one run:
 
 1. `first_sync_s`: the first sync of a fresh snapshot store (the snapshot is written, the
    templates are imported, a few VMs get an IPv4 through the guest agent, each after
-   its identity was confirmed, and the sweep confirms 50 more).
+   its identity was confirmed, and the sweep confirms 25 more).
 2. `changed_sync_s`: the median over ROUNDS of a sync after CHANGED of the pool VMs were
    changed behind OpenVLE's back (40% started, 40% stopped, 20% migrated) through the
    admin token and the stats tick passed; each changed VM's config is read once to

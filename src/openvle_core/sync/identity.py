@@ -30,7 +30,7 @@ from openvle_core.sync.plan import GuestRef, Verdict, VmPlan, judge, needs_check
 from openvle_core.vms.repository import VmView
 
 MAX_READS = 1000
-SWEEP = 50
+SWEEP = 25
 TTL_S = 600.0
 
 
