@@ -15,6 +15,8 @@ from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import ChangelogEntry, Vm
 from openvle_core.db.session import transaction
 from openvle_core.guests.identity import clone_description, meta_ctime
+from openvle_core.operations.kinds import OperationKind
+from openvle_core.operations.repository import OperationRepository
 from openvle_core.runtime import Runtime
 from openvle_core.vms.service import request_clone, request_power
 from openvle_pvesim import Simulator
@@ -227,3 +229,30 @@ async def test_a_template_without_vmgenid_gives_clones_without_one(
     assert vm.identity_vmgenid is None
     ctime = meta_ctime(sim.cluster.vms[9000].config["meta"])
     assert (vm.identity_ctime, vm.identity_serial) == (ctime, vm.id)
+
+
+async def test_a_locked_vm_of_ours_is_waited_for_not_taken_for_a_collision(
+    runtime: Runtime, sim: Simulator
+) -> None:
+    """A clone re-run finds the row's own guest (evidence matches) busy with a backup: it
+    is not a collision (that would release the vmid and clone a second VM)."""
+    vm = await clone(runtime)
+    assert vm.vmid is not None
+    async with transaction(runtime.sessions) as session:  # as a deploy's next round does
+        params = {"template_id": vm.template_id, "full_clone": False, "node": None}
+        op = await OperationRepository(session).create(
+            OperationKind.VM_CLONE, "vm", vm.id, params=params
+        )
+    sim.cluster.vms[vm.vmid].config["lock"] = "backup"
+    before = set(pool_vms(sim))
+
+    await runtime.queue.enqueue(op.id)
+    done = await wait_op(runtime, op.id)
+
+    assert (done.state, done.error_type) == ("failed", "TransientStep")
+    assert "locked (backup)" in (done.error_message or "")
+    assert (done.result or {}).get("collisions") is None
+    assert set(pool_vms(sim)) == before  # nothing cloned
+    kept = await get_vm(runtime, vm.id)
+    assert kept is not None
+    assert (kept.vmid, kept.identity) == (vm.vmid, "ours")

@@ -169,7 +169,10 @@ async def _existing(
         return None
     marks = Marks.of(await proxmox.vm_config(node, vmid))
     if spec.evidence.recorded:
-        return marks.lock is None and mismatch(spec.claim(), marks) is None
+        ours = mismatch(spec.claim(), marks) is None
+        if ours and marks.lock is not None:  # ours, busy (a backup, a migration): not lost
+            raise TransientStep(f"VM {vmid} is locked ({marks.lock}); checking it again")
+        return ours
     if spec.legacy:
         ours = marks.lock is None and mismatch(spec.claim(), marks) is None
         serial = marks.serial if marks.serial == spec.uuid else None
