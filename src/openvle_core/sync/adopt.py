@@ -3,35 +3,22 @@
 Its SMBIOS serial must be the UUID of a VM row lacking its guest, and the rest of that
 row's evidence (vmgenid, creation time) must match too (`plan.judge`); a serial alone is
 not enough, since a clone of one of our VMs carries its serial. A row without evidence
-adopts nothing. The marks of unmanaged VMs are remembered (`memo`), not read every sync.
+adopts nothing (a `legacy` one: by the old rule, its serial). The marks of unmanaged VMs
+are remembered (`memo`), not read every sync.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-import uuid
 
 from openvle_core.db.enums import GuestIdentity
-from openvle_core.guests.identity import Marks
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.sync import lookups
-from openvle_core.sync.cluster import ClusterView
+from openvle_core.sync.cluster import ClusterView, canonical_uuid
 from openvle_core.sync.memo import memo_for
 from openvle_core.sync.plan import adoptable_vms, judge, unmanaged_guests
 from openvle_core.sync.result import SyncResult
 from openvle_core.sync.store import DbState
-
-log = logging.getLogger(__name__)
-LOGGED_IDS = 20
-
-
-def serial_uuid(marks: Marks) -> str | None:
-    """The SMBIOS serial as a canonical UUID string, if it is one."""
-    try:
-        return None if marks.serial is None else str(uuid.UUID(marks.serial))
-    except ValueError:
-        return None
 
 
 async def adopt(
@@ -52,7 +39,7 @@ async def adopt(
     memo.remember(unread, read)
     adopted: dict[str, int] = {}
     for vmid, marks in sorted({**found, **read}.items()):
-        row = adoptable.get(serial_uuid(marks) or "")
+        row = adoptable.get(canonical_uuid(marks.serial) or "")
         if row is not None and row.id not in adopted and judge(row, marks).reason is None:
             adopted[row.id] = vmid
     taken = set(adopted.values())
