@@ -4,14 +4,17 @@ Starts the simulator in its own process (PVE 9.1, HTTPS, instant tasks) with the
 templates, VMS linked clones in the OpenVLE pool (every 4th running) and OUTSIDE VMs in
 another pool (written into a JSON seed, since `--vms` only fills our pool), plus the
 MongoDB-wire server (nx-27017) and a fresh MariaDB database migrated to head. The DB
-knows every pool VM (as the engine made them: stopped, no node yet, the running ones
-mostly with their IPv4). Then, in one run:
+knows every pool VM as the engine and earlier syncs left them (node, status, the
+identity evidence read from each VM's config, the running ones mostly with their IPv4).
+Then, in one run:
 
-1. `first_sync_s`: the first sync (every VM gets its node, a quarter their status, a few
-   an IPv4 through the guest agent; the templates are imported; the snapshot is written).
+1. `first_sync_s`: the first sync of a fresh snapshot store (the snapshot is written, the
+   templates are imported, a few VMs get an IPv4 through the guest agent, each after
+   its identity was confirmed, and the sweep confirms 25 more).
 2. `changed_sync_s`: the median over ROUNDS of a sync after CHANGED of the pool VMs were
    changed behind OpenVLE's back (40% started, 40% stopped, 20% migrated) through the
-   admin token and the stats tick passed.
+   admin token and the stats tick passed; each changed VM's config is read once to
+   confirm its identity before its row changes (`changed_sync_identity_checks`).
 3. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
    row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
    (the output says so); the same run, the same servers.
@@ -50,6 +53,7 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Vm
 from openvle_core.db.session import create_engine, session_factory
 from openvle_core.db.types import new_id, utcnow
+from openvle_core.guests.identity import Evidence, Marks, meta_ctime
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.settings import ProxmoxSettings, Settings, load_settings
@@ -141,10 +145,27 @@ def settings_for(info: dict[str, Any], database: str, mongodb: str) -> Settings:
     )
 
 
+async def evidence(admin: httpx.AsyncClient, guests: list[ClusterResource]) -> dict[int, Any]:
+    """vmid -> the identity columns the engine records at clone time, from each config."""
+    gate = asyncio.Semaphore(32)
+
+    async def one(guest: ClusterResource) -> tuple[int, Any]:
+        async with gate:
+            reply = await admin.get(f"/nodes/{guest.node}/qemu/{guest.vmid}/config")
+        config = reply.raise_for_status().json()["data"]
+        marks = Marks(vmgenid=config.get("vmgenid"), ctime=meta_ctime(config.get("meta")))
+        return int(guest.vmid or 0), Evidence.of(marks).columns()
+
+    return dict(await asyncio.gather(*(one(g) for g in guests)))
+
+
 async def seed_db(
-    sessions: async_sessionmaker[AsyncSession], guests: list[ClusterResource]
+    sessions: async_sessionmaker[AsyncSession],
+    guests: list[ClusterResource],
+    made: dict[int, Any],
 ) -> None:
-    """A row per pool clone: stopped, no node; running ones with an IPv4 but a few."""
+    """A row per pool clone as the engine left it (node, status, evidence); the running
+    ones with an IPv4 but a few."""
     clones = [g for g in guests if not g.template and g.vmid is not None]
     running = [g for g in clones if g.status == "running"]
     lacking = {g.vmid for g in running[:IP_LOOKUPS_IN_FIRST_SYNC]}
@@ -153,12 +174,14 @@ async def seed_db(
             "id": new_id(),
             "vmid": g.vmid,
             "name": g.name,
-            "status": "stopped",
+            "node": g.node,
+            "status": g.status,
             "ipv4": None
             if g.status != "running" or g.vmid in lacking
             else f"10.99.{i >> 8 & 255}.{i & 255}",
             "created_at": utcnow(),
             "updated_at": utcnow(),
+            **made[int(g.vmid or 0)],
         }
         for i, g in enumerate(clones)
     ]
@@ -318,7 +341,8 @@ async def measure(
         guests = await pool_guests(proxmox)
         total = len(await proxmox.cluster_resources("vm"))
         print(f"simulator: {total} guests, {len(guests)} in {POOL}; seeding MariaDB", flush=True)
-        await seed_db(sessions, guests)
+        clones = [g for g in guests if not g.template]
+        await seed_db(sessions, guests, await evidence(admin, clones))
         first = await timed_sync(settings, proxmox, store, sessions)
         describe("first sync", first)
         rng, changed = random.Random(7), list[Timed]()
@@ -365,6 +389,7 @@ def figures(
         "changed_sync_rounds_s": [round(t.seconds, 3) for t in changed],
         "changed_sync_cpu_s": round(statistics.median(t.cpu_s for t in changed), 3),
         "changed_sync_changes": last.changes,
+        "changed_sync_identity_checks": last.identity_checks,
         "baseline_s": round(baseline_s, 2),
         "baseline_note": note,
         "speedup": round(baseline_s / changed_s, 1),

@@ -24,6 +24,7 @@ from openvle_api.messages import readable_message, validation_detail
 from openvle_core.db.errors import InvalidCursor
 from openvle_core.errors import ConflictError, InvalidRequest, NotFoundError, OpenVLEError
 from openvle_core.events.errors import CapacityExceeded, InvalidEvent
+from openvle_core.guests.errors import IdentityMismatch
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.proxmox.errors import (
     ProxmoxConflict,
@@ -42,6 +43,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     NotFoundError: (404, "Not found"),
     ProxmoxNotFound: (404, "Not found"),
     ConflictError: (409, "Conflict"),
+    IdentityMismatch: (409, "Identity mismatch"),
     ProxmoxConflict: (409, "Conflict"),
     ProxmoxUnavailable: (503, "Proxmox unavailable"),
     ProxmoxError: (502, "Proxmox error"),

@@ -82,6 +82,22 @@ SYNC_CHANGES = Counter(
     "Changes written by syncs (changelog entries).",
     registry=REGISTRY,
 )
+SYNC_FOREIGN = Counter(
+    "openvle_sync_foreign_guests",
+    "Guests the sync found on a VM's or template's vmid that are not its guest (once each).",
+    registry=REGISTRY,
+)
+SYNC_UNMANAGED = Gauge(
+    "openvle_sync_unmanaged_guests",
+    "Pool guests the last sync found that are not ours (unknown, or on a row's reused vmid).",
+    registry=REGISTRY,
+)
+IDENTITY_REFUSALS = Counter(
+    "openvle_identity_refusals",
+    "Calls refused because the guest at the vmid was not provably ours, by action.",
+    ["action"],
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "openvle_queue_depth",
     "Operations waiting in the queue.",

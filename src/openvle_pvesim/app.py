@@ -25,6 +25,7 @@ from openvle_pvesim.faults import FaultInjector, HttpFault
 from openvle_pvesim.login import authenticate
 from openvle_pvesim.permcheck import check_method
 from openvle_pvesim.schema import Method, load_schema, validate_params, validate_response
+from openvle_pvesim.takeover import take_vmid
 
 if TYPE_CHECKING:
     from openvle_pvesim.access import AccessControl, Principal
@@ -188,6 +189,7 @@ class SimulatorApp:
                 )
             coerced = validate_params(spec, params)
             check_method(spec.permissions, principal, coerced)
+            take_vmid(self.cluster, self.faults, spec.method, spec.template, coerced)
             request = Request(spec.method, rel, spec.template, coerced, principal, self.cluster)
             result = await ROUTES[(spec.method, spec.template)](request)
         except PVEError as exc:

@@ -8,6 +8,14 @@ A spec is a `;`-separated list of rules, each `KIND[=ARG][:p=F][:n=N][:TARGET][:
 - Domain kinds, consumed by the model through `take(kind, target)`: `task_fail=TASKTYPE`,
   `lock_timeout=TASKTYPE`, `nextid_collision`, `agent_not_running[=VMID]` (ARG is the
   target, a glob; default `*`).
+- `vmid_takeover[=VMID]`: another client takes vmid N. Right before a read of VM N's
+  config or status (`takeover.take_vmid`), an admin removes VM N by hand (HA resource, stop,
+  destroy with purge) and a colleague creates a new VM that /cluster/nextid handed the
+  same id, in the same pool on the same node, and starts it: a new vmgenid, smbios1
+  uuid, MAC and `meta` ctime, no SMBIOS serial, named `msg=` (`{name}` is the removed
+  VM's name, so `msg={name}` gives it ours; default `teacher-golden-image-{vmid}`).
+  Templates, locked VMs and a vmid taken before are never taken; `takeovers` keeps each
+  new VM's config.
 
 `p=F` fires with probability F, `n=N` at most N times (the first N matches when no `p`);
 without either a rule always fires. `msg=TEXT` (last, may contain `:`) overrides the
@@ -20,10 +28,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Protocol
+from typing import Any, Protocol
 
 HTTP_KINDS = frozenset({"status", "hang", "reset"})
-DOMAIN_KINDS = frozenset({"task_fail", "lock_timeout", "nextid_collision", "agent_not_running"})
+DOMAIN_KINDS = frozenset(
+    {"task_fail", "lock_timeout", "nextid_collision", "agent_not_running", "vmid_takeover"}
+)
 STATUS_REASONS = {
     500: "got timeout",
     502: "Bad Gateway",
@@ -40,7 +50,8 @@ class DomainFaults(Protocol):
     - "task_fail", target = task type ("qmclone", "qmstart", ...): the task ends in error;
     - "lock_timeout", target = task type: the task fails with a `can't lock file` timeout;
     - "nextid_collision", target = "": /cluster/nextid hands out an id another clone takes;
-    - "agent_not_running", target = str(vmid): the guest agent does not answer.
+    - "agent_not_running", target = str(vmid): the guest agent does not answer;
+    - "vmid_takeover", target = str(vmid): another client takes the vmid (see takeover.py).
     Counts and probabilities are the injector's business; it is deterministic under a seed.
     """
 
@@ -131,6 +142,7 @@ class FaultInjector:
         self.random_seed = random_seed
         self.rules: list[FaultRule] = []
         self.fired: Counter[str] = Counter()
+        self.takeovers: dict[int, dict[str, Any]] = {}  # vmid -> the new VM's config
         for text in spec.split(";"):
             if text.strip():
                 self.add_rule(parse_rule(text))

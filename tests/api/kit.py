@@ -34,6 +34,7 @@ def make_settings(
     *,
     redis_url: str | None = None,
     mongodb_url: str | None = None,
+    mongodb_database: str = "openvle",
     metrics_token: str | None = None,
 ) -> Settings:
     """A whole Settings tree for tests (no environment, no .env)."""
@@ -47,7 +48,10 @@ def make_settings(
             "retry_total_time": 2.0,
         },
         database={"url": SecretStr(database_url)},
-        mongodb={"url": SecretStr(mongodb_url) if mongodb_url else None},
+        mongodb={
+            "url": SecretStr(mongodb_url) if mongodb_url else None,
+            "database": mongodb_database,
+        },
         redis={"url": SecretStr(redis_url) if redis_url else None},
         api={"METRICS_TOKEN": SecretStr(metrics_token) if metrics_token else None},
     )

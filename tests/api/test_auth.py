@@ -25,6 +25,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("DELETE", f"/api/v1/templates/{MISSING}", None, "admin"),
     ("GET", f"/api/v1/templates/{MISSING}", None, "read"),
     ("GET", "/api/v1/vms", None, "read"),
+    ("GET", "/api/v1/vms/unmanaged", None, "read"),
     ("GET", f"/api/v1/vms/{MISSING}", None, "read"),
     ("POST", "/api/v1/vms", {}, "admin"),
     *[

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from openvle_core.db.migrate import current_revision, downgrade_to, head_revision, upgrade_to_head
 from openvle_core.db.models import Base
@@ -72,3 +72,39 @@ async def test_concurrent_upgrades_are_serialised(empty_db_url: str) -> None:
     assert results == [head_revision()] * 3
     _, diff = await _tables_and_diff(empty_db_url)
     assert diff == []
+
+
+async def test_rows_made_before_identity_evidence_become_legacy(empty_db_url: str) -> None:
+    """0003: VMs and templates that exist already were made before evidence was recorded:
+    they are confirmed once by the old rule later (`legacy`); a VM never cloned stays
+    `unconfirmed`."""
+    await upgrade_to_head(empty_db_url)
+    await downgrade_to(empty_db_url, "0002")
+    now = "2026-11-30 12:00:00.000000"
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO templates (id, vmid, name, status, created_at, updated_at) "
+                    "VALUES ('t1', 9000, 'debian', 'available', :now, :now)"
+                ),
+                {"now": now},
+            )
+            for vm_id, vmid in (("v1", 100), ("v2", None)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO vms (id, vmid, name, status, full_clone, ha_managed, "
+                        "created_at, updated_at) VALUES "
+                        "(:id, :vmid, :id, 'running', 0, 0, :now, :now)"
+                    ),
+                    {"id": vm_id, "vmid": vmid, "now": now},
+                )
+        await upgrade_to_head(empty_db_url)
+        async with engine.connect() as conn:
+            vms = dict((await conn.execute(text("SELECT id, identity FROM vms"))).all())
+            templates = (await conn.execute(text("SELECT identity FROM templates"))).all()
+    finally:
+        await engine.dispose()
+    assert vms == {"v1": "legacy", "v2": "unconfirmed"}
+    assert [t[0] for t in templates] == ["legacy"]

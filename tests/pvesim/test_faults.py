@@ -11,6 +11,7 @@ import pytest
 
 from openvle_pvesim import Simulator
 from openvle_pvesim.faults import FaultInjector, parse_rule
+from openvle_pvesim.model import HAService
 
 Connect = Callable[..., httpx.AsyncClient]
 SPEC = (
@@ -138,3 +139,36 @@ async def test_lock_timeout_fails_the_task(sim: Simulator, admin: httpx.AsyncCli
     second = await admin.post("/nodes/pve1/qemu/9000/clone", data={"newid": "151"})
     assert (await _task_status(admin, second.json()["data"]))["exitstatus"] == "OK"
     assert sim.faults.fired["lock_timeout"] == 1
+
+
+async def test_another_client_takes_the_vmid_before_a_read(
+    sim: Simulator, ci: httpx.AsyncClient
+) -> None:
+    """`vmid_takeover`: the VM is destroyed (HA entry purged) and a new, running VM of
+    someone else sits on its vmid, in its pool, before the read is answered."""
+    sim.faults.add("vmid_takeover", "10*", n=1, message="{name}")
+    for vmid in (9000, 200):  # a template, a VM outside the target: never taken
+        assert (await ci.get(f"/nodes/pve1/qemu/{vmid}/config")).status_code in (200, 403)
+    upid = (
+        await ci.post(
+            "/nodes/pve1/qemu/9000/clone",
+            data={"newid": 100, "name": "lab-9", "pool": "OpenVLE-VMs"},
+        )
+    ).json()
+    await _task_status(ci, upid["data"])
+    before = dict(sim.cluster.vms[100].config)
+    sim.cluster.ha[100] = HAService(100, {"state": "started"})
+
+    config = (await ci.get("/nodes/pve1/qemu/100/config")).json()["data"]
+
+    assert sim.faults.fired["vmid_takeover"] == 1
+    assert config["name"] == "lab-9"  # renamed to ours, as asked
+    assert config["vmgenid"] != before["vmgenid"]
+    assert config["meta"] != before["meta"]
+    assert "serial" not in config["smbios1"]
+    assert sim.cluster.vms[100].running
+    assert sim.cluster.pool_of(100) == "OpenVLE-VMs"
+    assert 100 not in sim.cluster.ha
+    assert sim.faults.takeovers == {100: {k: v for k, v in config.items() if k != "digest"}}
+    again = (await ci.get("/nodes/pve1/qemu/100/config")).json()["data"]
+    assert again == config  # n=1: taken once

@@ -58,6 +58,24 @@ async def test_clone_gets_new_uuid_and_macs_and_keeps_smbios_fields(
     assert config["name"] == "lab-02"
 
 
+async def test_clone_copies_meta_and_create_writes_a_new_one(
+    ci: httpx.AsyncClient, admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """qemu-server `clone_vm` copies every key it does not handle, `meta` included (its
+    ctime is the source's creation time); `create_vm` always writes a new `meta`."""
+    source = sim.cluster.vms[9000].config
+    await run(ci, await clone(ci, 122, name="lab-03", description="notes\nopenvle-clone: x"))
+    cloned = await ok(await ci.get("/nodes/pve1/qemu/122/config"))
+    assert cloned["meta"] == source["meta"]
+    assert cloned["description"] == "notes\nopenvle-clone: x"
+    data = {"vmid": 123, "name": "by-hand", "memory": 512}
+    await run(admin, await admin.post("/nodes/pve2/qemu", data=data))
+    created = await ok(await admin.get("/nodes/pve2/qemu/123/config"))
+    ctime = int(created["meta"].rpartition("ctime=")[2])
+    assert ctime > int(source["meta"].rpartition("ctime=")[2])
+    assert created["vmgenid"] not in (source["vmgenid"], cloned["vmgenid"])
+
+
 async def test_full_clone_logs_transfer_progress(ci: httpx.AsyncClient) -> None:
     status = await run(ci, await clone(ci, 122, full=1, name="full-01"))
     assert status["exitstatus"] == "OK"

@@ -16,13 +16,19 @@ from openvle_core.metrics import REGISTRY
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.snapshot import MongoSnapshotStore, SqlSnapshotStore
 from openvle_pvesim import run_simulator
-from tests.sync.kit import FAST_RETRY, POOL_VMS, Harness, settings_for
+from tests.sync.kit import FAST_RETRY, POOL_VMS, Harness, evidence_of, settings_for
 
 
 def rows_for(h: Harness) -> list[Vm]:
     cluster = h.sim.cluster
     return [
-        Vm(vmid=v, name=cluster.vms[v].name, node=cluster.vms[v].node, status=VmStatus.STOPPED)
+        Vm(
+            vmid=v,
+            name=cluster.vms[v].name,
+            node=cluster.vms[v].node,
+            status=VmStatus.STOPPED,
+            **evidence_of(h.sim, v),
+        )
         for v in range(10000, 10000 + POOL_VMS)
     ]
 
@@ -114,9 +120,14 @@ async def test_an_empty_pool_reads_the_pool_members_instead(
     assert (result.pool_guests, result.nodes) == (0, 3)
 
 
-async def test_one_cluster_resources_call_and_no_per_vm_calls(harness: Harness) -> None:
+async def test_one_cluster_resources_call_and_one_config_read_per_changed_vm(
+    harness: Harness,
+) -> None:
+    """The changed VM's guest is confirmed as ours (its config) before its row changes;
+    the unchanged ones cost nothing (the first sync confirmed them all)."""
     await harness.add_vms(*rows_for(harness))
-    await harness.sync()  # the first sync asks the agents of the running VMs for IPv4
+    first = await harness.sync()  # asks the agents of the running VMs for IPv4, too
+    assert first.identity_checks == POOL_VMS + 3  # and the three templates it imports
     sent: list[str] = []
 
     async def record(request: httpx.Request) -> None:
@@ -127,7 +138,7 @@ async def test_one_cluster_resources_call_and_no_per_vm_calls(harness: Harness) 
     harness.sim.cluster.vms[10001].node = "pve3"
     result = await harness.sync()
     assert result.vms_updated == 1
-    assert sent == ["/cluster/resources"]
+    assert sent == ["/cluster/resources", "/nodes/pve3/qemu/10001/config"]
 
 
 async def test_runs_and_changes_are_counted_in_the_metrics(harness: Harness) -> None:

@@ -8,9 +8,26 @@ import uuid
 import pytest
 
 from openvle_core.db.enums import VmStatus
+from openvle_core.guests.identity import (
+    Claim,
+    Evidence,
+    Marks,
+    clone_tag,
+    is_our_clone,
+    meta_ctime,
+    mismatch,
+)
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import observed_status, smbios_serial
-from openvle_core.sync.plan import VmPlan, plan_ipv4_duplicates, plan_vms, unmanaged_guests
+from openvle_core.sync.plan import (
+    VmPlan,
+    apply_verdicts,
+    judge,
+    needs_check,
+    plan_ipv4_duplicates,
+    plan_vms,
+    unmanaged_guests,
+)
 from openvle_core.vms.repository import VmView
 from openvle_worker.cron_sync import schedule
 
@@ -71,6 +88,62 @@ def test_plan_changes_only_what_differs() -> None:
     }
     assert plan.diffs["c"] == {"status": ("stopped", "missing")}
     assert [r.vm_id for r in plan.ip_wanted] == ["b"]
+
+
+def test_only_rows_whose_guest_is_theirs_keep_their_changes() -> None:
+    """a: its guest; b: another guest on its vmid; c: not read; d: legacy, first seen."""
+    made = {"identity": "ours", "identity_vmgenid": "g-a", "identity_ctime": 7}
+    views = [
+        VmView("a", 100, "vm-a", "pve1", "stopped", None, **made),
+        VmView("b", 101, "vm-b", "pve1", "stopped", None, **{**made, "identity_vmgenid": "g-b"}),
+        VmView("c", 102, "vm-c", "pve1", "stopped", None, **made),
+        VmView("d", 103, "vm-d", "pve1", "stopped", None, identity="legacy"),
+        VmView("e", 104, "vm-e", "pve1", "missing", None, identity="foreign"),
+    ]
+    guests = {v: guest(v, name=f"vm-{'abcde'[v - 100]}", node="pve2") for v in range(100, 105)}
+    plan = plan_vms(views, guests, skip=set(), adopted={})
+    needed = needs_check(plan)
+    assert sorted(needed) == ["a", "b", "c", "d"]  # e's guest is gone: nothing to compare
+    verdicts = {
+        "a": judge(views[0], Marks(vmgenid="g-a", ctime=7, name="vm-a")),
+        "b": judge(views[1], Marks(vmgenid="other", ctime=7, name="vm-b")),
+        "d": judge(views[3], Marks(vmgenid="g-d", ctime=9, name="vm-d")),
+    }
+    assert verdicts["b"].reason == "its vmgenid is 'other', ours is 'g-b'"
+    apply_verdicts(plan, {v.id: v for v in views}, needed, verdicts)
+    assert plan.diffs["a"]["node"] == ("pve1", "pve2")
+    assert plan.diffs["b"] == {"identity": ("ours", "foreign"), "status": ("stopped", "missing")}
+    assert "c" not in plan.diffs
+    assert plan.unverified == 1
+    assert plan.diffs["d"]["identity"] == ("legacy", "ours")
+    assert plan.diffs["d"]["identity_vmgenid"] == (None, "g-d")
+    assert [r.vmid for r in plan.foreign] == [101]
+    assert {r.vm_id for r in plan.ip_wanted} <= {"a", "d"}
+
+
+def test_the_identity_rule() -> None:
+    """Evidence decides once recorded (the name never); legacy rows use the old rule."""
+    evidence = Evidence(vmgenid="g", ctime=5, serial=VM_ID)
+    ours = Marks(vmgenid="g", ctime=5, serial=VM_ID, name="renamed")
+    assert mismatch(Claim("vm-a", evidence, uuid=VM_ID), ours) is None
+    for marks, what in [
+        (Marks(vmgenid="x", ctime=5, serial=VM_ID, name="vm-a"), "vmgenid"),
+        (Marks(vmgenid="g", ctime=6, serial=VM_ID, name="vm-a"), "creation time"),
+        (Marks(vmgenid="g", ctime=5, serial=None, name="vm-a"), "SMBIOS serial"),
+        (Marks(vmgenid="g", ctime=5, serial=VM_ID, template=True), "template"),
+    ]:
+        assert what in (mismatch(Claim("vm-a", evidence, uuid=VM_ID), marks) or "")
+    nothing = Claim("vm-a", Evidence(), uuid=VM_ID)
+    assert "no identity evidence" in (mismatch(nothing, Marks(name="vm-a")) or "")
+    legacy = Claim("vm-a", Evidence(), uuid=VM_ID, legacy=True)
+    assert mismatch(legacy, Marks(name="vm-a")) is None
+    assert mismatch(legacy, Marks(serial=VM_ID, name="other")) is None
+    assert mismatch(legacy, Marks(serial="someone-else", name="vm-a")) is not None
+    assert mismatch(legacy, Marks(name="other")) is not None
+    assert is_our_clone(Marks(description=f"notes\n\n{clone_tag(VM_ID)}"), VM_ID)
+    assert not is_our_clone(Marks(description=clone_tag(VM_ID), lock="clone"), VM_ID)
+    assert not is_our_clone(Marks(description="openvle-clone: another", name="vm-a"), VM_ID)
+    assert meta_ctime("creation-qemu=9.2.0,ctime=1735689600") == 1735689600
 
 
 def test_unmanaged_waits_for_stats_and_ignores_templates() -> None:

@@ -12,7 +12,7 @@ from openvle_core.db.session import transaction
 from openvle_core.db.types import utcnow
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.vms.repository import VmRepository
-from tests.sync.kit import Harness
+from tests.sync.kit import Harness, evidence_of
 
 RUNNING_VMID = 10000  # the seed runs every 4th clone
 
@@ -20,7 +20,8 @@ RUNNING_VMID = 10000  # the seed runs every 4th clone
 async def one_vm(h: Harness, vmid: int, status: str, **fields: object) -> Vm:
     """A DB row for pool clone `vmid` on its node, with the given status."""
     guest = h.sim.cluster.vms[vmid]
-    vm = Vm(vmid=vmid, name=guest.name, node=guest.node, status=status, **fields)
+    made = {**evidence_of(h.sim, vmid), **fields}
+    vm = Vm(vmid=vmid, name=guest.name, node=guest.node, status=status, **made)
     await h.add_vms(vm)
     return vm
 

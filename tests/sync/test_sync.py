@@ -15,7 +15,7 @@ from openvle_core.operations.repository import OperationRepository
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository
 from openvle_pvesim.cluster import VM
-from tests.sync.kit import POOL, POOL_VMS, Harness
+from tests.sync.kit import POOL, POOL_VMS, Harness, evidence_of
 
 RUNNING = [v for v in range(10000, 10000 + POOL_VMS) if (v - 10000) % 4 == 0]
 
@@ -24,7 +24,7 @@ async def known_vms(h: Harness, status: str = VmStatus.STOPPED) -> dict[int, Vm]
     """A DB row for every pool clone of the simulator, all stopped with no node yet."""
     cluster = h.sim.cluster
     rows = [
-        Vm(vmid=v, name=cluster.vms[v].name, status=status, node=None)
+        Vm(vmid=v, name=cluster.vms[v].name, status=status, node=None, **evidence_of(h.sim, v))
         for v in range(10000, 10000 + POOL_VMS)
     ]
     await h.add_vms(*rows)

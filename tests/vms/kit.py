@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Node, Operation, Template, Vm
 from openvle_core.db.session import transaction
+from openvle_core.guests.identity import Evidence, Marks
 from openvle_core.proxmox import PollSchedule, RetryPolicy
 from openvle_core.runtime import Runtime
 from openvle_core.settings import (
@@ -82,9 +83,11 @@ def sqlite_url(directory: Path) -> str:
 
 
 async def add_template(runtime: Runtime, vmid: int, name: str, node: str) -> str:
-    """A template row for a seeded PVE template (the sync would import it)."""
+    """A template row for a seeded PVE template, with its evidence (as the sync imports it)."""
+    marks = Marks.of(await runtime.proxmox.vm_config(node, vmid))
+    evidence = Evidence.of(marks).columns(serial=False)
     async with transaction(runtime.sessions) as session:
-        template = Template(vmid=vmid, name=name, node=node, cores=2, memory_mb=2048)
+        template = Template(vmid=vmid, name=name, node=node, cores=2, memory_mb=2048, **evidence)
         session.add(template)
         await session.flush()
         return template.id

@@ -7,6 +7,7 @@ import asyncio
 from openvle_core.db.enums import ChangeSource, VmStatus
 from openvle_core.db.models import ChangelogEntry, Operation, Vm, VmidReservation
 from openvle_core.db.session import transaction
+from openvle_core.guests.identity import clone_description
 from openvle_core.guests.smbios import parse_smbios1
 from openvle_core.metrics import REGISTRY
 from openvle_core.runtime import Runtime
@@ -238,7 +239,8 @@ async def test_a_clone_started_just_before_a_crash_is_not_made_twice(
     recorded: the re-run's own clone collides with it, and it waits for that clone."""
     op, vm = await stage_interrupted_clone(runtime, 4100, {"clone_intent": 4100})
     sim.cluster.tasks.gate.clear()
-    await runtime.proxmox.start_clone("pve1", 9000, 4100, name=vm.name)  # the dead run's
+    dead_runs = clone_description(None, vm.id)  # the dead run's request carried our tag
+    await runtime.proxmox.start_clone("pve1", 9000, 4100, name=vm.name, description=dead_runs)
     await runtime.queue.enqueue(op.id)
     await until_clones_started(runtime, [op], 1)  # the re-run posted its own clone too
     sim.cluster.tasks.gate.set()

@@ -67,7 +67,7 @@ async def test_delete_refuses_an_unconfirmed_identity(runtime: Runtime, sim: Sim
         other.vmid = vm.vmid
     op = await run(runtime, lambda s: request_delete(s, impostor))
     assert op.state == "failed"
-    assert op.error_type == "IdentityUnconfirmed"
+    assert op.error_type == "IdentityMismatch"
     assert vm.vmid in sim.cluster.vms
 
 

@@ -23,8 +23,8 @@ from openvle_api.responses import ONE_ERRORS, READ_ERRORS
 from openvle_api.routing import api_router
 from openvle_api.schemas.common import Page
 from openvle_api.schemas.operations import OperationOut
-from openvle_api.schemas.vms import VmCreate, VmMigrate, VmOut
-from openvle_core.db.enums import VmStatus
+from openvle_api.schemas.vms import UnmanagedGuestOut, VmCreate, VmMigrate, VmOut
+from openvle_core.db.enums import GuestIdentity, VmStatus
 from openvle_core.vms import queries, service
 
 router = api_router(prefix=f"{API_PREFIX}/vms", tags=["vms"])
@@ -40,6 +40,7 @@ async def list_vms(
     template_id: Annotated[str | None, Query(max_length=36)] = None,
     node: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[VmStatus | None, Query()] = None,
+    identity: Annotated[GuestIdentity | None, Query()] = None,
 ) -> Page[VmOut]:
     """VMs matching every given filter, oldest first."""
     page = await queries.list_vm_rows(
@@ -48,11 +49,35 @@ async def list_vms(
         template_id=template_id,
         node=node,
         status=status,
+        identity=identity,
         limit=paging.limit,
         cursor=paging.cursor,
     )
     items = _VM_LIST.validate_python([row._asdict() for row in page.items])
     return Page[VmOut](items=items, next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/unmanaged",
+    name="listUnmanagedGuests",
+    responses=READ_ERRORS,
+    summary="List the pool's VMs that are not ours",
+)
+async def list_unmanaged(
+    reader: Reader, _: ReadAuth, paging: Paging, runtime: RuntimeDep
+) -> Page[UnmanagedGuestOut]:
+    """VMs in our pool the service does not manage, by vmid, as the last sync saw them:
+    unknown ones, and those on the vmid of one of our VMs that is gone (`vm_id`). The
+    service never touches them."""
+    page = await queries.list_unmanaged(
+        reader,
+        runtime.snapshot,
+        runtime.settings.proxmox.vms_pool,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
+    items = [UnmanagedGuestOut.model_validate(g) for g in page.items]
+    return Page[UnmanagedGuestOut](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/{vm_id}", name="getVm", responses=ONE_ERRORS, summary="Get a VM")

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 
 from openvle_api.schemas.common import UUID_EXAMPLE, Body, Schema
 from openvle_core.db.enums import (
+    GuestIdentity,
     VmStatus,
 )
 
@@ -32,8 +33,31 @@ class VmOut(Schema):
     )
     full_clone: bool
     ha_managed: bool
+    identity: GuestIdentity = Field(
+        description=(
+            "Whether the guest at `vmid` is provably this VM: `ours` (its evidence, "
+            "recorded at clone time, matched when last checked), `foreign` (the vmid now "
+            "holds another guest: this VM is gone, status `missing`; that guest is listed "
+            "by GET /vms/unmanaged and never touched), `unconfirmed` (no evidence yet: "
+            "being cloned), `legacy` (made before evidence was recorded)."
+        ),
+        examples=["ours"],
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class UnmanagedGuestOut(Schema):
+    """A VM in our pool that is not ours, as the last sync saw it: listed, never touched."""
+
+    vmid: int = Field(examples=[1042])
+    name: str | None = Field(examples=["teacher-golden-image"])
+    node: str | None = Field(examples=["pve2"])
+    status: str | None = Field(examples=["running"])
+    vm_id: str | None = Field(
+        description="Our VM whose vmid it took (that VM is gone: identity `foreign`).",
+        examples=[UUID_EXAMPLE],
+    )
 
 
 class VmCreate(Body):

@@ -25,6 +25,19 @@ TRANSITIONAL_VM_STATUSES = frozenset(
 )
 
 
+class GuestIdentity(StrEnum):
+    """Whether the guest at a row's vmid is provably the one the row means (see
+    `guests/identity.py`): `ours` (its evidence matched when last checked), `foreign` (the
+    vmid now holds a guest that is not ours: our VM is gone, the row is `missing`),
+    `unconfirmed` (no evidence recorded yet: being cloned), `legacy` (made before
+    evidence was recorded: confirmed once by the old rule, then evidence is recorded)."""
+
+    UNCONFIRMED = "unconfirmed"
+    OURS = "ours"
+    FOREIGN = "foreign"
+    LEGACY = "legacy"
+
+
 class TemplateStatus(StrEnum):
     """A template's lifecycle."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from openvle_core.db.enums import (
     ChangeSource,
     EventStatus,
+    GuestIdentity,
     OperationState,
     TemplateStatus,
     TokenScope,
@@ -59,6 +60,11 @@ def _created() -> Mapped[datetime]:
 
 def _updated() -> Mapped[datetime]:
     return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
+
+
+def _identity() -> Mapped[str]:
+    unconfirmed = GuestIdentity.UNCONFIRMED.value
+    return mapped_column(String(16), default=unconfirmed, server_default=unconfirmed)
 
 
 class Node(Base):
@@ -105,6 +111,10 @@ class Template(Base):
     disk_mb: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=TemplateStatus.AVAILABLE.value)
+    # What Proxmox said the guest was when the row was made (see guests/identity.py).
+    identity: Mapped[str] = _identity()
+    identity_vmgenid: Mapped[str | None] = mapped_column(String(64))
+    identity_ctime: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -147,7 +157,12 @@ class EventTemplate(Base):
 
 
 class Vm(Base):
-    """A VM OpenVLE made (or adopted): its UUID is its identity, vmid its PVE handle."""
+    """A VM OpenVLE made (or adopted): its UUID is its identity, vmid its PVE handle.
+
+    The `identity_*` columns are the evidence that the guest at `vmid` is this VM,
+    recorded right after the clone: the SMBIOS serial we wrote, Proxmox's `vmgenid` and
+    the `meta` ctime (see guests/identity.py); `identity` is the verdict of the last check.
+    """
 
     __tablename__ = "vms"
 
@@ -166,6 +181,10 @@ class Vm(Base):
     ipv4_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     full_clone: Mapped[bool] = mapped_column(Boolean, default=False)
     ha_managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity: Mapped[str] = _identity()
+    identity_serial: Mapped[str | None] = mapped_column(String(64))
+    identity_vmgenid: Mapped[str | None] = mapped_column(String(64))
+    identity_ctime: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

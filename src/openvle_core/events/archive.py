@@ -4,8 +4,10 @@ Per VM, with the VM steps of `vms/`: HA resource removed (`ha_remove_vm`), a gra
 shutdown that turns into a stop after `WORKER_SHUTDOWN_TIMEOUT` (`power_vm` with
 `force`), then the VM delete (identity checked, destroyed with purge, addresses and
 vmid released, row deleted). Nothing is touched on Proxmox unless the vmid is in our pool
-and the VM there is confirmed ours. The event ends `archived` when every VM is gone; safe
-to run again (a VM already gone is simply skipped).
+and the VM there is confirmed ours, right before each call (`IdentityMismatch` fails
+that VM's archive and leaves its row as it was). A VM the sync found `foreign` (gone;
+another guest holds its vmid) only leaves the database. The event ends `archived` when
+every VM is gone; safe to run again (a VM already gone is simply skipped).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openvle_core.db.enums import EventStatus, VmStatus
+from openvle_core.db.enums import EventStatus, GuestIdentity, VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
@@ -76,7 +78,8 @@ async def archive_vm(runtime: Runtime, op: Operation) -> None:
         return  # an earlier run deleted it
     async with transaction(runtime.sessions) as session:
         vm = await VmRepository(session).require(op.target_id)
-    node = await pool_node(runtime.proxmox, vm.vmid) if vm.vmid is not None else None
+    gone = vm.vmid is None or vm.identity == GuestIdentity.FOREIGN
+    node = None if gone or vm.vmid is None else await pool_node(runtime.proxmox, vm.vmid)
     if node and vm.vmid is not None and not journal.read(op).destroy_upid:
         await ha_remove_vm(runtime, vm.id)
         state = db_status(await runtime.proxmox.vm_status(node, vm.vmid))

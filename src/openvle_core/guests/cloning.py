@@ -1,15 +1,19 @@
-"""Clone one guest, safe to re-run: reserve a vmid, start the task, record its UPID, wait.
+"""Clone one guest, safe to re-run: reserve a vmid, start the task, record its UPID, wait,
+then record the new guest's identity evidence before anything else is done to it.
 
-Before each step Proxmox is asked first: a vmid already in our pool and confirmed ours
-means an earlier run finished the clone; a recorded UPID is waited for instead of cloning
-again. A collision (another client took the vmid: synchronous `already exists`, or the
-task failing on the new id's config lock/file) releases the reservation and moves on to
-another id; the other client's VM is never touched. The intent to clone is recorded
-before the POST: if a run died (or the POST's answer was lost) between Proxmox accepting
-the clone and the UPID being recorded, the next collision on that vmid waits for our own
-clone to appear, but only while a clone task of ours from that source, started since the
-intent, is still running (a token sees its own tasks); then it looks once more. Any
-other task failure removes what is left of our half-made VM (identity confirmed) and is
+Before each step Proxmox is asked first: a vmid that holds the row's guest (its recorded
+evidence matches) means an earlier run finished the clone; a recorded UPID is waited for
+instead of cloning again. The clone request writes our tag (`openvle-clone: <uuid>`)
+into the new guest's description: until the evidence is recorded, that tag, on a vmid
+the journal says we cloned into, is how a run recognises its own clone (a name never is).
+A collision (another client took the vmid: synchronous `already exists`, the task
+failing on the new id's config lock/file, or a guest without our tag where our clone
+should be) releases the reservation and moves on to another id; the other client's VM
+is never touched. The intent to clone is recorded before the POST: if a run died (or
+the POST's answer was lost) between Proxmox accepting the clone and the UPID being
+recorded, the next collision on that vmid waits for our own clone to appear, but only
+while a clone task of our token from that source, started since the intent, still runs.
+Any other task failure removes what is left of our half-made VM (tag confirmed) and is
 raised for the retry policy.
 """
 
@@ -18,17 +22,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Operation
 from openvle_core.errors import TransientStep
 from openvle_core.guests import vmids
 from openvle_core.guests.errors import VmidCollisions
-from openvle_core.guests.identity import is_ours, pool_node, require_pool_node
+from openvle_core.guests.identity import (
+    Claim,
+    Evidence,
+    Marks,
+    clone_description,
+    is_our_clone,
+    mismatch,
+    pool_node,
+    require_pool_node,
+)
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
+from openvle_core.proxmox.models import TaskSummary
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -39,9 +53,14 @@ EARLIER_CLONE_WAIT = CLONE_TASK_TIMEOUT  # an upper bound; the running tasks dec
 CLOCK_SKEW = 120  # s of tolerance between our clock and the PVE node's task start times
 
 
+async def _nothing(_: Evidence) -> None:
+    return None
+
+
 @dataclass
 class CloneSpec:
-    """What to clone and how the result is recognised (`uuid`/`name`) and recorded."""
+    """What to clone, how the result is recognised (`uuid`, the evidence recorded so far)
+    and how the vmid and the new guest's evidence are recorded."""
 
     source_vmid: int
     name: str
@@ -51,10 +70,16 @@ class CloneSpec:
     vm_id: str | None
     vmid: int | None
     record_vmid: Callable[[int | None], Awaitable[None]]
+    evidence: Evidence = field(default_factory=Evidence)
+    legacy: bool = False  # a row made before evidence existed (see guests/identity.py)
+    record_evidence: Callable[[Evidence], Awaitable[None]] = _nothing
+
+    def claim(self) -> Claim:
+        return Claim(self.name, self.evidence, uuid=self.uuid, legacy=self.legacy)
 
 
 async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
-    """Clone until done; returns the new vmid. Collisions move to the next id."""
+    """Clone until done; returns the new vmid (its evidence recorded). Collisions move on."""
     vmid = spec.vmid
     lost: set[int] = set(journal.read(op).collisions)
     for _ in range(MAX_COLLISIONS):
@@ -62,6 +87,7 @@ async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
             avoid = frozenset(lost)
             vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, avoid=avoid)
             await spec.record_vmid(vmid)
+            spec.evidence, spec.legacy = Evidence(), False
         if await _clone_once(runtime, op, spec, vmid):
             return vmid
         await vmids.release(runtime.sessions, vmid)
@@ -74,14 +100,14 @@ async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
 
 
 async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
-    """True when `vmid` now holds our clone; False on a collision."""
+    """True when `vmid` now holds our clone (evidence recorded); False on a collision."""
     steps = journal.read(op)
     upid = steps.clone_upid if steps.clone_vmid == vmid else None
     # An earlier run recorded its intent but not the UPID: it may have died right after
     # Proxmox accepted the clone. A collision on this vmid may then be our own clone.
     maybe_started = upid is None and steps.clone_intent == vmid
     if upid is None:
-        existing = await _existing(runtime.proxmox, spec, vmid)
+        existing = await _existing(runtime.proxmox, spec, vmid, maybe_ours=maybe_started)
         if existing is not None:
             return existing
         intent = Journal(clone_intent=vmid, clone_intent_at=int(time.time()))
@@ -94,7 +120,7 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
     except ProxmoxNotFound as exc:  # the task is unknown (node reinstalled, log rotated)
-        await journal.write(runtime.sessions, op, Journal(clone_upid=None, clone_intent=None))
+        await journal.write(runtime.sessions, op, Journal(clone_upid=None))  # intent stays
         raise TransientStep(f"clone task {upid} vanished; checking Proxmox again") from exc
     except ProxmoxTaskFailed as exc:
         await journal.write(runtime.sessions, op, Journal(clone_upid=None, clone_intent=None))
@@ -102,44 +128,76 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
             return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)
         await remove_half_made(runtime.proxmox, spec, vmid)
         raise
-    return True
+    return bool(await _existing(runtime.proxmox, spec, vmid, maybe_ours=True))
 
 
 async def _await_earlier(proxmox: ProxmoxClient, op: Operation, spec: CloneSpec, vmid: int) -> bool:
     """Wait for a clone an earlier run may have started to land in our pool: as long as
-    a clone task of ours from the same source, started since the intent, still runs."""
+    a clone task of our token from the same source, started since the intent, still runs."""
     since = (journal.read(op).clone_intent_at or 0) - CLOCK_SKEW
     source_node = await require_pool_node(proxmox, spec.source_vmid)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + EARLIER_CLONE_WAIT
     delay = 0.2
     while True:
-        existing = await _existing(proxmox, spec, vmid)
+        existing = await _existing(proxmox, spec, vmid, maybe_ours=True)
         if existing is not None:
             return existing
         tasks = await proxmox.active_tasks(source_node, vmid=spec.source_vmid, typefilter="qmclone")
-        if loop.time() >= deadline or not any(t.starttime >= since for t in tasks):
-            return bool(await _existing(proxmox, spec, vmid))
+        ours = [t for t in tasks if is_own_task(proxmox, t) and t.starttime >= since]
+        if loop.time() >= deadline or not ours:
+            return bool(await _existing(proxmox, spec, vmid, maybe_ours=True))
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
 
-async def _existing(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> bool | None:
-    """None if `vmid` is not in our pool; True if it is our finished clone; else False."""
+def is_own_task(proxmox: ProxmoxClient, task: TaskSummary) -> bool:
+    """A task our token started (a token with Sys.Audit on a node sees every task there:
+    other clients' clones of the same template are not ours to wait for)."""
+    settings = proxmox.settings
+    return task.user == settings.user and task.tokenid == settings.token_name
+
+
+async def _existing(
+    proxmox: ProxmoxClient, spec: CloneSpec, vmid: int, *, maybe_ours: bool
+) -> bool | None:
+    """None if `vmid` is not in our pool; True if it is our finished clone (its evidence
+    then recorded); else False. Without recorded evidence a guest is recognised as our
+    clone only where the journal says we may have cloned into `vmid` (`maybe_ours`)."""
     node = await pool_node(proxmox, vmid)
     if node is None:
         return None
-    config = await proxmox.vm_config(node, vmid)
-    return is_ours(config, uuid=spec.uuid, name=spec.name) and config.lock is None
+    marks = Marks.of(await proxmox.vm_config(node, vmid))
+    if spec.evidence.recorded:
+        ours = mismatch(spec.claim(), marks) is None
+        if ours and marks.lock is not None:  # ours, busy (a backup, a migration): not lost
+            raise TransientStep(f"VM {vmid} is locked ({marks.lock}); checking it again")
+        return ours
+    if spec.legacy:
+        ours = marks.lock is None and mismatch(spec.claim(), marks) is None
+        serial = marks.serial if marks.serial == spec.uuid else None
+    else:
+        ours, serial = maybe_ours and is_our_clone(marks, spec.uuid), None
+    if ours:
+        spec.evidence, spec.legacy = Evidence.of(marks, serial=serial), False
+        await spec.record_evidence(spec.evidence)
+    return ours
 
 
 async def _start(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> str | None:
-    """POST the clone; None if Proxmox says the vmid is taken."""
+    """POST the clone with our tag in its description; None if the vmid is taken."""
     source_node = await require_pool_node(proxmox, spec.source_vmid)
+    source = await proxmox.vm_config(source_node, spec.source_vmid)
     target = spec.target if spec.target and spec.target != source_node else None
     try:
         return await proxmox.start_clone(
-            source_node, spec.source_vmid, vmid, name=spec.name, full=spec.full, target=target
+            source_node,
+            spec.source_vmid,
+            vmid,
+            name=spec.name,
+            full=spec.full,
+            target=target,
+            description=clone_description(source.description, spec.uuid),
         )
     except ProxmoxConflict as exc:
         if vmids.is_collision(exc.message, vmid):
@@ -148,12 +206,12 @@ async def _start(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> str | No
 
 
 async def remove_half_made(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> bool:
-    """Delete a failed clone's leftovers if they are in our pool and confirmed ours."""
+    """Delete a failed clone's leftovers if they are in our pool and carry our tag."""
     node = await pool_node(proxmox, vmid)
     if node is None:
         return False
-    config = await proxmox.vm_config(node, vmid)
-    if not is_ours(config, uuid=spec.uuid, name=spec.name):
+    marks = Marks.of(await proxmox.vm_config(node, vmid))
+    if not is_our_clone(marks, spec.uuid, finished=False):
         return False
     await proxmox.delete_vm(node, vmid, purge=True)
     return True

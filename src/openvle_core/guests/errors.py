@@ -5,10 +5,12 @@ from __future__ import annotations
 from openvle_core.errors import ConflictError, OpenVLEError
 
 
-class IdentityUnconfirmed(ConflictError):
-    """The vmid holds a VM that is not provably ours (SMBIOS serial or name differ)."""
+class IdentityMismatch(ConflictError):
+    """The vmid now holds a guest that is not provably the one the row means (its recorded
+    evidence, vmgenid, creation time or SMBIOS serial, differs): the call was refused and
+    nothing was written. A freed vmid is handed to the next VM anyone creates."""
 
-    code = "vm_identity_unconfirmed"
+    code = "identity_mismatch"
 
 
 class VmidCollisions(OpenVLEError):

@@ -34,6 +34,8 @@ class Journal(BaseModel):
     cloned: bool = False  # the VM exists and is ours
     configured: bool = False  # the one config update after the clone was sent
     derived_vmid: int | None = None  # template.create by full clone: the new template's vmid
+    derived_vmgenid: str | None = None  # ... and its identity evidence, recorded right after
+    derived_ctime: int | None = None
     destroy_upid: str | None = None  # the destroy task of a delete or archive
     # what the operation reports (no step depends on these)
     vmid: int | None = None

@@ -195,6 +195,17 @@ class OperationRepository:
             if start is not None and end is not None and end >= start
         ]
 
+    async def failed_with(self, target_type: str, error_type: str, since: datetime) -> set[str]:
+        """Ids of targets of that type whose operation failed with `error_type` (the error
+        class's name) at or after `since`."""
+        stmt = select(Operation.target_id).where(
+            Operation.target_type == target_type,
+            Operation.finished_at >= since,
+            Operation.state == OperationState.FAILED.value,
+            Operation.error_type == error_type,
+        )
+        return {t for t in (await self.session.scalars(stmt.distinct())).all() if t is not None}
+
     async def unfinished(self) -> Sequence[Operation]:
         """Operations queued or running (recovery after a crash re-enqueues them)."""
         stmt = select(Operation).where(Operation.state.in_(_IN_FLIGHT)).order_by(Operation.id)

@@ -220,7 +220,10 @@ class TaskStatus(PveModel):
 
 
 class TaskSummary(PveModel):
-    """One item of GET /nodes/{node}/tasks (`endtime`/`status` only once finished)."""
+    """One item of GET /nodes/{node}/tasks (`endtime`/`status` only once finished).
+
+    A token's task carries `user` (the token's user) and `tokenid` (the part after `!`).
+    """
 
     upid: str
     node: str
@@ -228,6 +231,7 @@ class TaskSummary(PveModel):
     type: str
     id: str
     user: str
+    tokenid: str | None = None
     endtime: int | None = None
     status: str | None = None
 

@@ -337,9 +337,11 @@ class VmOperations:
         data = await self._api.get(AGENT, node=node, vmid=vmid, command="network-get-interfaces")
         return parse(AgentInterfaces, data).result
 
-    async def get_ipv4(self, node: str, vmid: int) -> Ipv4Lookup:
-        """The VM's IPv4 on net0, or None with the reason (no agent, agent down, ...)."""
-        config = await self.vm_config(node, vmid)
+    async def get_ipv4(self, node: str, vmid: int, *, config: VmConfig | None = None) -> Ipv4Lookup:
+        """The VM's IPv4 on net0, or None with the reason (no agent, agent down, ...);
+        `config` is the VM's config if the caller just read it (one request fewer)."""
+        if config is None:
+            config = await self.vm_config(node, vmid)
         if not config.agent_enabled:
             return Ipv4Lookup(reason=agent.NO_AGENT)
         mac = config.net0_mac

@@ -98,10 +98,14 @@ def cores(resource: ClusterResource) -> int | None:
 def smbios_serial(smbios1: str | None) -> str | None:
     """The SMBIOS serial as a canonical UUID string, if it is one (the clone writes our
     VM UUID there, base64-encoded)."""
-    serial = serial_of(smbios1)
-    if serial is None:
+    return canonical_uuid(serial_of(smbios1))
+
+
+def canonical_uuid(text: str | None) -> str | None:
+    """`text` as a canonical UUID string, or None if it is not a UUID."""
+    if text is None:
         return None
     try:
-        return str(uuid.UUID(serial))
+        return str(uuid.UUID(text))
     except ValueError:
         return None

@@ -1,4 +1,4 @@
-"""Live looks at a few guests, with bounded concurrency: paused?, IPv4, SMBIOS serial.
+"""Live looks at a few guests, with bounded concurrency: paused?, IPv4, identity marks.
 
 Only the VMs that need one are asked (a handful per sync), never every VM. A permanent
 error for one guest (gone meanwhile, no permission) is counted and that guest left as it
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from openvle_core.db.enums import VmStatus
+from openvle_core.guests.identity import Marks
 from openvle_core.placement.disks import disk_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
-from openvle_core.proxmox.models import ClusterResource
-from openvle_core.sync.cluster import smbios_serial
+from openvle_core.proxmox.models import ClusterResource, VmConfig
 from openvle_core.sync.plan import GuestRef
 
 T = TypeVar("T")
@@ -27,7 +27,7 @@ MAX_SERIAL_READS = 200
 PAUSED_QMP = frozenset({"paused", "suspended"})
 
 
-async def _bounded(
+async def bounded(
     items: Sequence[T], limit: int, key: Callable[[T], str], ask: Callable[[T], Awaitable[R]]
 ) -> tuple[dict[str, R], int]:
     """Run `ask` on every item, at most `limit` at once; permanent errors only counted."""
@@ -70,36 +70,39 @@ async def live_statuses(
             return VmStatus.PAUSED
         return VmStatus.RUNNING if live.status == "running" else VmStatus.STOPPED
 
-    return await _bounded(refs, limit, lambda r: r.vm_id, ask)
+    return await bounded(refs, limit, lambda r: r.vm_id, ask)
 
 
 async def ipv4_addresses(
-    proxmox: ProxmoxClient, refs: Sequence[GuestRef], limit: int
+    proxmox: ProxmoxClient,
+    refs: Sequence[GuestRef],
+    limit: int,
+    configs: Mapping[int, VmConfig],
 ) -> tuple[dict[str, str | None], int, int]:
-    """IPv4 through the guest agent for running VMs lacking one: (found, asked, failed)."""
+    """IPv4 through the guest agent for running VMs lacking one: (found, asked, failed);
+    `configs` are the configs the identity checks just read (not read again)."""
     chosen = _sample(refs, MAX_IP_LOOKUPS)
 
     async def ask(ref: GuestRef) -> str | None:
-        lookup = await proxmox.get_ipv4(ref.node, ref.vmid)
+        lookup = await proxmox.get_ipv4(ref.node, ref.vmid, config=configs.get(ref.vmid))
         return None if lookup.address is None else str(lookup.address)
 
-    found, failed = await _bounded(chosen, limit, lambda r: r.vm_id, ask)
+    found, failed = await bounded(chosen, limit, lambda r: r.vm_id, ask)
     return found, len(chosen), failed
 
 
-async def serials(
+async def marks(
     proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
-) -> tuple[dict[int, str | None], int]:
-    """vmid -> SMBIOS serial (as a UUID, None if it has none) of unmanaged guests from
+) -> tuple[dict[int, Marks], int]:
+    """vmid -> identity marks (SMBIOS serial, vmgenid, ctime) of unmanaged guests from
     their config, for every config read; failures."""
     chosen = [g for g in _sample(guests, MAX_SERIAL_READS) if g.node and g.vmid is not None]
 
-    async def ask(guest: ClusterResource) -> str | None:
-        config = await proxmox.vm_config(guest.node or "", guest.vmid or 0)
-        return smbios_serial(config.smbios1)
+    async def ask(guest: ClusterResource) -> Marks:
+        return Marks.of(await proxmox.vm_config(guest.node or "", guest.vmid or 0))
 
-    found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
-    return {int(vmid): serial for vmid, serial in found.items()}, failed
+    found, failed = await bounded(chosen, limit, lambda g: str(g.vmid), ask)
+    return {int(vmid): found_marks for vmid, found_marks in found.items()}, failed
 
 
 async def template_disks(
@@ -113,5 +116,5 @@ async def template_disks(
         return ",".join(sorted(storages_of(config))), disk_mb_of(config)
 
     chosen = [g for g in guests if g.node and g.vmid is not None]
-    found, failed = await _bounded(chosen, limit, lambda g: str(g.vmid), ask)
+    found, failed = await bounded(chosen, limit, lambda g: str(g.vmid), ask)
     return {int(vmid): disks for vmid, disks in found.items()}, failed

@@ -1,12 +1,13 @@
-"""A bounded in-process memo of SMBIOS serials read from unmanaged pool VMs.
+"""A bounded in-process memo of the identity marks read from unmanaged pool VMs.
 
-Adoption reads the config of every unmanaged pool VM to find our serial; without a memo
-that cost grows with the number of unmanaged VMs on every sync. A serial does not change
-while the VM exists, so it is kept per (vmid, name) for `TTL_S` seconds: a VM recreated
-under the same vmid with another name is read again at once, one with the same name
-within the TTL at the latest. Whether a remembered serial is adoptable is decided on
-every sync (a VM row lacking its guest may appear later). One memo per ProxmoxClient
-(a weak key: it goes with the client), at most `MAX_ENTRIES` entries.
+Adoption reads the config of every unmanaged pool VM to find our serial (and the
+vmgenid and creation time it must also match); without a memo that cost grows with the
+number of unmanaged VMs on every sync. These marks do not change while the VM exists, so
+they are kept per (vmid, name) for `TTL_S` seconds: a VM recreated under the same vmid
+with another name is read again at once, one with the same name within the TTL at the
+latest. Whether remembered marks are adoptable is decided on every sync (a VM row lacking
+its guest may appear later). One memo per ProxmoxClient (a weak key: it goes with the
+client), at most `MAX_ENTRIES` entries.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
 from openvle_core.proxmox.models import ClusterResource
 
@@ -26,18 +28,18 @@ Key = tuple[int, str | None]
 
 @dataclass
 class SerialMemo:
-    """(vmid, name) -> (serial or None, when read, monotonic seconds)."""
+    """(vmid, name) -> (marks, when read, monotonic seconds)."""
 
-    entries: dict[Key, tuple[str | None, float]] = field(default_factory=dict)
+    entries: dict[Key, tuple[Marks, float]] = field(default_factory=dict)
 
     def split(
         self, guests: Sequence[ClusterResource], now: float
-    ) -> tuple[dict[int, str | None], list[ClusterResource]]:
-        """The remembered serials of `guests` and the guests still to read; entries of VMs
+    ) -> tuple[dict[int, Marks], list[ClusterResource]]:
+        """The remembered marks of `guests` and the guests still to read; entries of VMs
         no longer listed (deleted, adopted, managed) or older than the TTL are dropped."""
         listed = {(g.vmid, g.name) for g in guests if g.vmid is not None}
         self.entries = {k: v for k, v in self.entries.items() if k in listed and now - v[1] < TTL_S}
-        known: dict[int, str | None] = {}
+        known: dict[int, Marks] = {}
         unread: list[ClusterResource] = []
         for guest in guests:
             entry = self.entries.get((guest.vmid or 0, guest.name))
@@ -47,8 +49,8 @@ class SerialMemo:
                 known[guest.vmid or 0] = entry[0]
         return known, unread
 
-    def remember(self, guests: Sequence[ClusterResource], read: dict[int, str | None]) -> None:
-        """Keep the serials just read (failed reads are not remembered)."""
+    def remember(self, guests: Sequence[ClusterResource], read: dict[int, Marks]) -> None:
+        """Keep the marks just read (failed reads are not remembered)."""
         now = time.monotonic()
         for guest in guests:
             if guest.vmid in read and len(self.entries) < MAX_ENTRIES:

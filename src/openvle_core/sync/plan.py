@@ -2,7 +2,11 @@
 
 Nothing here does I/O. The result says which fields change (old, new), which VMs need a
 live look (paused, IPv4), which running VMs report the same IPv4 (`ipv4_duplicate`) and
-what is new in the pool (unmanaged VMs, templates).
+what is new in the pool (unmanaged VMs, templates). A guest at a row's vmid is only a
+candidate: before any change is written, its identity is checked (`needs_check`, then
+`apply_verdicts` with what its config said, `judge`); a row whose guest is not its own
+becomes `missing` and `foreign`, one that cannot be checked now keeps its row as it is
+until a later sync.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openvle_core.db.enums import TRANSITIONAL_VM_STATUSES, TemplateStatus, VmStatus
+from openvle_core.db.enums import (
+    TRANSITIONAL_VM_STATUSES,
+    GuestIdentity,
+    TemplateStatus,
+    VmStatus,
+)
 from openvle_core.db.models import Template
+from openvle_core.guests.identity import Claim, Evidence, Marks, claim_of, mismatch
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.sync.cluster import cores, is_locked_busy, memory_mb, observed_status
 from openvle_core.vms.repository import VmView
@@ -42,12 +52,21 @@ class VmPlan:
     paused_checks: list[GuestRef] = field(default_factory=list)
     ip_wanted: list[GuestRef] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    present: dict[str, GuestRef] = field(default_factory=dict)  # rows whose vmid is in the pool
+    foreign: list[GuestRef] = field(default_factory=list)  # ... held by a guest not theirs
+    unverified: int = 0
     skipped: int = 0
     unknown: int = 0
 
     def change(self, vm_id: str, name: str, old: Any, new: Any) -> None:
         """Record one field change of one VM."""
         self.diffs.setdefault(vm_id, {})[name] = (old, new)
+
+    def drop(self, vm_id: str) -> None:
+        """Forget every change and live look of one VM (until a later sync)."""
+        self.diffs.pop(vm_id, None)
+        self.paused_checks = [r for r in self.paused_checks if r.vm_id != vm_id]
+        self.ip_wanted = [r for r in self.ip_wanted if r.vm_id != vm_id]
 
 
 @dataclass
@@ -56,13 +75,22 @@ class TemplatePlan:
 
     diffs: dict[str, Diff] = field(default_factory=dict)
     imports: list[ClusterResource] = field(default_factory=list)
+    evidence: dict[int, Evidence] = field(default_factory=dict)  # of the imports, by vmid
+    disks: dict[int, tuple[str, int]] = field(default_factory=dict)  # their storages, MiB
+    foreign: list[int] = field(default_factory=list)
+    unverified: int = 0
     skipped: int = 0
     unknown: int = 0
 
 
 def is_skipped(view: VmView, skip: Collection[str]) -> bool:
-    """Transitional VMs and VMs with an operation in flight (or just finished) are left be."""
-    return view.id in skip or view.status in TRANSITIONAL_VM_STATUSES
+    """Transitional VMs and VMs with an operation in flight (or just finished) are left be;
+    so are VMs found `foreign` (their guest is gone, someone else's holds the vmid)."""
+    return (
+        view.id in skip
+        or view.status in TRANSITIONAL_VM_STATUSES
+        or view.identity == GuestIdentity.FOREIGN
+    )
 
 
 def plan_vms(
@@ -75,6 +103,8 @@ def plan_vms(
     plan = VmPlan()
     for view in views:
         vmid = adopted.get(view.id, view.vmid)
+        if view.identity == GuestIdentity.FOREIGN:
+            continue  # its guest is gone: nothing at its vmid is about it
         if is_skipped(view, skip) or vmid is None:
             plan.skipped += 1
             continue
@@ -89,6 +119,7 @@ def plan_vms(
             continue
         if vmid != view.vmid:
             plan.change(view.id, "vmid", view.vmid, vmid)
+        plan.present[view.id] = GuestRef(view.id, guest.node or view.node or "", vmid)
         _plan_guest(plan, view, guest, vmid)
     return plan
 
@@ -138,6 +169,69 @@ def plan_ipv4_duplicates(
     return shared
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a guest's config said about a row: `reason` None if the guest is the row's;
+    `evidence` to record now (a legacy row, confirmed by the old rule for the first time)."""
+
+    reason: str | None
+    evidence: Evidence | None = None
+
+
+def view_claim(view: VmView) -> Claim:
+    """The claim of a VM row as the sync reads it."""
+    evidence = Evidence(view.identity_vmgenid, view.identity_ctime, view.identity_serial)
+    legacy = view.identity == GuestIdentity.LEGACY
+    return Claim(view.name, evidence, uuid=view.id, legacy=legacy)
+
+
+def judge(view: VmView, marks: Marks) -> Verdict:
+    """Whether the guest whose config gave `marks` is the row's (guests/identity.py)."""
+    claim = view_claim(view)
+    reason = mismatch(claim, marks)
+    if reason is None and not claim.evidence.recorded:
+        serial = marks.serial if marks.serial == view.id else None
+        return Verdict(None, Evidence.of(marks, serial=serial))
+    return Verdict(reason)
+
+
+def needs_check(plan: VmPlan) -> dict[str, GuestRef]:
+    """Rows with a change or a live look planned from a guest: its identity comes first."""
+    wanted = set(plan.diffs) | {r.vm_id for r in (*plan.paused_checks, *plan.ip_wanted)}
+    return {vm_id: plan.present[vm_id] for vm_id in sorted(wanted) if vm_id in plan.present}
+
+
+def apply_verdicts(
+    plan: VmPlan,
+    views: Mapping[str, VmView],
+    needed: Collection[str],
+    verdicts: Mapping[str, Verdict],
+) -> None:
+    """Keep the changes of rows whose guest is theirs (recording a legacy row's evidence),
+    mark a row whose vmid holds another guest `missing` and `foreign`, and hold back the
+    changes of rows that could not be checked (`needed` but no verdict)."""
+    for vm_id in needed:
+        if vm_id not in verdicts:
+            plan.drop(vm_id)
+            plan.unverified += 1
+    for vm_id, verdict in verdicts.items():
+        view = views[vm_id]
+        if verdict.reason is not None:
+            _mark_foreign(plan, view)
+        elif verdict.evidence is not None:
+            for name, new in verdict.evidence.columns().items():
+                plan.change(vm_id, name, getattr(view, name), new)
+
+
+def _mark_foreign(plan: VmPlan, view: VmView) -> None:
+    plan.drop(view.id)
+    plan.change(view.id, "identity", view.identity, GuestIdentity.FOREIGN.value)
+    if view.status != VmStatus.MISSING:
+        plan.change(view.id, "status", view.status, VmStatus.MISSING.value)
+        plan.missing.append(view.id)
+    plan.foreign.append(plan.present[view.id])
+
+
 def unmanaged_guests(
     guests: Mapping[int, ClusterResource], known_vmids: Collection[int]
 ) -> list[ClusterResource]:
@@ -171,6 +265,8 @@ def plan_templates(
     (except those an operation is making into a template: it adds their rows)."""
     plan = TemplatePlan()
     for template in templates:
+        if template.identity == GuestIdentity.FOREIGN:
+            continue
         if template.id in skip or template.status in SKIPPED_TEMPLATE_STATUSES:
             plan.skipped += 1
             continue
@@ -206,3 +302,36 @@ def _template_diff(template: Template, guest: ClusterResource | None, plan: Temp
     if template.status in {TemplateStatus.MISSING, TemplateStatus.ERROR}:
         diff["status"] = (template.status, TemplateStatus.AVAILABLE.value)
     return diff
+
+
+def template_checks(
+    plan: TemplatePlan, templates: Sequence[Template], guests: Mapping[int, ClusterResource]
+) -> list[Template]:
+    """Templates with a change planned from a template guest at their vmid."""
+    return [
+        t
+        for t in templates
+        if t.id in plan.diffs and (g := guests.get(t.vmid)) is not None and g.template
+    ]
+
+
+def apply_template_checks(
+    plan: TemplatePlan, checked: Sequence[Template], marks: Mapping[str, Marks]
+) -> None:
+    """As `apply_verdicts`, for templates: `marks` holds the configs that could be read."""
+    for template in checked:
+        found = marks.get(template.id)
+        if found is None:
+            del plan.diffs[template.id]
+            plan.unverified += 1
+            continue
+        claim = claim_of(template)
+        if mismatch(claim, found) is not None:
+            diff: Diff = {"identity": (template.identity, GuestIdentity.FOREIGN.value)}
+            if template.status != TemplateStatus.MISSING:
+                diff["status"] = (template.status, TemplateStatus.MISSING.value)
+            plan.diffs[template.id] = diff
+            plan.foreign.append(template.vmid)
+        elif not claim.evidence.recorded:
+            for name, new in Evidence.of(found).columns(serial=False).items():
+                plan.diffs[template.id][name] = (getattr(template, name), new)

@@ -15,9 +15,14 @@ class SyncResult:
     pool among them. `skipped` counts VMs left alone because they are transitional, have
     an operation in flight or just finished one, or are locked on Proxmox; `unknown` the
     pool guests still shown with status `unknown` (just cloned, stats lagging);
-    `lookups_failed` the live looks (status, IPv4, serial) that failed for one guest;
-    `unmanaged_vmids` lists the first 100 of the `unmanaged` pool VMs;
-    `ipv4_duplicates` counts the running VMs that report an IPv4 another one reports too.
+    `lookups_failed` the live looks (status, IPv4, identity) that failed for one guest;
+    `unmanaged_vmids` lists the first 100 of the `unmanaged` pool VMs (unknown ones, and
+    guests on the vmid of a VM or template of ours that is gone: `foreign`, whose rows
+    this sync marked missing, first 100 in `foreign_vmids`). `identity_checks` counts
+    the configs read to confirm a guest before its row changed; `identity_deferred` the
+    rows whose changes wait for a later sync (their config could not be read, or more
+    rows changed than one sync checks). `ipv4_duplicates` counts the running VMs that
+    report an IPv4 another one reports too.
     """
 
     ok: bool = True
@@ -35,6 +40,10 @@ class SyncResult:
     unknown: int = 0
     unmanaged: int = 0
     unmanaged_vmids: list[int] = field(default_factory=list)
+    foreign: int = 0
+    foreign_vmids: list[int] = field(default_factory=list)
+    identity_checks: int = 0
+    identity_deferred: int = 0
     ip_lookups: int = 0
     ip_found: int = 0
     lookups_failed: int = 0

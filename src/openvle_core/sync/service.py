@@ -3,7 +3,10 @@
 One GET /cluster/resources; the snapshot store gets the pool's guests and the nodes (one
 bulk write of what changed); the DB is read once and written once, in bulk, with work
 proportional to the number of changes; only the few VMs that need it are asked live
-(paused?, IPv4, SMBIOS serial of unmanaged VMs). Every changed field is logged.
+(paused?, IPv4, identity marks of unmanaged VMs). A row is changed from a guest only
+after that guest's config confirmed it is the row's (`sync.identity`: one read per
+changed row); a row whose vmid now holds another guest becomes `missing` and `foreign`
+and that guest is listed as unmanaged, never touched. Every changed field is logged.
 """
 
 from __future__ import annotations
@@ -22,23 +25,26 @@ from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
 from openvle_core.db.types import utcnow
 from openvle_core.errors import OpenVLEError
+from openvle_core.guests.identity import Evidence, Marks
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.placement.disks import disk_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient
 from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, SqlSnapshotStore
-from openvle_core.sync import lookups
+from openvle_core.sync import identity, lookups
+from openvle_core.sync.adopt import adopt
 from openvle_core.sync.cluster import ClusterView, fetch_cluster
 from openvle_core.sync.errors import PoolLooksEmpty
-from openvle_core.sync.memo import memo_for
 from openvle_core.sync.plan import (
     TemplatePlan,
     VmPlan,
-    adoptable_vms,
+    apply_template_checks,
+    apply_verdicts,
     plan_ipv4_duplicates,
     plan_templates,
     plan_vms,
-    unmanaged_guests,
+    template_checks,
 )
 from openvle_core.sync.result import SyncResult
 from openvle_core.sync.store import (
@@ -129,26 +135,32 @@ async def _update_db(
     """Read the DB's view, look live where needed, write the changes in one transaction."""
     limit = settings.worker.sync_agent_concurrency
     state = await read_state(sessions, now)
-    adopted = await _adopt(result, proxmox, state, view, limit)
+    adopted = await adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
-    await _live_looks(result, proxmox, plan, state, limit)
+    views = {v.id: v for v in state.views}
+    checked = await identity.check_vms(proxmox, plan, views, limit, state.refused)
+    apply_verdicts(plan, views, checked.needed, checked.verdicts)
+    result.identity_checks = checked.reads
+    result.lookups_failed += checked.failed
+    await _live_looks(result, proxmox, plan, state, limit, checked)
     _report_duplicates(result, plan_ipv4_duplicates(plan, state.views, state.skip_vms))
     vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
     templates = plan_templates(
         state.templates, view.guests, state.skip_templates, vm_vmids, state.skip_vmids
     )
-    import_disks = await _template_disks(result, proxmox, state, view, templates, limit)
-    views = {v.id: v for v in state.views}
+    await _check_templates(result, proxmox, templates, state, view, limit)
+    await _template_disks(result, proxmox, state, view, templates, limit)
     written = await write_changes(
         sessions,
         base={vm_id: views[vm_id] for vm_id in plan.diffs},
         vm_diffs=plan.diffs,
         template_diffs=templates.diffs,
         imports=templates.imports,
+        import_evidence=templates.evidence,
         nodes=view.nodes,
         now=now,
         storages=view.storages,
-        import_disks=import_disks,
+        import_disks=templates.disks,
     )
     _tally(result, plan, templates, written, settings.proxmox.vms_pool)
 
@@ -160,38 +172,62 @@ async def _template_disks(
     view: ClusterView,
     templates: TemplatePlan,
     limit: int,
-) -> dict[int, tuple[str, int]]:
-    """Read the disks of the templates to import, and of template rows that lack them,
-    once each: placement needs their storages and sizes. Rows get their diffs in the plan;
-    the imports' disks are returned (vmid -> storages, disk MiB)."""
+) -> None:
+    """Read the disks of template rows that lack them (once each: rows made before the
+    sync kept them): placement needs their storages and sizes."""
     lacking = {
         t.vmid: t
         for t in state.templates
         if t.storages is None and t.id not in state.skip_templates and t.vmid in view.guests
     }
     guests = [view.guests[vmid] for vmid in lacking if view.guests[vmid].template]
-    guests += list(templates.imports)
     if not guests:
-        return {}
+        return
     found, failed = await lookups.template_disks(proxmox, guests, limit)
     result.lookups_failed += failed
     for vmid, (storages, disk_mb) in found.items():
-        if vmid in lacking:
-            diff = templates.diffs.setdefault(lacking[vmid].id, {})
-            diff["storages"] = (None, storages)
-            diff["disk_mb"] = (lacking[vmid].disk_mb, disk_mb)
-    return {vmid: disks for vmid, disks in found.items() if vmid not in lacking}
+        diff = templates.diffs.setdefault(lacking[vmid].id, {})
+        diff["storages"] = (None, storages)
+        diff["disk_mb"] = (lacking[vmid].disk_mb, disk_mb)
+
+
+async def _check_templates(
+    result: SyncResult,
+    proxmox: ProxmoxClient,
+    plan: TemplatePlan,
+    state: DbState,
+    view: ClusterView,
+    limit: int,
+) -> None:
+    """Confirm the templates about to change, and read the evidence and disks of new ones
+    (one config read each)."""
+    checked = template_checks(plan, state.templates, view.guests)
+    marks, failed = await identity.check_templates(proxmox, checked, view.guests, limit)
+    apply_template_checks(plan, checked, marks)
+    found, import_failed = await identity.import_configs(proxmox, plan.imports, limit)
+    plan.imports = [g for g in plan.imports if g.vmid in found]
+    plan.evidence = {vmid: Evidence.of(Marks.of(c)) for vmid, c in found.items()}
+    plan.disks = {
+        vmid: (",".join(sorted(storages_of(c))), disk_mb_of(c)) for vmid, c in found.items()
+    }
+    result.identity_checks += len(checked) + len(found) + import_failed
+    result.lookups_failed += failed + import_failed
 
 
 def _tally(
     result: SyncResult, plan: VmPlan, templates: TemplatePlan, written: Written, pool: str
 ) -> None:
-    """Copy the counts into the result; VMs newly missing are logged."""
+    """Copy the counts into the result; VMs newly missing or foreign are logged."""
     result.vms_updated, result.templates_updated = written.vms, written.templates
     result.templates_imported, result.changes = written.imported, written.changes
     result.skipped = plan.skipped + templates.skipped
     result.unknown = plan.unknown + templates.unknown
+    result.identity_deferred = plan.unverified + templates.unverified
     result.missing = len(plan.missing)
+    foreign = sorted({ref.vmid for ref in plan.foreign} | set(templates.foreign))
+    result.foreign, result.foreign_vmids = len(foreign), foreign[:MAX_LISTED]
+    unmanaged = sorted(set(result.unmanaged_vmids) | {ref.vmid for ref in plan.foreign})
+    result.unmanaged, result.unmanaged_vmids = len(unmanaged), unmanaged[:MAX_LISTED]
     if plan.missing:
         log.warning(
             "%d VMs gone from pool %s, marked missing: %s",
@@ -199,37 +235,23 @@ def _tally(
             pool,
             plan.missing[:LOGGED_IDS],
         )
-
-
-async def _adopt(
-    result: SyncResult, proxmox: ProxmoxClient, state: DbState, view: ClusterView, limit: int
-) -> dict[str, int]:
-    """Unmanaged pool VMs whose SMBIOS serial is a VM of ours lacking its guest: VM id -> vmid."""
-    known = {v.vmid for v in state.views if v.vmid is not None}
-    known |= {t.vmid for t in state.templates}
-    candidates = unmanaged_guests(view.guests, known)
-    if not candidates:
-        return {}
-    adoptable = adoptable_vms(state.views, view.guests, state.skip_vms)
-    adopted: dict[str, int] = {}
-    memo = memo_for(proxmox)
-    found, unread = memo.split(candidates, time.monotonic())
-    read, result.lookups_failed = await lookups.serials(proxmox, unread, limit)
-    memo.remember(unread, read)
-    for vmid, serial in sorted({**found, **read}.items()):
-        if serial is not None and serial in adoptable and serial not in adopted:
-            adopted[serial] = vmid
-    taken = set(adopted.values())
-    unmanaged = [g.vmid for g in candidates if g.vmid is not None and g.vmid not in taken]
-    result.unmanaged, result.adopted = len(unmanaged), len(adopted)
-    result.unmanaged_vmids = unmanaged[:MAX_LISTED]
-    if result.unmanaged_vmids:
+    if foreign:
+        log.warning(
+            "vmids %s now hold guests that are not ours: our rows marked missing (foreign), "
+            "the guests listed as unmanaged and left alone",
+            foreign[:LOGGED_IDS],
+        )
+    elif result.unmanaged_vmids:
         log.info("unmanaged VMs in the pool: %s", result.unmanaged_vmids[:LOGGED_IDS])
-    return adopted
 
 
 async def _live_looks(
-    result: SyncResult, proxmox: ProxmoxClient, plan: VmPlan, state: DbState, limit: int
+    result: SyncResult,
+    proxmox: ProxmoxClient,
+    plan: VmPlan,
+    state: DbState,
+    limit: int,
+    checked: identity.Checked,
 ) -> None:
     """Settle paused VMs through qmpstatus, then fetch IPv4 for running VMs lacking one."""
     views = {v.id: v for v in state.views}
@@ -241,7 +263,9 @@ async def _live_looks(
             plan.change(ref.vm_id, "status", current.status, status.value)
         if status == VmStatus.RUNNING and current.ipv4 is None:
             plan.ip_wanted.append(ref)
-    found, asked, ip_failed = await lookups.ipv4_addresses(proxmox, plan.ip_wanted, limit)
+    found, asked, ip_failed = await lookups.ipv4_addresses(
+        proxmox, plan.ip_wanted, limit, checked.configs
+    )
     for vm_id, address in found.items():
         if address is not None:
             plan.change(vm_id, "ipv4", None, address)
@@ -259,12 +283,15 @@ def _report_duplicates(result: SyncResult, shared: dict[str, list[str]]) -> None
 
 
 def _record(result: SyncResult) -> None:
-    """Duration, outcome, resources seen and changes written, into the Prometheus metrics."""
+    """Duration, outcome, resources seen, changes written, guests not ours, into the
+    Prometheus metrics."""
     metrics.SYNC_SECONDS.observe(result.duration_s)
     metrics.SYNC_RUNS.labels("ok" if result.ok else "failed").inc()
     if result.ok:
         metrics.SYNC_RESOURCES.set(result.resources)
         metrics.SYNC_IPV4_DUPLICATES.set(result.ipv4_duplicates)
+        metrics.SYNC_UNMANAGED.set(result.unmanaged)
+        metrics.SYNC_FOREIGN.inc(result.foreign)
     metrics.SYNC_CHANGES.inc(result.changes)
 
 

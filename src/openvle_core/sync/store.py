@@ -8,7 +8,7 @@ another sync wrote): the next sync sees the new state. All writes are bulk state
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,8 @@ from openvle_core.changelog.repository import Change, ChangelogRepository
 from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
+from openvle_core.guests.errors import IdentityMismatch
+from openvle_core.guests.identity import Evidence
 from openvle_core.nodes.repository import NodeRepository, StorageRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
@@ -29,6 +31,11 @@ from openvle_core.vms.repository import VmRepository, VmView
 # PVE's cluster resources lag up to ~10 s (pvestatd): a VM an operation just finished
 # with may still show its old state, so it is left alone a little longer than that.
 SETTLE = timedelta(seconds=20)
+# A VM an operation was refused for (its guest is not ours) is checked again by the
+# syncs of this long after, whatever the identity memo says.
+RECHECK_REFUSED = timedelta(minutes=10)
+# Evidence columns are written but not logged (the `identity` verdict is).
+UNLOGGED = frozenset({"identity_serial", "identity_vmgenid", "identity_ctime"})
 
 
 @dataclass
@@ -40,6 +47,7 @@ class DbState:
     skip_vms: set[str]
     skip_templates: set[str]
     skip_vmids: set[int]
+    refused: set[str] = field(default_factory=set)  # VMs an operation was refused for lately
 
 
 @dataclass
@@ -53,7 +61,8 @@ class Written:
 
 
 async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) -> DbState:
-    """Every VM's columns, the templates, and the targets busy or just finished."""
+    """Every VM's columns, the templates, the targets busy or just finished, and the VMs
+    an operation was refused for lately (the sync checks those again first)."""
     async with sessions() as session:
         ops = OperationRepository(session)
         return DbState(
@@ -62,6 +71,7 @@ async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) 
             skip_vms=await _skip(ops, "vm", now),
             skip_templates=await _skip(ops, "template", now),
             skip_vmids={int(v) for v in await _skip(ops, "vmid", now) if v.isdigit()},
+            refused=await ops.failed_with("vm", IdentityMismatch.__name__, now - RECHECK_REFUSED),
         )
 
 
@@ -83,6 +93,7 @@ async def write_changes(
     vm_diffs: Mapping[str, Diff],
     template_diffs: Mapping[str, Diff],
     imports: Sequence[ClusterResource],
+    import_evidence: Mapping[int, Evidence],
     nodes: Sequence[ClusterResource],
     now: datetime,
     storages: Sequence[ClusterResource] = (),
@@ -95,7 +106,7 @@ async def write_changes(
         written.vms = await VmRepository(session).bulk_update(_rows(kept))
         changes += _changes("vm", kept, now)
         kept_templates, new = await _template_work(
-            session, template_diffs, imports, import_disks or {}
+            session, template_diffs, imports, import_evidence, import_disks or {}
         )
         written.templates = await TemplateRepository(session).bulk_update(_rows(kept_templates))
         changes += _changes("template", kept_templates, now)
@@ -128,6 +139,7 @@ async def _template_work(
     session: AsyncSession,
     diffs: Mapping[str, Diff],
     imports: Sequence[ClusterResource],
+    evidence: Mapping[int, Evidence],
     disks: Mapping[int, tuple[str, int]],
 ) -> tuple[dict[str, Diff], list[Template]]:
     """Template diffs still valid, and imports nobody made or started meanwhile."""
@@ -146,14 +158,18 @@ async def _template_work(
     }
     taken = {t.vmid for t in rows.values()} | converting  # the operation adds those rows itself
     new = [
-        _imported(g, disks.get(g.vmid))
+        _imported(g, evidence[g.vmid], disks.get(g.vmid))
         for g in imports
-        if g.vmid is not None and g.vmid not in taken
+        if g.vmid is not None and g.vmid not in taken and g.vmid in evidence
     ]
     return kept, new
 
 
-def _imported(guest: ClusterResource, disks: tuple[str, int] | None) -> Template:
+def _imported(
+    guest: ClusterResource, evidence: Evidence, disks: tuple[str, int] | None
+) -> Template:
+    """A template row for a pool template nobody knew, with its guest's evidence and
+    disks."""
     assert guest.vmid is not None
     storages, disk_mb = disks or (None, None)
     return Template(
@@ -165,6 +181,7 @@ def _imported(guest: ClusterResource, disks: tuple[str, int] | None) -> Template
         storages=storages,
         disk_mb=disk_mb,
         status=TemplateStatus.AVAILABLE.value,
+        **evidence.columns(serial=False),
     )
 
 
@@ -218,6 +235,7 @@ def _changes(entity: str, diffs: Mapping[str, Diff], now: datetime) -> list[Chan
         _change(entity, eid, f, old, new, now)
         for eid, diff in diffs.items()
         for f, (old, new) in diff.items()
+        if f not in UNLOGGED
     ]
 
 

@@ -1,7 +1,9 @@
 """The one config update after a clone: SMBIOS metadata and cloud-init network settings.
 
-Everything goes into a single PUT with the digest just read, and only keys that differ
-from the current config are sent, so a re-run after a crash sends nothing twice.
+Everything goes into a single PUT with the digest of the config just read and confirmed
+as the VM's guest (so the guest checked is the guest changed), and only keys that differ
+from the current config are sent, so a re-run after a crash sends nothing twice. Once
+our SMBIOS serial is in the config it is recorded as evidence of the VM's identity.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from openvle_core.guests.smbios import SmbiosMetadata, build_smbios1
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import Settings
+from openvle_core.vms.guard import confirm_vm
+from openvle_core.vms.records import update_vm
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -75,7 +79,7 @@ async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
     """Apply our config in one update; returns the cloud-init address, if any."""
     assert vm.vmid is not None
     settings = runtime.settings
-    config = await runtime.proxmox.vm_config(node, vm.vmid)
+    config = await confirm_vm(runtime, vm, node, "configure")
     options: dict[str, object] = {}
     if settings.vms.smbios_metadata:
         options.update(
@@ -87,4 +91,6 @@ async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
         options.update(cloudinit_options(settings, config, address))
     if options:
         await runtime.proxmox.update_vm_config(node, vm.vmid, options, digest=config.digest)
+    if settings.vms.smbios_metadata and vm.identity_serial != vm.id:
+        await update_vm(runtime.sessions, vm.id, identity_serial=vm.id)
     return address

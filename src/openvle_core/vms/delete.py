@@ -1,9 +1,12 @@
 """Operation kind `vm.delete`: HA removed, stopped, destroyed with purge, then the DB.
 
-Refused for a vmid outside our pool or a VM not confirmed as ours. The destroy task's
-UPID is recorded before waiting, so a re-run after a crash waits for it (or finds the VM
-gone because of it) instead of refusing. The DB part releases the IP addresses and the
-vmid reservation and deletes the row in one transaction.
+Refused for a vmid outside our pool, and (`IdentityMismatch`, row untouched) when the
+guest there is not ours: its identity is checked right before each call (HA removal,
+stop, destroy). A row the sync already found `foreign` (our VM is gone and someone
+else's holds its vmid) only leaves the database. The destroy task's UPID is recorded
+before waiting, so a re-run after a crash waits for it (or finds the VM gone because of
+it) instead of refusing. The DB part releases the IP addresses and the vmid reservation
+and deletes the row in one transaction.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.changelog.repository import Change, ChangelogRepository
-from openvle_core.db.enums import ChangeSource, VmStatus
+from openvle_core.db.enums import ChangeSource, GuestIdentity, VmStatus
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.session import transaction
 from openvle_core.errors import TransientStep
-from openvle_core.guests.identity import confirm, pool_node
+from openvle_core.guests.identity import pool_node
 from openvle_core.guests.repository import VmidReservationRepository
 from openvle_core.ipam.allocator import release_ips
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.proxmox import OutsidePool, ProxmoxNotFound, ProxmoxTaskFailed
-from openvle_core.vms.ha import ha_remove_vmid
+from openvle_core.vms.guard import confirm_vm
+from openvle_core.vms.ha import ha_vmids
 from openvle_core.vms.records import update_vm
 from openvle_core.vms.repository import VmRepository
 
@@ -56,11 +60,14 @@ async def destroy(runtime: Runtime, op: Operation, vm: Vm, node: str) -> None:
     pve = runtime.proxmox
     upid = journal.read(op).destroy_upid
     if upid is None:
-        await confirm(pve, node, vm.vmid, uuid=vm.id, name=vm.name)
-        await update_vm(runtime.sessions, vm.id, status=VmStatus.DELETING.value)
-        await ha_remove_vmid(runtime.proxmox, vm.vmid)
+        if vm.vmid in await ha_vmids(pve):
+            await confirm_vm(runtime, vm, node, "ha_remove")
+            await pve.ha_remove(vm.vmid)
         if (await pve.vm_status(node, vm.vmid)).status == "running":
+            await confirm_vm(runtime, vm, node, "stop")
             await pve.stop_vm(node, vm.vmid)
+        await confirm_vm(runtime, vm, node, "delete")
+        await update_vm(runtime.sessions, vm.id, status=VmStatus.DELETING.value)
         upid = await pve.start_delete(node, vm.vmid, purge=True)
         await journal.write(runtime.sessions, op, Journal(destroy_upid=upid))
         await journal.add_upid(runtime.sessions, op, upid)
@@ -85,7 +92,7 @@ async def delete_vm(runtime: Runtime, op: Operation) -> None:
     vm = await _load(runtime.sessions, op.target_id)
     if vm is None:
         return  # an earlier run finished
-    if vm.vmid is not None:
+    if vm.vmid is not None and vm.identity != GuestIdentity.FOREIGN:
         node = await pool_node(runtime.proxmox, vm.vmid)
         if node:
             await destroy(runtime, op, vm, node)

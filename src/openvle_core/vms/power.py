@@ -1,9 +1,11 @@
 """Power actions on a VM, decided by its real state in Proxmox (checked first).
 
 start/stop/shutdown of a VM already in the wanted state succeed at once; restart, reset
-and pause need a running VM and fail clearly otherwise. HA-managed VMs: the client waits
-for the real state change, not for the `hastart`/`hastop` task. After a start the IPv4 is
-read through the guest agent (cloud-init off).
+and pause need a running VM and fail clearly otherwise. The guest's identity is checked
+after its state is read and before anything is written or sent (`IdentityMismatch`: the
+row stays as it was). HA-managed VMs: the client waits for the real state change, not
+for the `hastart`/`hastop` task. After a start the IPv4 is read through the guest agent
+(cloud-init off).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
-from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
+from openvle_core.guests.errors import IdentityMismatch
+from openvle_core.guests.identity import pool_node, require_pool_node, require_vmid
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.proxmox.models import VmStatus as PveStatus
 from openvle_core.vms.errors import InvalidPowerState
+from openvle_core.vms.guard import confirm_vm, is_still_ours
 from openvle_core.vms.ipv4 import read_agent_ip
 from openvle_core.vms.records import load_vm, update_vm
 
@@ -89,8 +93,8 @@ async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> 
     vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
     node = await require_pool_node(runtime.proxmox, vmid)
-    await confirm(runtime.proxmox, node, vmid, uuid=vm.id, name=vm.name)
     current = db_status(await runtime.proxmox.vm_status(node, vmid))
+    await confirm_vm(runtime, vm, node, action)  # after the state read, before any write
     if already_done(action, current):
         await update_vm(runtime.sessions, vm_id, status=current.value, node=node)
     else:
@@ -108,16 +112,20 @@ async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> 
         Journal(power=action, status=(await load_vm(runtime.sessions, vm_id)).status),
     )
     if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
-        await read_agent_ip(runtime, op, vm_id, node, vmid)
+        await read_agent_ip(runtime, op, await load_vm(runtime.sessions, vm_id), node)
 
 
 async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) -> None:
-    """After a failure, show the VM's real state instead of a transitional one."""
-    if op.target_id is None:
+    """After a failure, show the VM's real state instead of a transitional one, read from
+    its guest only while that is still ours (a refusal leaves the row as it was)."""
+    if op.target_id is None or isinstance(exc, IdentityMismatch):
         return
     vm = await load_vm(runtime.sessions, op.target_id)
     if vm.vmid is None:
         return
-    node = await require_pool_node(runtime.proxmox, vm.vmid)
+    node = await pool_node(runtime.proxmox, vm.vmid)
+    if not node:
+        return
     status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
-    await update_vm(runtime.sessions, vm.id, status=status.value, node=node)
+    if await is_still_ours(runtime, vm, node):
+        await update_vm(runtime.sessions, vm.id, status=status.value, node=node)

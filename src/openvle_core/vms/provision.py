@@ -3,10 +3,12 @@ of an event's deploy).
 
 Steps, each checked against Proxmox and recorded before the next: cloud-init address
 (first, so an exhausted network fails before anything is cloned), node placement, the
-clone itself (`guests.cloning.clone_guest`), the one config update, the final status, the
-start. Placement: the template's node for local disks, else the online node with the most
-free CPU (`placement.nodes`), counting our clones not yet in Proxmox's figures. Inside an
-event operation the clone first waits for its node and storage slots (`runtime.caps`).
+clone itself (`guests.cloning.clone_guest`, which records the new guest's identity
+evidence on the row before anything else is done to it), the one config update (on the
+config confirmed as ours), the final status, the start. Placement: the template's node
+for local disks, else the online node with the most free CPU (`placement.nodes`),
+counting our clones not yet in Proxmox's figures. Inside an event operation the clone
+first waits for its node and storage slots (`runtime.caps`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from openvle_core.db.enums import VmStatus
+from openvle_core.db.enums import GuestIdentity, VmStatus
 from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
-from openvle_core.guests.identity import pool_node, require_pool_node
+from openvle_core.guests.errors import IdentityMismatch
+from openvle_core.guests.identity import Evidence, claim_of, pool_node, require_pool_node
 from openvle_core.metrics import PLACEMENTS_REFUSED
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations import journal
@@ -40,8 +43,9 @@ from openvle_core.proxmox import ProxmoxClient
 from openvle_core.proxmox.models import ClusterResource
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
+from openvle_core.vms.guard import confirm_vm
 from openvle_core.vms.power import db_status, power_vm
-from openvle_core.vms.records import load_vm, update_vm
+from openvle_core.vms.records import NO_EVIDENCE, load_vm, record_vmid, update_vm
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -69,11 +73,25 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
         node = await place_clone(runtime, vm, template, disks, figures)
         await update_vm(runtime.sessions, vm_id, node=node)
 
-    async def record_vmid(vmid: int | None) -> None:
-        await update_vm(runtime.sessions, vm_id, vmid=vmid)
+    async def set_vmid(vmid: int | None) -> None:
+        await record_vmid(runtime.sessions, vm_id, vmid)
 
+    async def set_evidence(evidence: Evidence) -> None:
+        await update_vm(runtime.sessions, vm_id, **evidence.columns())
+
+    claim = claim_of(vm)
     spec = CloneSpec(
-        template.vmid, vm.name, vm.id, vm.full_clone, node, vm.id, vm.vmid, record_vmid
+        source_vmid=template.vmid,
+        name=vm.name,
+        uuid=vm.id,
+        full=vm.full_clone,
+        target=node,
+        vm_id=vm.id,
+        vmid=vm.vmid,
+        record_vmid=set_vmid,
+        evidence=claim.evidence,
+        legacy=claim.legacy,
+        record_evidence=set_evidence,
     )
     await clone_guest(runtime, op, spec)
     await journal.write(runtime.sessions, op, Journal(cloned=True))
@@ -81,13 +99,15 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
 
 async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
     """A clone that failed for good leaves the VM row in `error` (delete cleans it up);
-    a vmid that holds nothing of ours in the pool is released."""
-    if op.target_id is None:
+    a vmid that holds nothing provably ours (no evidence recorded, or gone from the pool)
+    is released. A refusal (`IdentityMismatch`) writes nothing: the row stays as it was."""
+    if op.target_id is None or isinstance(exc, IdentityMismatch):
         return
     vm = await load_vm(runtime.sessions, op.target_id)
-    if vm.vmid is not None and await pool_node(runtime.proxmox, vm.vmid) is None:
+    provable = vm.identity in (GuestIdentity.OURS, GuestIdentity.LEGACY)
+    if vm.vmid is not None and (not provable or await pool_node(runtime.proxmox, vm.vmid) is None):
         await vmids.release(runtime.sessions, vm.vmid)
-        await update_vm(runtime.sessions, vm.id, vmid=None)
+        await update_vm(runtime.sessions, vm.id, vmid=None, **NO_EVIDENCE)
     await update_vm(runtime.sessions, vm.id, status=VmStatus.ERROR.value)
 
 
@@ -101,10 +121,12 @@ async def clone_vm(runtime: Runtime, op: Operation) -> None:
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.vmid is not None
     node = await require_pool_node(runtime.proxmox, vm.vmid)
-    if not journal.read(op).configured:
-        await configure_clone(runtime, vm, node)
-        await journal.write(runtime.sessions, op, Journal(configured=True))
     status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    if not journal.read(op).configured:
+        await configure_clone(runtime, vm, node)  # confirms the guest is ours first
+        await journal.write(runtime.sessions, op, Journal(configured=True))
+    else:
+        await confirm_vm(runtime, vm, node, "record")
     await update_vm(runtime.sessions, vm_id, node=node, status=status.value)
     await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
     if op.params.get("start"):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.changelog.tracking import apply_changes
+from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Vm
 from openvle_core.db.session import transaction
 from openvle_core.logging import bind
@@ -20,7 +21,13 @@ from openvle_core.vms.repository import VmRepository
 if TYPE_CHECKING:
     pass
 
-TRACKED_VM_FIELDS = ("status", "node", "ipv4", "vmid")
+TRACKED_VM_FIELDS = ("status", "node", "ipv4", "vmid", "identity")
+NO_EVIDENCE: dict[str, Any] = {
+    "identity": GuestIdentity.UNCONFIRMED.value,
+    "identity_serial": None,
+    "identity_vmgenid": None,
+    "identity_ctime": None,
+}
 
 
 async def load_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm:
@@ -30,7 +37,7 @@ async def load_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm:
 
 
 async def update_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str, **fields: Any) -> Vm:
-    """Set VM columns; every changed status/node/ipv4/vmid goes to the changelog."""
+    """Set VM columns; every changed status/node/ipv4/vmid/identity goes to the changelog."""
     if fields.get("vmid") is not None:
         bind(vmid=fields["vmid"])
     async with transaction(sessions) as session:
@@ -38,3 +45,10 @@ async def update_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str, **fi
         changes = apply_changes(vm, "vm", vm_id, fields, TRACKED_VM_FIELDS)
         await ChangelogRepository(session).add_many(changes)
         return vm
+
+
+async def record_vmid(
+    sessions: async_sessionmaker[AsyncSession], vm_id: str, vmid: int | None
+) -> Vm:
+    """A new vmid (or none) for the VM: the evidence of the old one no longer applies."""
+    return await update_vm(sessions, vm_id, vmid=vmid, **NO_EVIDENCE)

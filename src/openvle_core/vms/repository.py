@@ -17,7 +17,8 @@ from openvle_core.vms.errors import VmNotFound
 
 @dataclass(frozen=True, slots=True)
 class VmView:
-    """The columns the sync compares with Proxmox, without loading ORM objects."""
+    """The columns the sync compares with Proxmox (and the identity evidence it checks
+    before it changes a row), without loading ORM objects."""
 
     id: str
     vmid: int | None
@@ -26,9 +27,25 @@ class VmView:
     status: str
     ipv4: str | None
     ipv4_duplicate: bool = False
+    identity: str = "unconfirmed"
+    identity_serial: str | None = None
+    identity_vmgenid: str | None = None
+    identity_ctime: int | None = None
 
 
-_VIEW_COLUMNS = (Vm.id, Vm.vmid, Vm.name, Vm.node, Vm.status, Vm.ipv4, Vm.ipv4_duplicate)
+VIEW_COLUMNS = (
+    Vm.id,
+    Vm.vmid,
+    Vm.name,
+    Vm.node,
+    Vm.status,
+    Vm.ipv4,
+    Vm.ipv4_duplicate,
+    Vm.identity,
+    Vm.identity_serial,
+    Vm.identity_vmgenid,
+    Vm.identity_ctime,
+)
 
 
 class VmRepository:
@@ -113,13 +130,13 @@ class VmRepository:
 
     async def views(self) -> Sequence[VmView]:
         """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows)."""
-        stmt = select(*_VIEW_COLUMNS)
+        stmt = select(*VIEW_COLUMNS)
         return [_view(row) for row in (await self.session.execute(stmt)).all()]
 
     async def views_of(self, ids: Collection[str]) -> Sequence[VmView]:
         """The sync-relevant columns of the given VMs (the sync re-checks them before writing)."""
         wanted = sorted(ids)
-        columns = _VIEW_COLUMNS
+        columns = VIEW_COLUMNS
         return [
             _view(row)
             for start in range(0, len(wanted), 1000)
@@ -150,6 +167,6 @@ class VmRepository:
 
 
 def _view(row: Any) -> VmView:
-    """A VmView from a row of `_VIEW_COLUMNS` (SQLite answers a boolean as 0 or 1)."""
-    vm_id, vmid, name, node, status, ipv4, duplicate = row
-    return VmView(vm_id, vmid, name, node, status, ipv4, bool(duplicate))
+    """A VmView from a row of `VIEW_COLUMNS` (SQLite answers a boolean as 0 or 1)."""
+    vm_id, vmid, name, node, status, ipv4, duplicate, *identity = row
+    return VmView(vm_id, vmid, name, node, status, ipv4, bool(duplicate), *identity)

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
-from openvle_core.guests.identity import confirm, require_pool_node, require_vmid
+from openvle_core.guests.identity import require_pool_node, require_vmid
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.vms.delete import delete_vm
+from openvle_core.vms.guard import confirm_vm
 from openvle_core.vms.power import db_status, power_vm, refresh_status
 from openvle_core.vms.provision import clone_failed, clone_vm
 from openvle_core.vms.records import load_vm, update_vm
@@ -42,7 +43,7 @@ async def migrate_operation(runtime: Runtime, op: Operation) -> None:
     target = str(op.params["target_node"])
     node = await require_pool_node(runtime.proxmox, vm.vmid)
     if node != target:
-        await confirm(runtime.proxmox, node, vm.vmid, uuid=vm.id, name=vm.name)
+        await confirm_vm(runtime, vm, node, "migrate")
         await update_vm(runtime.sessions, vm.id, status=VmStatus.MIGRATING.value)
         await runtime.proxmox.migrate_vm(
             node,
@@ -53,6 +54,7 @@ async def migrate_operation(runtime: Runtime, op: Operation) -> None:
             task_timeout=MIGRATE_TIMEOUT,
         )
     status = db_status(await runtime.proxmox.vm_status(target, vm.vmid))
+    await confirm_vm(runtime, vm, target, "record")
     await update_vm(runtime.sessions, vm.id, node=target, status=status.value)
     await journal.write(runtime.sessions, op, Journal(node=target, previous_node=node))
 

@@ -105,8 +105,9 @@ async def create_vm(req: Request) -> str:
         prefix = f"{config['smbios1']}," if "smbios1" in config else ""
         config["smbios1"] = f"{prefix}uuid={uuid.uuid4()}"
     config.setdefault("vmgenid", str(uuid.uuid4()))
-    # MetaInfo.pm new_meta_info_string: the QEMU that created the VM, and when
-    config.setdefault("meta", f"creation-qemu={QEMU[cluster.version][0]},ctime={int(time.time())}")
+    # qemu-server create_vm (MetaInfo.pm new_meta_info_string): `meta` is always set
+    # anew, with the QEMU that created the VM and when
+    config["meta"] = f"creation-qemu={QEMU[cluster.version][0]},ctime={int(time.time())}"
     config["lock"] = "create"
     start = bool(req.params.get("start"))
 

@@ -1,0 +1,145 @@
+"""The sync's identity checks: one config read per row it is about to change, plus a few.
+
+/cluster/resources says what is at a vmid, never which guest it is: before the sync
+writes a change (or a live look's result) into a row, it reads the guest's config and
+judges it against the row's evidence (`plan.judge`). That costs one GET per changed
+row, at most `MAX_READS` per sync (more changes wait for the next sync), never one per
+VM. A guest replaced without any visible change (same name, node and status) shows in
+no diff, so each sync also checks up to `SWEEP` rows not confirmed for `TTL_S` seconds
+(a memo per client, like the serial memo), the rows an operation was just refused for
+(`IdentityMismatch`) first: every row is looked at again eventually, at a bounded cost.
+Rows made before evidence existed (`legacy`) are all checked (within `MAX_READS`), so
+they record their evidence in the first syncs after the upgrade.
+The configs read are handed on to the IPv4 lookups (no second read).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from openvle_core.db.enums import GuestIdentity
+from openvle_core.db.models import Template
+from openvle_core.guests.identity import Marks
+from openvle_core.proxmox.client import ProxmoxClient
+from openvle_core.proxmox.models import ClusterResource, VmConfig
+from openvle_core.sync.lookups import bounded
+from openvle_core.sync.plan import GuestRef, Verdict, VmPlan, judge, needs_check
+from openvle_core.vms.repository import VmView
+
+MAX_READS = 1000
+SWEEP = 25
+TTL_S = 600.0
+
+
+@dataclass
+class IdentityMemo:
+    """vmid -> (VM id, when its guest was last confirmed, monotonic seconds)."""
+
+    entries: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def stale(
+        self, refs: Sequence[GuestRef], now: float, limit: int, first: Collection[str] = ()
+    ) -> list[GuestRef]:
+        """Up to `limit` of `refs` not confirmed within the TTL, the least recent first;
+        those in `first` (by VM id) before all others, whatever the memo says."""
+
+        def confirmed(ref: GuestRef) -> float:
+            if ref.vm_id in first:
+                return float("-inf")
+            entry = self.entries.get(ref.vmid)
+            return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
+
+        due = [r for r in refs if now - confirmed(r) >= TTL_S]
+        return sorted(due, key=lambda r: (r.vm_id not in first, confirmed(r), r.vmid))[:limit]
+
+    def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
+        """Remember the rows just confirmed; forget those found foreign or not read."""
+        now = time.monotonic()
+        for ref in refs:
+            verdict = verdicts.get(ref.vm_id)
+            if verdict is not None and verdict.reason is None:
+                self.entries[ref.vmid] = (ref.vm_id, now)
+            else:
+                self.entries.pop(ref.vmid, None)
+
+
+_MEMOS: weakref.WeakKeyDictionary[ProxmoxClient, IdentityMemo] = weakref.WeakKeyDictionary()
+
+
+def memo_for(proxmox: ProxmoxClient) -> IdentityMemo:
+    """The identity memo of this client (one cluster, one pool)."""
+    memo = _MEMOS.get(proxmox)
+    if memo is None:
+        memo = _MEMOS[proxmox] = IdentityMemo()
+    return memo
+
+
+@dataclass
+class Checked:
+    """What the identity checks of one sync found."""
+
+    needed: set[str]
+    verdicts: dict[str, Verdict]
+    configs: dict[int, VmConfig]
+    reads: int = 0
+    failed: int = 0
+
+
+async def check_vms(
+    proxmox: ProxmoxClient,
+    plan: VmPlan,
+    views: Mapping[str, VmView],
+    limit: int,
+    refused: Collection[str] = (),
+) -> Checked:
+    """Read the configs of the rows the plan would change (and the sweep's: `refused`
+    first) and judge them."""
+    needed = needs_check(plan)
+    chosen = list(needed.values())[:MAX_READS]
+    rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
+    legacy = [r for r in rest if views[r.vm_id].identity == GuestIdentity.LEGACY]
+    chosen += legacy[: MAX_READS - len(chosen)]  # each records its evidence, once
+    rest = [r for r in rest if views[r.vm_id].identity != GuestIdentity.LEGACY]
+    room = min(SWEEP, MAX_READS - len(chosen))
+    memo = memo_for(proxmox)
+    chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
+
+    async def read(ref: GuestRef) -> VmConfig:
+        return await proxmox.vm_config(ref.node, ref.vmid)
+
+    configs, failed = await bounded(chosen, limit, lambda r: r.vm_id, read)
+    verdicts = {vm_id: judge(views[vm_id], Marks.of(c)) for vm_id, c in configs.items()}
+    memo.settle(chosen, verdicts)
+    by_vmid = {ref.vmid: configs[ref.vm_id] for ref in chosen if ref.vm_id in configs}
+    return Checked(set(needed), verdicts, by_vmid, len(chosen), failed)
+
+
+async def check_templates(
+    proxmox: ProxmoxClient,
+    templates: Sequence[Template],
+    guests: Mapping[int, ClusterResource],
+    limit: int,
+) -> tuple[dict[str, Marks], int]:
+    """The marks of the given templates' guests (id -> marks); failed reads."""
+
+    async def read(template: Template) -> Marks:
+        node = guests[template.vmid].node or template.node or ""
+        return Marks.of(await proxmox.vm_config(node, template.vmid))
+
+    return await bounded(templates, limit, lambda t: t.id, read)
+
+
+async def import_configs(
+    proxmox: ProxmoxClient, imports: Sequence[ClusterResource], limit: int
+) -> tuple[dict[int, VmConfig], int]:
+    """The configs of templates about to be imported (vmid -> config: their marks and
+    disks); failed reads."""
+
+    async def read(guest: ClusterResource) -> VmConfig:
+        return await proxmox.vm_config(guest.node or "", guest.vmid or 0)
+
+    found, failed = await bounded(imports, limit, lambda g: str(g.vmid), read)
+    return {int(vmid): config for vmid, config in found.items()}, failed
