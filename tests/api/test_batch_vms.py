@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,11 +30,12 @@ STEPS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "f-failed": ("error", "failed", {}),
 }
 PHASES = ["queued", "cloning", "configuring", "starting", "running", "failed"]
+VMIDS = itertools.count(20_000, 10)
 
 
 async def deploy_in_flight(api: Api) -> tuple[Event, Operation, dict[str, Vm]]:
     """An event of six VMs, one per phase, and its deploy operation with the children."""
-    vmid = 20_000 + secrets.randbelow(50_000)
+    vmid = next(VMIDS)  # ten apart: no two calls share a vmid (the module shares its DB)
     tpl = template(vmid, f"tpl-{vmid}")
     start = datetime(2030, 1, 1, tzinfo=UTC)
     event = Event(

@@ -20,7 +20,7 @@ from openvle_core.vms.service import request_delete, request_migrate, request_po
 from openvle_pvesim import Simulator
 from tests.support.colleague import Colleague
 from tests.vms.conftest import SETUPS, Setup
-from tests.vms.kit import clone, get_vm, run
+from tests.vms.kit import add_nodes, clone, get_vm, run
 from tests.vms.test_identity import take_over
 
 
@@ -61,6 +61,7 @@ def refusals(action: str) -> float:
 async def test_the_action_is_refused_and_nothing_is_written(
     runtime: Runtime, sim: Simulator, action: str
 ) -> None:
+    await add_nodes(runtime, sim)  # a migration names a node the sync saw online
     vm = await clone(runtime, start=action != "start")
     assert vm.vmid is not None
     assert vm.node == "pve1"
