@@ -105,8 +105,9 @@ async def heartbeat(runtime: Runtime, op: Operation) -> AsyncIterator[None]:
         raise
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not `suppress(CancelledError): await task`: that would also swallow a cancel
+        # aimed at this task meanwhile (its closing queue), which then runs on forever.
+        await asyncio.wait([task])
 
 
 async def waiting_behind(sessions: async_sessionmaker[AsyncSession], op: Operation) -> str | None:

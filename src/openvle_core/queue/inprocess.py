@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from openvle_core.metrics import QUEUE_DEPTH, WORKER_JOB_CRASHES
 
 log = logging.getLogger(__name__)
+CLOSE_RECHECK_S = 1.0
 Runner = Callable[[str], Awaitable[None]]
 
 
@@ -66,10 +66,12 @@ class InProcessQueue:
         await self._queue.join()
 
     async def close(self) -> None:
-        """Cancel the consumers (running jobs resume after a restart via recovery)."""
-        for task in self._consumers:
-            task.cancel()
-        for task in self._consumers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Cancel the consumers (running jobs resume after a restart via recovery). A
+        consumer whose cancel was swallowed on its way (a library may do that when a
+        cancel meets its own timeout or cleanup) is cancelled again until it stops."""
+        pending = set(self._consumers)
+        while pending:  # a cancel aimed at the closer itself still propagates
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=CLOSE_RECHECK_S)
         self._consumers.clear()
