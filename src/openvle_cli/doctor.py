@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from openvle_core.doctor import Check, DoctorReport, Status, run_doctor
 
@@ -23,7 +24,7 @@ def render(report: DoctorReport, console: Console) -> None:
     table.add_column("detail", overflow="fold")
     for check in report.checks:
         status = f"[{STYLES[check.status]}]{check.status.value}[/]"
-        table.add_row(check.name, status, check.detail)
+        table.add_row(Text(check.name), status, Text(check.detail))  # no markup, no :emoji:
     console.print(table)
     for check in report.checks:
         if check.fix and check.status in {Status.FAIL, Status.WARN}:
@@ -63,6 +64,6 @@ def command(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        render(report, Console(width=160 if not Console().is_terminal else None))
+        render(report, Console(width=160 if not Console().is_terminal else None, emoji=False))
     if not report.ok:
         raise typer.Exit(1)

@@ -110,8 +110,11 @@ def sync(
     settings = ready_settings_or_exit()
     with Console(stderr=True).status("syncing the cluster ..."):
         outcome = asyncio.run(sync_once(settings))
+    if outcome.joined and not as_json:
+        typer.echo(f"a sync was already in flight ({outcome.joined}); waited for it")
     if as_json:
-        typer.echo(json.dumps({"state": outcome.state, "error": outcome.error, **outcome.counts}))
+        payload = {"state": outcome.state, "error": outcome.error, **outcome.counts}
+        typer.echo(json.dumps(payload | ({"joined": outcome.joined} if outcome.joined else {})))
     else:
         typer.echo(f"sync {outcome.state}" + (f": {outcome.error}" if outcome.error else ""))
         for line in format_counts(outcome.counts):

@@ -78,5 +78,5 @@ def command(
     if as_json:
         typer.echo(json.dumps(as_dict(plan), indent=2))
     else:
-        show(plan, Console())
+        show(plan, Console(emoji=False))
     raise typer.Exit(0 if plan.fits else 1)

@@ -148,7 +148,7 @@ def command(
     from openvle_core.errors import OpenVLEError
 
     settings = ready_settings_or_exit()
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
 
     async def go() -> Snapshot:
         engine = engine_from_settings(settings.database)

@@ -50,7 +50,7 @@ async def take_tour(info: DemoInfo, runtime: Runtime) -> None:
     """Run every step against the demo at `info` (see the module docstring)."""
     headers = {"Authorization": f"Bearer {info.admin_token}"}
     async with httpx.AsyncClient(base_url=info.api_url, headers=headers, timeout=30) as api:
-        await Tour(api, info, runtime, Console(highlight=False)).run()
+        await Tour(api, info, runtime, Console(highlight=False, emoji=False)).run()
 
 
 class Tour:

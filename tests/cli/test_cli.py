@@ -231,3 +231,44 @@ def test_token_list_columns_line_up(env: str, capsys: pytest.CaptureFixture[str]
     for column in ("name", "prefix", "scope", "created", "last used", "state"):
         start = lines[0].index(column)
         assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines[1:])
+
+
+def test_sync_while_one_is_in_flight_waits_for_it(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot sync arriving while another holds the sync (the worker's periodic one)
+    reports that one's outcome instead of failing on TargetBusy."""
+    from openvle_cli import sync as cli_sync
+    from openvle_core.db.enums import OperationState
+    from openvle_core.db.session import transaction
+    from openvle_core.operations.queries import get_operation
+    from openvle_core.settings import load_settings
+    from openvle_core.sync.service import request_sync
+
+    assert main(["migrate"]) == 0
+    monkeypatch.setattr(cli_sync, "POLL_S", 0.05)
+
+    async def scenario() -> tuple[cli_sync.SyncOutcome, cli_sync.SyncOutcome, str]:
+        engine = create_engine(env)
+        sessions = session_factory(engine)
+        try:
+            async with transaction(sessions) as session:
+                holder = (await request_sync(session)).id
+            settings = load_settings()
+            timed_out = await cli_sync.sync_once(settings, wait_s=0.2)
+            waiting = asyncio.create_task(cli_sync.sync_once(settings, wait_s=30))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            async with transaction(sessions) as session:
+                op = await get_operation(session, holder)
+                op.state = OperationState.SUCCEEDED
+                op.result = {"nodes": 3}
+            return timed_out, await waiting, holder
+        finally:
+            await engine.dispose()
+
+    timed_out, joined, holder = asyncio.run(scenario())
+    assert timed_out.joined == holder
+    assert timed_out.error is not None
+    assert "did not end within" in timed_out.error
+    assert joined == cli_sync.SyncOutcome("succeeded", None, {"nodes": 3}, holder)

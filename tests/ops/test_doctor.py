@@ -247,3 +247,17 @@ async def test_services_ok_and_unreachable(
     assert (redis.status, mongo.status) == (Status.FAIL, Status.FAIL)
     assert "REDIS_URL" in redis.fix[0]
     assert "MONGODB_URL" in mongo.fix[0]
+
+
+def test_render_prints_fingerprints_and_brackets_verbatim() -> None:
+    """`:CD:` in a fingerprint is an emoji code to rich and `[red]` markup: neither is
+    interpreted in a check's detail."""
+    from rich.console import Console
+
+    from openvle_cli.doctor import render
+    from openvle_core.doctor import Check, DoctorReport
+
+    detail = "server certificate SHA-256 AB:CD:EF:12:A:B:[red]x[/red]"
+    console = Console(record=True, width=200)
+    render(DoctorReport([Check("tls", Status.WARN, detail)]), console)
+    assert detail in console.export_text()
