@@ -124,6 +124,7 @@ def keyboard_reaches_the_nodes_page(page: Any, base: str) -> None:
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent") == "Nodes":
             break
+    assert page.evaluate("document.activeElement.textContent") == "Nodes"
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Nodes").wait_for()
     meters = page.get_by_role("meter")

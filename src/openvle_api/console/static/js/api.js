@@ -57,6 +57,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   const response = await fetch(API + path, init);
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
+  signal?.throwIfAborted(); // cancelled while the body was read: not an empty answer
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }

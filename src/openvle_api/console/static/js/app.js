@@ -45,6 +45,7 @@ function route() {
 async function render() {
   if (current) current.abort();
   current = new AbortController();
+  const signal = current.signal;
   const main = document.getElementById("main");
   if (!token.get()) return signIn(main);
   if (!me) {
@@ -67,13 +68,16 @@ async function render() {
     can: (scope) => SCOPES.indexOf(me.scope) >= SCOPES.indexOf(scope),
     features: await features(),
     navigate,
-    signal: current.signal,
+    signal,
   };
+  // A page left while it loads (a link followed before its first fetch answered) must not
+  // write over the page that replaced it, whatever error its cancelled fetch ends with.
+  if (signal.aborted) return;
   fill(main);
   try {
     await found.page(main, ctx);
   } catch (error) {
-    if (error.name === "AbortError") return;
+    if (error.name === "AbortError" || signal.aborted) return;
     fill(main, h("h1", { text: found.title }), h("p", { class: "alert", role: "alert", text: error.message }));
   }
 }
