@@ -126,6 +126,13 @@ class DatabaseSettings(BaseSettings):
     )
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
     pool_size: int = Field(default=10, ge=1, description="Connections per process (MariaDB).")
+    migrate_lock: Literal["auto", "advisory", "table"] = Field(
+        default="auto",
+        description=(
+            "How `openvle migrate` serialises replicas on MariaDB: advisory (GET_LOCK), "
+            "table (a replicated lease row, for Galera), auto (table on Galera, else advisory)."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
