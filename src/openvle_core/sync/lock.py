@@ -19,6 +19,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from openvle_core.metrics import SYNC_LOCK_LOST
+from openvle_core.redisconn import redis_client
 from openvle_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ async def redis_for(settings: Settings) -> AsyncIterator[Redis | None]:
     if settings.redis.url is None:
         yield None
         return
-    client = Redis.from_url(settings.redis.url.get_secret_value())
+    client = redis_client(settings.redis)
     try:
         yield client
     finally:
