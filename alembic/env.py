@@ -13,6 +13,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from openvle_core.db.migrate_lock import include_name
 from openvle_core.db.models import Base
 from openvle_core.db.session import create_engine
 from openvle_core.settings import DEFAULT_DATABASE_URL
@@ -27,6 +28,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

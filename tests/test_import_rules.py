@@ -54,7 +54,7 @@ def test_the_checker_sees_a_nested_forbidden_import() -> None:
 CORE_LAYERS: list[set[str]] = [
     {"errors", "metrics"},
     {"settings", "queue", "names"},
-    {"logging", "db", "proxmox", "doctor_fixes"},
+    {"logging", "db", "proxmox", "doctor_fixes", "redisconn"},
     {"doctor", "placement", "snapshot", "ipam", "changelog", "tokens"},
     {"health", "runtime", "nodes"},
     {"operations", "system"},

@@ -87,12 +87,35 @@ def worker() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to keep retrying the first connection while the database is "
+            "not up yet (start-up order); 0 tries once.",
+        ),
+    ] = 60.0,
+) -> None:
     """Bring the database schema to the newest revision (safe to run concurrently)."""
-    from openvle_core.db.migrate import upgrade_to_head
+    from openvle_core.db.errors import DatabaseUnreachable, MigrationLockTimeout
+    from openvle_core.db.migrate import LockKind, upgrade_to_head, wait_for_database
+    from openvle_core.db.session import is_sqlite
 
     settings = settings_or_exit()
-    revision = asyncio.run(upgrade_to_head(settings.database.url.get_secret_value()))
+    url = settings.database.url.get_secret_value()
+
+    async def run() -> str | None:
+        if not is_sqlite(url):
+            await wait_for_database(url, wait)
+        return await upgrade_to_head(url, lock=LockKind(settings.database.migrate_lock))
+
+    try:
+        revision = asyncio.run(run())
+    except (DatabaseUnreachable, MigrationLockTimeout) as exc:
+        typer.echo(f"migrate failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"database at revision {revision}")
 
 

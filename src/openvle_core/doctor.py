@@ -32,6 +32,7 @@ from openvle_core.proxmox import (
     build_http_client,
 )
 from openvle_core.proxmox.models import ExcessPrivilege
+from openvle_core.redisconn import redis_client
 from openvle_core.settings import Settings
 
 CHECK_TIMEOUT = 10.0
@@ -141,9 +142,7 @@ async def check_redis(settings: Settings) -> Check:
     """PING Redis when REDIS_URL is set (else jobs run in the API process)."""
     if settings.redis.url is None:
         return Check("redis", Status.SKIP, "REDIS_URL unset: operations run in-process")
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=CHECK_TIMEOUT)
+    client = redis_client(settings.redis, timeout=CHECK_TIMEOUT)
     try:
         await asyncio.wait_for(client.ping(), CHECK_TIMEOUT)
     except Exception as exc:  # connection refused, auth, timeout

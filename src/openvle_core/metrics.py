@@ -92,6 +92,11 @@ SYNC_UNMANAGED = Gauge(
     "Pool guests the last sync found that are not ours (unknown, or on a row's reused vmid).",
     registry=REGISTRY,
 )
+SYNC_LOCK_LOST = Counter(
+    "openvle_sync_lock_lost",
+    "Syncs whose Redis lock was lost while they ran (not renewed in time, or Redis lost it).",
+    registry=REGISTRY,
+)
 IDENTITY_REFUSALS = Counter(
     "openvle_identity_refusals",
     "Calls refused because the guest at the vmid was not provably ours, by action.",

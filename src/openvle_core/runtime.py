@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
@@ -22,6 +21,7 @@ from openvle_core.placement.caps import CloneCaps
 from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, RetryPolicy, build_http_client
 from openvle_core.queue import ArqQueue, InProcessQueue, JobQueue
+from openvle_core.redisconn import arq_settings, redis_client
 from openvle_core.settings import Settings
 from openvle_core.snapshot import SnapshotStore, create_snapshot_store
 
@@ -76,15 +76,11 @@ async def open_runtime(
         if use_local or settings.redis.url is None:
             queue = InProcessQueue(settings.worker.max_jobs)
         else:
-            queue = await ArqQueue.connect(settings.redis.url.get_secret_value())
+            queue = await ArqQueue.connect(arq_settings(settings.redis))
         stack.push_async_callback(queue.close)
         slots = None
         if settings.redis.url is not None:
-            redis = Redis.from_url(
-                settings.redis.url.get_secret_value(),
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
+            redis = redis_client(settings.redis, timeout=REDIS_TIMEOUT)
             stack.push_async_callback(redis.aclose)
             slots = RedisSlots(redis, f"openvle:clone-slots:{settings.proxmox.hostname}:")
         caps = CloneCaps(settings.worker, slots)

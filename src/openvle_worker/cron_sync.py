@@ -14,7 +14,7 @@ from arq import cron
 from arq.cron import CronJob
 
 from openvle_core.settings import Settings
-from openvle_core.sync.lock import lock_ttl
+from openvle_core.sync.lock import sync_timeout
 from openvle_core.sync.tick import SKIPPED, sync_tick
 
 __all__ = ["SKIPPED", "SYNC_JOB_NAME", "schedule", "sync_cron", "sync_tick"]
@@ -43,7 +43,7 @@ def sync_cron(settings: Settings) -> CronJob:
         name=SYNC_JOB_NAME,
         unique=True,
         run_at_startup=False,
-        timeout=lock_ttl(settings),
+        timeout=sync_timeout(settings),
         keep_result=max(interval, 60),
         max_tries=1,
         **schedule(interval),

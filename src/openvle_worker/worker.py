@@ -22,7 +22,7 @@ from openvle_core.handlers import run_operation
 from openvle_core.metrics import WORKER_JOB_CRASHES
 from openvle_core.operations.lease import recover
 from openvle_core.queue.arq import JOB_FUNCTION
-from openvle_core.queue.arq import redis_settings as arq_redis
+from openvle_core.redisconn import arq_settings as arq_redis
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
 from openvle_core.scheduler import recover_tick, scheduler
 from openvle_core.settings import ConfigError, Settings, load_settings
@@ -103,7 +103,7 @@ def arq_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "job_timeout": JOB_TIMEOUT_S,
-        "redis_settings": arq_redis(settings.redis.url.get_secret_value()),
+        "redis_settings": arq_redis(settings.redis),
         "cron_jobs": cron_jobs(settings),
         "max_jobs": settings.worker.max_jobs,
         "ctx": {"settings": settings, **ctx},

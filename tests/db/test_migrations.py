@@ -13,7 +13,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from openvle_core.db.migrate import current_revision, downgrade_to, head_revision, upgrade_to_head
+from openvle_core.db.migrate import (
+    current_revision,
+    downgrade_to,
+    head_revision,
+    include_name,
+    upgrade_to_head,
+)
 from openvle_core.db.models import Base
 from openvle_core.db.session import create_engine
 
@@ -36,7 +42,8 @@ async def _tables_and_diff(url: str) -> tuple[set[str], list[Any]]:
         async with engine.connect() as conn:
 
             def inspect_sync(sync: Any) -> tuple[set[str], list[Any]]:
-                context = MigrationContext.configure(sync, opts={"compare_type": True})
+                opts = {"compare_type": True, "include_name": include_name}
+                context = MigrationContext.configure(sync, opts=opts)
                 return set(inspect(sync).get_table_names()), compare_metadata(
                     context, Base.metadata
                 )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from openvle_core.metrics import REGISTRY
 from openvle_core.sync.lock import lock_key, sync_lock
 from openvle_worker.cron_sync import SKIPPED, SYNC_JOB_NAME, sync_cron, sync_tick
 from tests.sync.kit import Harness
@@ -78,3 +79,39 @@ async def test_the_redis_lock_waits_its_turn_or_gives_up(harness: Harness, redis
         assert await redis.get(key) not in {None, b"another-worker"}
     await finishing
     assert await redis.get(key) is None
+
+
+async def test_a_sync_outliving_its_first_lease_keeps_the_lock(
+    harness: Harness, redis: Redis
+) -> None:
+    """The lease (0.5 s here) is renewed while the holder runs: for four leases, every
+    other sync attempt is skipped, and the key keeps the holder's token."""
+    key = lock_key(harness.settings)
+    async with sync_lock(redis, harness.settings, lease=0.5) as held:
+        assert held is True
+        token = await redis.get(key)
+        for _ in range(4):
+            await asyncio.sleep(0.5)  # one whole lease: without renewal the key is gone
+            assert await sync_tick({"runtime": harness, "redis": redis}) == SKIPPED
+            assert await redis.get(key) == token
+            assert 0 < await redis.pttl(key) <= 500
+    assert await redis.get(key) is None  # released at the end
+    assert "not_run" not in await sync_tick({"runtime": harness, "redis": redis})
+
+
+async def test_a_lost_lock_is_logged_and_counted(
+    harness: Harness, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = lock_key(harness.settings)
+    lost = REGISTRY.get_sample_value("openvle_sync_lock_lost_total") or 0.0
+    async with sync_lock(redis, harness.settings, lease=0.3) as held:
+        assert held is True
+        await redis.set(key, "someone-else")  # Redis lost our key; another took it
+        for _ in range(100):
+            if REGISTRY.get_sample_value("openvle_sync_lock_lost_total") == lost + 1:
+                break
+            await asyncio.sleep(0.05)
+    assert REGISTRY.get_sample_value("openvle_sync_lock_lost_total") == lost + 1
+    assert await redis.get(key) == b"someone-else"  # never deleted someone else's lock
+    assert any("lost while the sync ran" in r.getMessage() for r in caplog.records)
+    await redis.delete(key)

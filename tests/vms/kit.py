@@ -155,13 +155,13 @@ async def arq_worker(settings: Settings) -> AsyncIterator[None]:
     """An arq worker in this process, consuming the test's Redis queue."""
     from arq.worker import create_worker
 
-    from openvle_core.queue.arq import redis_settings
+    from openvle_core.redisconn import arq_settings
     from openvle_worker.worker import WorkerSettings, shutdown, startup
 
     assert settings.redis.url is not None
     worker = create_worker(
         {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
-        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        redis_settings=arq_settings(settings.redis),
         ctx={"settings": settings, "lease_seconds": LEASE},
         handle_signals=False,
         poll_delay=0.05,

@@ -21,11 +21,6 @@ def job_id(op_id: str, key: str | None = None) -> str:
     return f"op:{op_id}:{key or secrets.token_hex(4)}"
 
 
-def redis_settings(url: str) -> RedisSettings:
-    """arq's RedisSettings from a redis:// URL."""
-    return RedisSettings.from_dsn(url)
-
-
 class ArqQueue:
     """Enqueue operation ids as arq jobs."""
 
@@ -33,9 +28,10 @@ class ArqQueue:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, url: str) -> ArqQueue:
-        """Open a pool to Redis at `url`."""
-        return cls(await create_pool(redis_settings(url)))
+    async def connect(cls, redis: RedisSettings | str) -> ArqQueue:
+        """Open a pool to Redis (`openvle_core.redisconn.arq_settings`, or a redis:// URL)."""
+        settings = RedisSettings.from_dsn(redis) if isinstance(redis, str) else redis
+        return cls(await create_pool(settings))
 
     async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
         """Queue `run_operation_job(op_id)`; with `key`, at most one such job exists."""

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./openvle.sqlite3"
@@ -126,6 +126,13 @@ class DatabaseSettings(BaseSettings):
     )
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
     pool_size: int = Field(default=10, ge=1, description="Connections per process (MariaDB).")
+    migrate_lock: Literal["auto", "advisory", "table"] = Field(
+        default="auto",
+        description=(
+            "How `openvle migrate` serialises replicas on MariaDB: advisory (GET_LOCK), "
+            "table (a replicated lease row, for Galera), auto (table on Galera, else advisory)."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -155,11 +162,31 @@ class MongoSettings(BaseSettings):
 
 
 class RedisSettings(BaseSettings):
-    """The job queue (`REDIS_URL`); unset = jobs run in-process."""
+    """The job queue and the locks (`REDIS_*`); unset URL = jobs run in-process."""
 
     model_config = SettingsConfigDict(env_prefix="REDIS_", env_file=".env", extra="ignore")
 
-    url: SecretStr | None = Field(default=None, description="redis:// URL; unset = in-process.")
+    url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "redis://, rediss:// (TLS) or unix:// URL; unset = in-process. With sentinels, "
+            "its password, database number and scheme are used and its host is not."
+        ),
+    )
+    sentinels: str = Field(
+        default="",
+        description=(
+            "Redis Sentinel addresses, host:port,host:port; set = the master is found "
+            "through them (REDIS_URL still required)."
+        ),
+    )
+    sentinel_master: str = Field(
+        default="mymaster", min_length=1, description="The master's name in Sentinel."
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle for a rediss:// server's certificate; unset = the system's CAs.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -169,6 +196,43 @@ class RedisSettings(BaseSettings):
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_ports(cls, value: str, info: ValidationInfo) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (e.g. sentinel1:26379)")
+        if items and info.data.get("url") is None:
+            raise ValueError("needs REDIS_URL too (its password, database number and scheme)")
+        if items and str(info.data["url"].get_secret_value()).startswith("unix://"):
+            raise ValueError("needs a redis:// or rediss:// REDIS_URL, not unix://")
+        return ",".join(items)
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None or not str(value):
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        url = info.data.get("url")
+        if url is None or not url.get_secret_value().startswith("rediss://"):
+            raise ValueError("applies to a rediss:// REDIS_URL only")
+        if info.data.get("sentinels"):
+            raise ValueError(
+                "cannot be combined with REDIS_SENTINELS: arq hands no CA file to a "
+                "Sentinel-managed master; add the CA to the system's store (or SSL_CERT_FILE)"
+            )
+        return value
+
+    @property
+    def sentinel_hosts(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs (empty: no Sentinel)."""
+        pairs = [item.rpartition(":") for item in self.sentinels.split(",") if item]
+        return [(host.strip("[]"), int(port)) for host, _, port in pairs]
 
 
 class WorkerSettings(BaseSettings):

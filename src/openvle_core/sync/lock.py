@@ -1,31 +1,38 @@
-"""One sync at a time per pool: a Redis lock with a TTL across processes, else a process lock.
+"""One sync at a time per pool: a renewed Redis lock across processes, else a process lock.
 
 The cron tick tries once and skips if a sync runs; an on-demand sync waits its turn.
-The TTL bounds how long a crashed holder blocks the next sync.
+Across processes the lock is redis-py's `Lock` (a key holding our token, `SET NX PX`,
+released only by its holder) with a short lease (`LEASE_S`) that a background task
+renews every third of it (`reacquire`) for as long as the sync runs: a sync of any
+length keeps it, and a holder that crashed frees it within one lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-import time
+import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
+from openvle_core.metrics import SYNC_LOCK_LOST
+from openvle_core.redisconn import redis_client
 from openvle_core.settings import Settings
 
-MIN_LOCK_TTL_S = 300
+log = logging.getLogger(__name__)
+
+LEASE_S = 30.0
+MIN_SYNC_TIMEOUT_S = 300
 POLL_S = 0.25
-# Delete the lock only if it still holds our token (it may have expired and been retaken).
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _local_lock = asyncio.Lock()
 
 
-def lock_ttl(settings: Settings) -> int:
-    """How long a sync may hold the lock before another may start (crash safety)."""
-    return max(MIN_LOCK_TTL_S, 5 * settings.worker.pve_periodic_interval)
+def sync_timeout(settings: Settings) -> int:
+    """How long one sync may run (the cron job's timeout) and an on-demand sync waits."""
+    return max(MIN_SYNC_TIMEOUT_S, 5 * settings.worker.pve_periodic_interval)
 
 
 def lock_key(settings: Settings) -> str:
@@ -35,24 +42,49 @@ def lock_key(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def sync_lock(
-    redis: Redis | None, settings: Settings, *, wait: float = 0.0
+    redis: Redis | None, settings: Settings, *, wait: float = 0.0, lease: float = LEASE_S
 ) -> AsyncIterator[bool]:
     """Yield True while holding the lock, False if it stayed taken for `wait` seconds."""
     if redis is None:
         async with _local(wait) as acquired:
             yield acquired
         return
-    key, token = lock_key(settings), secrets.token_hex(16)
-    deadline = time.monotonic() + wait
-    while not await redis.set(key, token, nx=True, ex=lock_ttl(settings)):
-        if time.monotonic() >= deadline:
-            yield False
-            return
-        await asyncio.sleep(POLL_S)
+    lock = Lock(redis, lock_key(settings), timeout=lease, sleep=POLL_S, thread_local=False)
+    if not await lock.acquire(blocking=wait > 0, blocking_timeout=wait):
+        yield False
+        return
+    renewer = asyncio.create_task(_renew(lock, lease))
     try:
         yield True
     finally:
-        await redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]  # redis-py: Awaitable | Any
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await _release(lock)
+
+
+async def _renew(lock: Lock, lease: float) -> None:
+    """Reset the lock's TTL to `lease` every third of it until cancelled or lost."""
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await lock.reacquire()
+        except LockNotOwnedError:
+            SYNC_LOCK_LOST.inc()
+            log.error("sync lock %s lost while the sync ran (not renewed in time)", lock.name)
+            return
+        except RedisError as exc:  # a blip: two more tries before the lease ends
+            log.warning("sync lock %s: renewal failed (%s); trying again", lock.name, exc)
+
+
+async def _release(lock: Lock) -> None:
+    """Delete the key if it still holds our token; an outage leaves it to expire."""
+    try:
+        await lock.release()
+    except LockNotOwnedError:
+        log.warning("sync lock %s had expired before its release", lock.name)
+    except (LockError, RedisError) as exc:
+        log.warning("sync lock %s not released (%s): it expires within its lease", lock.name, exc)
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +110,7 @@ async def redis_for(settings: Settings) -> AsyncIterator[Redis | None]:
     if settings.redis.url is None:
         yield None
         return
-    client = Redis.from_url(settings.redis.url.get_secret_value())
+    client = redis_client(settings.redis)
     try:
         yield client
     finally:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.operations.kinds import Kinds, KindSpec, OperationKind
 from openvle_core.sync.errors import SyncFailed
-from openvle_core.sync.lock import lock_ttl, redis_for, sync_lock
+from openvle_core.sync.lock import redis_for, sync_lock, sync_timeout
 from openvle_core.sync.service import sync_cluster
 
 if TYPE_CHECKING:
@@ -23,10 +23,10 @@ async def run_sync(runtime: Runtime, op: Operation) -> None:
     settings = runtime.settings
     async with (
         redis_for(settings) as redis,
-        sync_lock(redis, settings, wait=lock_ttl(settings)) as acquired,
+        sync_lock(redis, settings, wait=sync_timeout(settings)) as acquired,
     ):
         if not acquired:
-            raise SyncFailed(f"another sync held the lock for over {lock_ttl(settings)} s")
+            raise SyncFailed(f"another sync held the lock for over {sync_timeout(settings)} s")
         result = await sync_cluster(
             sessions=runtime.sessions,
             proxmox=runtime.proxmox,

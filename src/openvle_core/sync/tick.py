@@ -1,6 +1,6 @@
 """One periodic sync tick under the sync lock: shared by the arq cron and the embedded scheduler.
 
-The lock (in Redis with a TTL when `ctx["redis"]` is set, else in-process) keeps a slow
+The lock (in Redis, a renewed lease, when `ctx["redis"]` is set, else in-process) keeps a slow
 previous run or an on-demand sync from overlapping; a tick that finds it held is skipped.
 """
 
