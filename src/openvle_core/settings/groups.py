@@ -200,7 +200,7 @@ class WorkerSettings(BaseSettings):
     shutdown_timeout: float = Field(
         default=120.0,
         gt=0,
-        description="Seconds a VM's graceful (ACPI) shutdown may take before it fails or is forced.",
+        description="Seconds a VM's graceful (ACPI) shutdown may take (then fails or forced).",
     )
     stop_timeout: float = Field(
         default=20.0,
