@@ -156,12 +156,14 @@ async def arq_worker(settings: Settings) -> AsyncIterator[None]:
     from arq.worker import create_worker
 
     from openvle_core.queue.arq import redis_settings
-    from openvle_worker.worker import WorkerSettings, shutdown, startup
+    from openvle_worker.worker import WorkerSettings, shutdown, startup, worker_pool
 
     assert settings.redis.url is not None
+    redis = redis_settings(settings.redis.url.get_secret_value())
     worker = create_worker(
         {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
-        redis_settings=redis_settings(settings.redis.url.get_secret_value()),
+        redis_settings=redis,
+        redis_pool=await worker_pool(redis),  # closed with aclose (no deprecation warning)
         ctx={"settings": settings, "lease_seconds": LEASE},
         handle_signals=False,
         poll_delay=0.05,
