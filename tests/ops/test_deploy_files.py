@@ -198,3 +198,28 @@ def test_monitoring_files_use_real_metric_names() -> None:
     rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]
     names = {rule["alert"] for rule in rules["rules"]}
     assert {"OpenVLESyncFailing", "OpenVLEOperationsFailing", "OpenVLEProxmoxUnreachable"} <= names
+
+
+def test_prometheus_scrapes_every_api_and_worker_of_compose() -> None:
+    """deploy/prometheus/prometheus.yml finds compose's API and worker services on the
+    ports they serve /metrics on (the workers' from WORKER_METRICS_PORT), and loads the
+    alerts; `promtool check config` parses it in CI (.ci/promtool.sh)."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"]}
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for job, names in (
+        ("openvle-api", ["api", "api-sim"]),
+        ("openvle-worker", ["worker", "worker-sim"]),
+    ):
+        assert jobs[job]["names"] == names
+        for name in names:
+            env = services[name]["environment"]
+            port = env["WORKER_METRICS_PORT"] if job == "openvle-worker" else env["API_PORT"]
+            assert str(jobs[job]["port"]) == port, name
+            if job == "openvle-worker":
+                assert env["WORKER_METRICS_HOST"] == "0.0.0.0"
+                assert "health/ready" in " ".join(services[name]["healthcheck"]["test"])
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
