@@ -80,7 +80,8 @@ def api(
 
 @app.command()
 def worker() -> None:
-    """Run an arq worker: operations from Redis and the periodic jobs."""
+    """Run an arq worker: operations from Redis and the periodic jobs (/metrics and
+    /health on WORKER_METRICS_PORT; SIGTERM: finish or hand back, then exit 0)."""
     from openvle_worker.worker import run_worker
 
     asyncio.run(run_worker(settings_or_exit()))

@@ -1,13 +1,24 @@
 """Prometheus metrics of the service, defined once in a registry of our own.
 
-Core code records into these; `openvle_api` serves `REGISTRY` at /metrics and the worker
-can serve it too. Labels stay bounded: Proxmox endpoints are schema path templates,
+Core code records into these; `openvle_api` serves `REGISTRY` at /metrics and so does
+`openvle worker` (on WORKER_METRICS_PORT), both through `exposition` and behind the same
+`bearer_token_ok` rule. Labels stay bounded: Proxmox endpoints are schema path templates,
 operation kinds and error kinds are class or enum names, never ids.
+
+Several processes behind one port (`openvle api --workers N`) use prometheus_client's
+multiprocess mode: the command sets PROMETHEUS_MULTIPROC_DIR before its processes start,
+each writes its values to files there, and `exposition` sums them (gauges: the value most
+recently set by any process).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+import secrets
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from pydantic import SecretStr
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -71,11 +82,13 @@ SYNC_RESOURCES = Gauge(
     "openvle_sync_resources",
     "Cluster resources seen by the last sync.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 SYNC_IPV4_DUPLICATES = Gauge(
     "openvle_sync_ipv4_duplicates",
     "Running VMs reporting an IPv4 another running VM reports too, at the last sync.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 SYNC_CHANGES = Counter(
     "openvle_sync_changes",
@@ -91,6 +104,7 @@ SYNC_UNMANAGED = Gauge(
     "openvle_sync_unmanaged_guests",
     "Pool guests the last sync found that are not ours (unknown, or on a row's reused vmid).",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 SYNC_LOCK_LOST = Counter(
     "openvle_sync_lock_lost",
@@ -107,6 +121,7 @@ QUEUE_DEPTH = Gauge(
     "openvle_queue_depth",
     "Operations waiting in the queue.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 WORKER_JOB_CRASHES = Counter(
     "openvle_worker_job_crashes",
@@ -159,3 +174,28 @@ class PrometheusObserver:
     def retrying(self, method: str, endpoint: str, error: str) -> None:
         """Count the retry."""
         PROXMOX_RETRIES.labels(method, endpoint).inc()
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition(*extra: CollectorRegistry) -> bytes:
+    """The text format of `REGISTRY` (summed over this port's processes in multiprocess
+    mode), followed by the `extra` registries (families computed at scrape time)."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    return body + b"".join(generate_latest(r) for r in extra)
+
+
+def bearer_token_ok(authorization: str | None, expected: SecretStr | None) -> bool:
+    """The METRICS_TOKEN rule of every /metrics: open when no token is set, else the
+    `Authorization: Bearer <token>` header must match (compared in constant time)."""
+    if expected is None:
+        return True
+    scheme, _, token = (authorization or "").partition(" ")
+    secret = expected.get_secret_value().encode()
+    return scheme.lower() == "bearer" and secrets.compare_digest(token.encode(), secret)

@@ -1,9 +1,13 @@
 """The arq worker: `run_operation_job(op_id)`, the recovery and sync crons, and
 `run_worker(settings)` (arq with `REDIS_URL`, else the embedded in-process loop).
 
-Resources are opened in `on_startup` (one Runtime in `ctx["runtime"]`) and closed in
-`on_shutdown`. Shortly after start-up the worker re-enqueues operations whose runner
-died (a crash, a SIGKILL); the `recover` cron keeps doing so every 10 s.
+Resources are opened in `on_startup` (one Runtime in `ctx["runtime"]`, the metrics and
+health port of `probe`) and closed in `on_shutdown`. Shortly after start-up the worker
+re-enqueues operations whose runner died (a crash, a SIGKILL); the `recover` cron keeps
+doing so every 10 s. On SIGTERM (or SIGINT) it takes no new job, lets its running ones
+finish for WORKER_STOP_TIMEOUT seconds, then stops the rest: each hands its operation
+back (`lease.hand_back`) and arq leaves its job queued, so another worker resumes it at
+once. Then it exits 0.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from typing import Any
 
 from arq import cron, func
+from arq.connections import ArqRedis, create_pool
 from arq.cron import CronJob
 from arq.worker import Function, create_worker
 
@@ -26,6 +31,7 @@ from openvle_core.redisconn import arq_settings as arq_redis
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
 from openvle_core.scheduler import recover_tick, scheduler
 from openvle_core.settings import ConfigError, Settings, load_settings
+from openvle_worker.probe import serve_probes
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT_S = 4 * 3600
@@ -49,6 +55,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         open_runtime(settings, runner=run_operation, in_process=False, lease_seconds=lease)
     )
     ctx["_stack"] = stack
+    await stack.enter_async_context(serve_probes(ctx["runtime"]))
     ctx["_first_recovery"] = asyncio.create_task(_recover_after(ctx, lease))
 
 
@@ -106,6 +113,7 @@ def arq_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
         "redis_settings": arq_redis(settings.redis),
         "cron_jobs": cron_jobs(settings),
         "max_jobs": settings.worker.max_jobs,
+        "job_completion_wait": settings.worker.stop_timeout,  # after SIGTERM, then cancel
         "ctx": {"settings": settings, **ctx},
     }
 
@@ -129,7 +137,9 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
     if settings.redis.url is None:
         await run_embedded(settings, lease_seconds=lease_seconds)
         return
-    worker = create_worker(arq_settings(settings, lease_seconds=lease_seconds))
+    options = arq_settings(settings, lease_seconds=lease_seconds)
+    pool = await worker_pool(options["redis_settings"])
+    worker = create_worker(options, redis_pool=pool)
     try:  # SIGINT/SIGTERM cancel the jobs (recovery resumes them) and end the worker
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()
@@ -138,11 +148,28 @@ async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE
             await worker.close()
 
 
+class WorkerPool(ArqRedis):
+    """arq's pool, closed with redis-py's `aclose`: arq's `Worker.close` still calls the
+    deprecated `close`, which warns on every worker stop."""
+
+    async def close(self, close_connection_pool: bool | None = None) -> None:
+        """What arq's `Worker.close` calls: `aclose`, without the deprecation warning."""
+        await self.aclose(close_connection_pool)
+
+
+async def worker_pool(redis: Any) -> ArqRedis:
+    """arq's own pool for `redis` (`RedisSettings`), as a `WorkerPool` (handed to
+    `create_worker(..., redis_pool=)`)."""
+    pool = await create_pool(redis)
+    pool.__class__ = WorkerPool  # same object and connections; only `close` differs
+    return pool
+
+
 async def run_embedded(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
     """In-process queue plus the scheduler; recovers unfinished operations first."""
     opened = open_runtime(
         settings, runner=run_operation, in_process=True, lease_seconds=lease_seconds
     )
-    async with opened as runtime, scheduler(runtime):
+    async with opened as runtime, serve_probes(runtime), scheduler(runtime):
         await recover(runtime)
         await asyncio.Event().wait()

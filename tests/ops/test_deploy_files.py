@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from openvle_core.settings import describe_settings
+from tests.support.monitoring import API_METRICS, exposed_names, used_metric_names
 from tests.support.services import require_service
 
 ROOT = Path(__file__).parents[2]
@@ -180,22 +181,45 @@ def test_dockerfile_matches_the_compose_guide() -> None:
 
 
 def test_monitoring_files_use_real_metric_names() -> None:
+    """Every name an alert or a panel reads is one the code defines; the ones outside
+    `API_METRICS` must come from the worker's registry too (the worker's scrape is checked
+    for real in tests/worker/test_process.py, the API's in test_api_command.py)."""
     from openvle_api import metrics as api_metrics  # noqa: F401  (registers HTTP metrics)
     from openvle_core import scheduler  # noqa: F401  (registers the scheduler counter)
-    from openvle_core.metrics import REGISTRY
+    from openvle_core.metrics import exposition
 
-    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
-    known = set()
-    for metric in REGISTRY.collect():  # label-less families have no samples yet: use types
-        known.update(metric.name + s for s in suffixes.get(metric.type, [""]))
-    known.add("openvle_operations_current")
-    dashboard = (ROOT / "deploy/grafana/openvle.json").read_text()
-    alerts = (ROOT / "deploy/prometheus/alerts.yml").read_text()
-    used = set(re.findall(r"\b(openvle_[a-z0-9_]+)", dashboard + alerts))
-    assert used, "no metrics referenced"
+    known = exposed_names(exposition().decode()) | {"openvle_operations_current"}
+    used = used_metric_names()
+    assert len(used) >= 15, "the expressions were not read"
     assert used - known == set()
-    panels = json.loads(dashboard)["panels"]
-    assert len(panels) >= 6
-    rules = yaml.safe_load(alerts)["groups"][0]["rules"]
-    names = {rule["alert"] for rule in rules}
+    assert used >= API_METRICS  # a stale API_METRICS would hide a worker-side gap
+    dashboard = (ROOT / "deploy/grafana/openvle.json").read_text()
+    assert len(json.loads(dashboard)["panels"]) >= 6
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]
+    names = {rule["alert"] for rule in rules["rules"]}
     assert {"OpenVLESyncFailing", "OpenVLEOperationsFailing", "OpenVLEProxmoxUnreachable"} <= names
+
+
+def test_prometheus_scrapes_every_api_and_worker_of_compose() -> None:
+    """deploy/prometheus/prometheus.yml finds compose's API and worker services on the
+    ports they serve /metrics on (the workers' from WORKER_METRICS_PORT), and loads the
+    alerts; `promtool check config` parses it in CI (.ci/promtool.sh)."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"]}
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for job, names in (
+        ("openvle-api", ["api", "api-sim"]),
+        ("openvle-worker", ["worker", "worker-sim"]),
+    ):
+        assert jobs[job]["names"] == names
+        for name in names:
+            env = services[name]["environment"]
+            port = env["WORKER_METRICS_PORT"] if job == "openvle-worker" else env["API_PORT"]
+            assert str(jobs[job]["port"]) == port, name
+            if job == "openvle-worker":
+                assert env["WORKER_METRICS_HOST"] == "0.0.0.0"
+                assert "health/ready" in " ".join(services[name]["healthcheck"]["test"])
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]

@@ -156,12 +156,14 @@ async def arq_worker(settings: Settings) -> AsyncIterator[None]:
     from arq.worker import create_worker
 
     from openvle_core.redisconn import arq_settings
-    from openvle_worker.worker import WorkerSettings, shutdown, startup
+    from openvle_worker.worker import WorkerSettings, shutdown, startup, worker_pool
 
     assert settings.redis.url is not None
+    redis = arq_settings(settings.redis)
     worker = create_worker(
         {"functions": WorkerSettings.functions, "on_startup": startup, "on_shutdown": shutdown},
-        redis_settings=arq_settings(settings.redis),
+        redis_settings=redis,
+        redis_pool=await worker_pool(redis),  # closed with aclose (no deprecation warning)
         ctx={"settings": settings, "lease_seconds": LEASE},
         handle_signals=False,
         poll_delay=0.05,

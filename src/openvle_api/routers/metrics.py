@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
 from openvle_api.deps import RuntimeDep, read_sessions
@@ -14,7 +12,7 @@ from openvle_api.metrics import scrape_registry
 from openvle_api.responses import problems
 from openvle_api.routing import api_router
 from openvle_core.health import queue_depth
-from openvle_core.metrics import QUEUE_DEPTH, REGISTRY
+from openvle_core.metrics import QUEUE_DEPTH, bearer_token_ok, exposition
 from openvle_core.operations.queries import count_by_kind_and_state
 
 router = api_router(tags=["metrics"])
@@ -38,17 +36,12 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     depth = await queue_depth(runtime.queue)
     if depth is not None:  # None: the in-process queue keeps the gauge itself
         QUEUE_DEPTH.set(depth)
-    body = generate_latest(REGISTRY) + generate_latest(scrape_registry(counts))
+    body = exposition(scrape_registry(counts))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _check_token(request: Request, expected: SecretStr | None) -> None:
-    if expected is None:
-        return
-    secret = expected.get_secret_value()
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), secret.encode()):
+    if not bearer_token_ok(request.headers.get("authorization"), expected):
         raise ApiProblem(
             401,
             "unauthorized",

@@ -4,7 +4,9 @@ A job may be delivered twice (a retry, a redelivery after a crash, the recovery 
 `claim` takes the row under a row lock: a queued operation, or a running one whose
 heartbeat (`updated_at`) is older than the lease, is taken; a finished one or one with a
 live runner is left alone. Waiting operations (queued behind a busy target) take the
-target's guard first. `recover` re-enqueues operations whose runner died.
+target's guard first. `recover` re-enqueues operations whose runner died. A run that is
+stopped (its worker shutting down) hands its row back: `hand_back` expires the lease at
+once, so the next delivery of its job takes it instead of waiting out the lease.
 """
 
 from __future__ import annotations
@@ -108,6 +110,22 @@ async def heartbeat(runtime: Runtime, op: Operation) -> AsyncIterator[None]:
         # Not `suppress(CancelledError): await task`: that would also swallow a cancel
         # aimed at this task meanwhile (its closing queue), which then runs on forever.
         await asyncio.wait([task])
+
+
+HAND_BACK_TIMEOUT = 5.0
+
+
+async def hand_back(runtime: Runtime, op: Operation) -> None:
+    """Expire this run's lease now (if the row is still this run's), so that any runner
+    may take the operation at once; handlers resume from their journal. Best effort: if
+    the database does not answer, the lease simply runs out."""
+    expired = utcnow() - timedelta(seconds=runtime.lease_seconds)
+    try:
+        async with asyncio.timeout(HAND_BACK_TIMEOUT), transaction(runtime.sessions) as session:
+            if await OperationRepository(session).expire_lease(op.id, op.attempts, expired):
+                log.info("operation %s (%s) handed back", op.id, op.kind)
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        log.warning("operation %s not handed back (its lease will expire): %s", op.id, exc)
 
 
 async def waiting_behind(sessions: async_sessionmaker[AsyncSession], op: Operation) -> str | None:

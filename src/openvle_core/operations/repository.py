@@ -92,6 +92,21 @@ class OperationRepository:
         stmt = select(Operation).where(Operation.id == op_id).with_for_update()
         return await self.session.scalar(stmt)
 
+    async def expire_lease(self, op_id: str, attempts: int, at: datetime) -> bool:
+        """Date a running operation's heartbeat back to `at` (a stopped run hands it
+        back); False unless it is still running as attempt `attempts`."""
+        stmt = (
+            update(Operation)
+            .where(
+                Operation.id == op_id,
+                Operation.state == OperationState.RUNNING.value,
+                Operation.attempts == attempts,
+            )
+            .values(updated_at=at)
+        )
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
+
     async def touch(self, op_id: str, attempts: int) -> bool:
         """Renew a running operation's heartbeat; False unless it is still running as
         attempt `attempts` (finished, or claimed again by another runner)."""

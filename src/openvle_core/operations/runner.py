@@ -78,6 +78,9 @@ class OperationRunner:
         except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
             log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
             return
+        except asyncio.CancelledError:  # stopped (a worker shutting down): hand it back
+            await lease.hand_back(runtime, op)
+            raise
         follower = await lease.waiting_behind(runtime.sessions, op)
         if follower is not None:
             await runtime.queue.enqueue(follower)

@@ -262,7 +262,30 @@ class WorkerSettings(BaseSettings):
         default=120.0, gt=0, description="Seconds to wait for a VM's IPv4 via the guest agent."
     )
     shutdown_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds a graceful shutdown may take."
+        default=120.0,
+        gt=0,
+        description="Seconds a VM's graceful (ACPI) shutdown may take (then fails or forced).",
+    )
+    stop_timeout: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "Seconds `openvle worker` lets its running operations finish after SIGTERM; "
+            "the rest are handed back (another worker resumes them at once)."
+        ),
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of `openvle worker`'s /metrics, /health/live and /health/ready "
+            "(METRICS_TOKEN as the API's /metrics); 0 = off (compose sets 9101)."
+        ),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker's metrics and health port listens on.",
     )
     sync_agent_concurrency: int = Field(
         default=8, ge=1, description="Parallel guest-agent IP lookups during a sync."
