@@ -51,10 +51,7 @@ class TcpProxy:
         for writer in list(self._writers):
             _abort(writer)
         self._writers.clear()
-        links = list(self._links)
-        for task in links:
-            task.cancel()
-        await asyncio.gather(*links, return_exceptions=True)
+        await asyncio.gather(*self._links, return_exceptions=True)  # each sees its reset
 
     async def resume(self) -> None:
         """The service is back: accept connections on the same port again."""
@@ -75,7 +72,7 @@ class TcpProxy:
             up_reader, upstream = await asyncio.open_connection(*self.target)
             self._writers.add(upstream)
             await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
-        except (OSError, asyncio.IncompleteReadError):
+        except OSError:  # refused upstream, or reset by a pause
             pass
         finally:
             self._links.discard(task)
@@ -100,7 +97,9 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
     writer.transport.abort()
 
 

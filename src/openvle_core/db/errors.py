@@ -1,4 +1,4 @@
-"""Database errors of our own: a bad page cursor, a migration lock not taken."""
+"""Database errors of our own: a bad page cursor, a migration lock not taken, no database."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ class MigrationLockTimeout(OpenVLEError):
     """Another replica held the migration lock for too long."""
 
     code = "migration_lock_timeout"
+
+
+class DatabaseUnavailable(OpenVLEError):
+    """The database cannot be reached right now (an outage or a restart): try again later."""
+
+    code = "database_unavailable"
