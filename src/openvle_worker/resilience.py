@@ -159,7 +159,7 @@ class ResilientWorker(Worker):
             self.link.lost(exc)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
-        await self.pool.close(close_connection_pool=True)
+        await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
 

@@ -12,6 +12,7 @@ are held with the task gate until the outage began).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections import Counter
@@ -22,15 +23,19 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from openvle_core.availability import REDIS
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import service as events
 from openvle_core.handlers import run_operation
+from openvle_core.metrics import REGISTRY
 from openvle_core.queue import ArqQueue
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator, run_simulator
+from openvle_worker.resilience import ResilientWorker, connect, worker_ready
+from openvle_worker.worker import arq_settings
 from tests.events.kit import (
     DEBIAN,
     event_vms,
@@ -175,3 +180,57 @@ def cloned_vmid(vms: list[Vm], ours: dict[int, str]) -> int:
     extra = set(ours) - {v.vmid for v in vms}
     assert len(extra) == 1
     return extra.pop()
+
+
+async def test_worker_ready_follows_redis_and_a_start_waits_for_it(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """`worker_ready()` (what the worker's readiness probe reports) and the gauge go down
+    with Redis and up again; a worker started while Redis is away waits for it."""
+    database = sqlite_url(tmp_path)
+    await upgrade_to_head(database)
+    index = make_url(redis_url).database
+    async with (
+        run_simulator(version="9.1", time_scale=0.0) as sim,
+        tcp_proxy(*split_host(REDIS_HOST)) as proxy,
+    ):
+        settings = make_settings(sim, database, redis_url=f"redis://127.0.0.1:{proxy.port}/{index}")
+        options = arq_settings(settings, lease_seconds=1.0)
+        REDIS.restored()  # whatever an earlier test left in this process
+        await proxy.pause()
+        connecting = asyncio.create_task(connect(options["redis_settings"]))
+        await until(lambda: _outage_seen())
+        assert not connecting.done()  # waiting, not failed
+        await proxy.resume()
+        pool = await connecting
+        worker = ResilientWorker(
+            **{**options, "handle_signals": False, "poll_delay": 0.05}, redis_pool=pool
+        )
+        assert not worker_ready()  # not polled yet
+        task = asyncio.create_task(worker.main())
+        try:
+            await until(lambda: _ready(True))
+            await proxy.pause()
+            await until(lambda: _ready(False))
+            assert redis_up() == 0
+            assert not task.done()
+            await proxy.resume()
+            await until(lambda: _ready(True))
+            assert redis_up() == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await worker.close()
+
+
+def redis_up() -> float | None:
+    return REGISTRY.get_sample_value("openvle_dependency_up", {"dependency": "redis"})
+
+
+async def _outage_seen() -> bool:
+    return not REDIS.available
+
+
+async def _ready(wanted: bool) -> bool:
+    return worker_ready() is wanted
