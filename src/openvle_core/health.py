@@ -50,7 +50,7 @@ async def _probe(
     except Exception as exc:  # a probe reports every failure; that is its whole job
         if is_unavailable(exc):
             DATABASE.lost(exc)
-        elif isinstance(exc, QueueUnavailable | REDIS_DOWN):
+        elif isinstance(exc, (QueueUnavailable, *REDIS_DOWN)):
             REDIS.lost(exc)
         else:
             log.warning("readiness: %s failed: %s: %s", component, type(exc).__name__, exc)
