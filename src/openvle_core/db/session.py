@@ -65,6 +65,7 @@ def create_engine(
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         engine = create_async_engine(parsed, echo=echo, **kwargs)
         _make_sqlite_transactional(engine, immediate=immediate)
+        event.listen(engine.sync_engine, "checkout", _answered)
         return engine
     engine = create_async_engine(
         parsed,
