@@ -53,6 +53,7 @@ def test_the_checker_sees_a_nested_forbidden_import() -> None:
 
 CORE_LAYERS: list[set[str]] = [
     {"errors", "metrics"},
+    {"availability"},
     {"settings", "queue", "names"},
     {"logging", "db", "proxmox", "doctor_fixes", "redisconn"},
     {"doctor", "placement", "snapshot", "ipam", "changelog", "tokens"},

@@ -13,6 +13,7 @@ session (readdb.py on SQLite).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -27,8 +28,11 @@ from openvle_api.state import app_state
 from openvle_core.db.enums import TokenScope
 from openvle_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from openvle_core.db.session import EngineRowReader, RowReader, transaction
+from openvle_core.queue import QueueUnavailable
 from openvle_core.runtime import Runtime
 from openvle_core.tokens.service import scope_allows
+
+log = logging.getLogger(__name__)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -64,6 +68,10 @@ async def get_uow(request: Request, runtime: RuntimeDep) -> AsyncIterator[UnitOf
     """Open a session; commit after the handler (then enqueue), roll back on error.
 
     GET requests only read, so they get a read session (no write lock on SQLite).
+    The queue is asked first when operations are to be enqueued: Redis down means a 503
+    (`QueueUnavailable`) and the rollback of everything staged, so a refused request
+    leaves nothing behind. Should Redis fail between that check and the enqueue, the
+    committed operation is still whole: the recovery scan queues it (see `lease.recover`).
     """
     reading = request.method in {"GET", "HEAD"}
     sessions = read_sessions(request, runtime) if reading else runtime.sessions
@@ -71,13 +79,20 @@ async def get_uow(request: Request, runtime: RuntimeDep) -> AsyncIterator[UnitOf
         uow = UnitOfWork(session, read_only=sessions is not runtime.sessions)
         try:
             yield uow
+            if uow.to_enqueue:
+                await runtime.queue.ensure_reachable()
         except BaseException:
             await session.rollback()
             raise
         if not uow.read_only:  # a read-only session has nothing to commit; close ends it
             await session.commit()
     for op_id in uow.to_enqueue:
-        await runtime.queue.enqueue(op_id)
+        try:
+            await runtime.queue.enqueue(op_id)
+        except QueueUnavailable:  # committed: the recovery scan enqueues it after a lease
+            log.warning(
+                "operation %s committed, not queued (Redis down): recovery queues it", op_id
+            )
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]

@@ -4,6 +4,11 @@ The table is walked along the exception's MRO, so the most specific entry wins
 (`OutsidePool` is a `ProxmoxNotFound`, hence 404; `TargetBusy` a `ConflictError`, 409).
 Messages of domain errors are written for people and are shown as `detail` as is;
 unexpected exceptions become a 500 whose detail says nothing internal.
+
+A dependency that is down is not a bug: a database error that means "cannot reach the
+database" (`is_unavailable`) and `QueueUnavailable` answer 503 with `Retry-After`, log
+one line per outage (the `availability` trackers), not a traceback per request, and are
+counted in `openvle_unavailable_responses_total`.
 """
 
 from __future__ import annotations
@@ -17,14 +22,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from openvle_api.messages import readable_message, validation_detail
-from openvle_core.db.errors import InvalidCursor
+from openvle_core.availability import DATABASE
+from openvle_core.db.errors import DatabaseUnavailable, InvalidCursor
+from openvle_core.db.session import is_unavailable
 from openvle_core.errors import ConflictError, InvalidRequest, NotFoundError, OpenVLEError
 from openvle_core.events.errors import CapacityExceeded, InvalidEvent
 from openvle_core.guests.errors import IdentityMismatch
+from openvle_core.metrics import UNAVAILABLE_RESPONSES
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.proxmox.errors import (
     ProxmoxConflict,
@@ -32,6 +41,7 @@ from openvle_core.proxmox.errors import (
     ProxmoxNotFound,
     ProxmoxUnavailable,
 )
+from openvle_core.queue import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,8 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     IdentityMismatch: (409, "Identity mismatch"),
     ProxmoxConflict: (409, "Conflict"),
     ProxmoxUnavailable: (503, "Proxmox unavailable"),
+    DatabaseUnavailable: (503, "Database unavailable"),
+    QueueUnavailable: (503, "Queue unavailable"),
     ProxmoxError: (502, "Proxmox error"),
     InvalidCursor: (422, "Invalid request"),
     InvalidEvent: (422, "Invalid request"),
@@ -127,10 +139,22 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         extra["operation_id"] = exc.holder_id
     if isinstance(exc, CapacityExceeded):
         extra["problems"] = exc.problems
+    if isinstance(exc, QueueUnavailable):
+        UNAVAILABLE_RESPONSES.labels("redis").inc()
     code = getattr(exc, "code", "error")
     return problem_response(
         request, status, code, exc.message, title=title, headers=headers, **extra
     )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database cannot be reached (one log line per outage); else a 500."""
+    if not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    DATABASE.lost(exc)
+    UNAVAILABLE_RESPONSES.labels("database").inc()
+    unavailable = DatabaseUnavailable("the database is unavailable; try again later")
+    return await _domain_error(request, unavailable)
 
 
 def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -205,6 +229,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
     app.add_exception_handler(OpenVLEError, _domain_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiProblem, _api_problem)

@@ -2,6 +2,8 @@
 
 Each probe answers a `Probe` and never raises: a failure's detail is logged, while the
 probe's `reason` is short and class-level (no hostnames or URLs, since /health is open).
+A database or Redis that cannot be reached is reported to its `availability` tracker,
+which logs once per outage (probes run every few seconds).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from arq.constants import default_queue_name
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openvle_core.db.session import ping
+from openvle_core.availability import DATABASE, REDIS, Availability
+from openvle_core.db.session import is_unavailable, ping
 from openvle_core.proxmox import ProxmoxClient
-from openvle_core.queue import ArqQueue, JobQueue
+from openvle_core.queue import REDIS_DOWN, ArqQueue, JobQueue, QueueUnavailable
 from openvle_core.snapshot.port import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -31,28 +34,39 @@ class Probe:
     reason: str | None = None
 
 
-async def _probe(component: str, check: Awaitable[object]) -> Probe:
-    """Run `check` with a timeout; any failure becomes a short reason (detail is logged)."""
+async def _probe(
+    component: str, check: Awaitable[object], tracker: Availability | None = None
+) -> Probe:
+    """Run `check` with a timeout; any failure becomes a short reason (detail is logged,
+    or, for an outage of the database or Redis, noted once by its tracker)."""
     try:
         await asyncio.wait_for(check, PROBE_TIMEOUT)
     except TimeoutError:
-        log.warning("readiness: %s did not answer within %.0f s", component, PROBE_TIMEOUT)
+        if tracker is not None:
+            tracker.lost(f"no answer within {PROBE_TIMEOUT:.0f} s")
+        else:
+            log.warning("readiness: %s did not answer within %.0f s", component, PROBE_TIMEOUT)
         return Probe(ok=False, reason=f"{component} did not answer in time")
     except Exception as exc:  # a probe reports every failure; that is its whole job
-        log.warning("readiness: %s failed: %s: %s", component, type(exc).__name__, exc)
+        if is_unavailable(exc):
+            DATABASE.lost(exc)
+        elif isinstance(exc, (QueueUnavailable, *REDIS_DOWN)):
+            REDIS.lost(exc)
+        else:
+            log.warning("readiness: %s failed: %s: %s", component, type(exc).__name__, exc)
         return Probe(ok=False, reason=f"{component} unavailable ({type(exc).__name__})")
     return Probe(ok=True)
 
 
 async def check_database(sessions: async_sessionmaker[AsyncSession]) -> Probe:
     """The database answers a trivial query."""
-    return await _probe("database", ping(sessions))
+    return await _probe("database", ping(sessions), DATABASE)
 
 
 async def check_queue(queue: JobQueue) -> Probe:
     """Redis answers a ping (arq); the in-process queue is always there."""
     if isinstance(queue, ArqQueue):
-        return await _probe("queue", queue.pool.ping())
+        return await _probe("queue", queue.ensure_reachable(), REDIS)
     return Probe(ok=True, reason="in-process")
 
 

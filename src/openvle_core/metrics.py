@@ -123,6 +123,24 @@ QUEUE_DEPTH = Gauge(
     registry=REGISTRY,
     multiprocess_mode="mostrecent",
 )
+DEPENDENCY_UP = Gauge(
+    "openvle_dependency_up",
+    "1 while a dependency answered this process's last call, 0 during an outage.",
+    ["dependency"],
+    registry=REGISTRY,
+)
+DEPENDENCY_OUTAGES = Counter(
+    "openvle_dependency_outages",
+    "Outages this process saw (a first failure after a success), by dependency.",
+    ["dependency"],
+    registry=REGISTRY,
+)
+UNAVAILABLE_RESPONSES = Counter(
+    "openvle_unavailable_responses",
+    "API requests answered 503 because a dependency was down (database, redis).",
+    ["dependency"],
+    registry=REGISTRY,
+)
 WORKER_JOB_CRASHES = Counter(
     "openvle_worker_job_crashes",
     "Operation jobs whose exception escaped run_operation (row marked failed), by transport.",

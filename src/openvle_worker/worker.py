@@ -20,7 +20,7 @@ from typing import Any
 from arq import cron, func
 from arq.connections import ArqRedis, create_pool
 from arq.cron import CronJob
-from arq.worker import Function, create_worker
+from arq.worker import Function
 
 from openvle_core.events.schedule import EVENTS_JOB_NAME, events_tick
 from openvle_core.handlers import run_operation
@@ -32,6 +32,7 @@ from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
 from openvle_core.scheduler import recover_tick, scheduler
 from openvle_core.settings import ConfigError, Settings, load_settings
 from openvle_worker.probe import serve_probes
+from openvle_worker.resilience import ResilientWorker, connect
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT_S = 4 * 3600
@@ -133,13 +134,14 @@ WorkerSettings = _ArqCliSettings()
 
 
 async def run_worker(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
-    """Run until cancelled: an arq worker with `REDIS_URL`, else the embedded loop."""
+    """Run until cancelled: an arq worker with `REDIS_URL` (riding out Redis outages,
+    see `resilience`), else the embedded loop."""
     if settings.redis.url is None:
         await run_embedded(settings, lease_seconds=lease_seconds)
         return
     options = arq_settings(settings, lease_seconds=lease_seconds)
-    pool = await worker_pool(options["redis_settings"])
-    worker = create_worker(options, redis_pool=pool)
+    pool = await connect(options["redis_settings"])  # waits for Redis, if it is away
+    worker = ResilientWorker(**options, redis_pool=pool)  # rides out Redis outages
     try:  # SIGINT/SIGTERM cancel the jobs (recovery resumes them) and end the worker
         with contextlib.suppress(asyncio.CancelledError):
             await worker.async_run()

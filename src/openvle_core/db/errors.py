@@ -21,3 +21,9 @@ class DatabaseUnreachable(OpenVLEError):
     """The database did not answer within the time given (or refused us for good)."""
 
     code = "database_unreachable"
+
+
+class DatabaseUnavailable(OpenVLEError):
+    """The database cannot be reached right now (an outage or a restart): try again later."""
+
+    code = "database_unavailable"

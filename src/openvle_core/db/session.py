@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Executable, Row, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from openvle_core.availability import DATABASE
 from openvle_core.settings import DatabaseSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,16 +65,25 @@ def create_engine(
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         engine = create_async_engine(parsed, echo=echo, **kwargs)
         _make_sqlite_transactional(engine, immediate=immediate)
+        event.listen(engine.sync_engine, "checkout", _answered)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection the outage broke is replaced at checkout
         pool_recycle=3600,
         isolation_level="READ COMMITTED",
     )
+    event.listen(engine.sync_engine, "checkout", _answered)
+    return engine
+
+
+def _answered(*_args: Any) -> None:
+    """A connection was checked out (after its pre-ping, or freshly connected): the
+    database answers, which ends an outage this process saw (one log line)."""
+    DATABASE.restored()
 
 
 def engine_from_settings(settings: DatabaseSettings) -> AsyncEngine:
@@ -162,6 +173,35 @@ RETRYABLE_CODES = frozenset({1205, 1213, 1305})  # lock wait timeout, deadlock, 
 
 
 ATTEMPTS = 8
+
+
+# MySQL/MariaDB codes that mean "no database to talk to", not "your statement failed":
+# client-side (cannot connect 2002/2003/2005, gone away 2006, lost 2013/2055) and
+# server-side (too many connections 1040, shutdown 1053, killed 1927, idle 4031,
+# a Galera node not synced 1047).
+UNAVAILABLE_CODES = frozenset({1040, 1047, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (an outage, a
+    restart, a full pool), so that the request may succeed later: 503, not 500."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))
+    if args and args[0] in UNAVAILABLE_CODES:
+        return True
+    cause: BaseException | None = exc.orig
+    for _ in range(8):  # a socket error under the driver's own wrapping
+        if cause is None:
+            break
+        if isinstance(cause, OSError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def is_contention(exc: DBAPIError) -> bool:

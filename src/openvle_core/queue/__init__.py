@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from openvle_core.queue.arq import ArqQueue, job_id
+from openvle_core.queue.arq import REDIS_DOWN, ArqQueue, job_id
+from openvle_core.queue.errors import QueueUnavailable
 from openvle_core.queue.inprocess import InProcessQueue
 
 
@@ -20,7 +21,12 @@ class JobQueue(Protocol):
 
         With `key`, a second enqueue of the same (op_id, key) while the first is still
         pending is dropped (the recovery scan uses this to avoid piling up jobs).
+        `QueueUnavailable` when the queue cannot be reached (nothing was queued).
         """
+        ...
+
+    async def ensure_reachable(self) -> None:
+        """`QueueUnavailable` unless the queue answers now (checked before a commit)."""
         ...
 
     async def close(self) -> None:
@@ -28,4 +34,4 @@ class JobQueue(Protocol):
         ...
 
 
-__all__ = ["ArqQueue", "InProcessQueue", "JobQueue", "job_id"]
+__all__ = ["REDIS_DOWN", "ArqQueue", "InProcessQueue", "JobQueue", "QueueUnavailable", "job_id"]

@@ -39,6 +39,9 @@ class InProcessQueue:
         await self._queue.put((op_id, key))
         QUEUE_DEPTH.set(self._queue.qsize())
 
+    async def ensure_reachable(self) -> None:
+        """Always reachable: the queue lives in this process."""
+
     async def _consume(self) -> None:
         while True:
             op_id, key = await self._queue.get()
