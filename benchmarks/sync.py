@@ -142,9 +142,11 @@ async def mariadb(sql: str) -> None:
         await engine.dispose()
 
 
-def settings_for(info: dict[str, Any], database: str, mongodb: str) -> Settings:
+def settings_for(
+    info: dict[str, Any], database: str, mongodb: str, secret: str = SYNC_SECRET
+) -> Settings:
     proxmox = ProxmoxSettings(
-        **ProxmoxSettings.values_for(info["hostname"], SYNC_TOKEN, SYNC_SECRET, info["ca_file"]),
+        **ProxmoxSettings.values_for(info["hostname"], SYNC_TOKEN, secret, info["ca_file"]),
         vms_pool=POOL,
     )
     base = load_settings(env_file=None)
@@ -304,7 +306,7 @@ async def worker_main() -> None:
 
     importlib.import_module("openvle_worker.worker")  # what `openvle worker` holds in memory
     config = json.loads(sys.stdin.readline())
-    settings = settings_for(config["info"], config["database"], config["mongodb"])
+    settings = settings_for(config["info"], config["database"], config["mongodb"], config["secret"])
     profiler = cProfile.Profile() if config.get("profile") else None
     syncs = 0
     async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
@@ -446,6 +448,7 @@ async def measure(
         clones = [g for g in guests if not g.template]
         await seed_db(sessions, guests, await evidence(admin, clones))
         config = {"info": info, "database": db_url, "mongodb": mongodb, "profile": args.profile}
+        config["secret"] = SYNC_SECRET
         worker = Worker(config)
         print(f"sync worker up: {worker.ready['rss_mb']} MB RSS", flush=True)
         try:
