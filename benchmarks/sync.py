@@ -39,12 +39,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import importlib
 import json
 import os
 import random
-import resource
 import secrets
 import shutil
 import socket
@@ -59,10 +56,10 @@ from typing import Any
 
 import httpx
 from proxmoxer import ProxmoxAPI
-from pydantic import SecretStr
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from _sync_worker import settings_for  # benchmarks/: the sync worker's own script
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Vm
 from openvle_core.db.session import create_engine, session_factory
@@ -70,7 +67,6 @@ from openvle_core.db.types import new_id, utcnow
 from openvle_core.guests.identity import Evidence, Marks, meta_ctime
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.settings import ProxmoxSettings, Settings, load_settings
 from openvle_pvesim import seeds
 from openvle_pvesim.cluster import Cluster, NoFaults
 
@@ -140,23 +136,6 @@ async def mariadb(sql: str) -> None:
             await conn.execute(text(sql))
     finally:
         await engine.dispose()
-
-
-def settings_for(
-    info: dict[str, Any], database: str, mongodb: str, secret: str = SYNC_SECRET
-) -> Settings:
-    proxmox = ProxmoxSettings(
-        **ProxmoxSettings.values_for(info["hostname"], SYNC_TOKEN, secret, info["ca_file"]),
-        vms_pool=POOL,
-    )
-    base = load_settings(env_file=None)
-    return base.model_copy(
-        update={
-            "proxmox": proxmox,
-            "database": base.database.model_copy(update={"url": SecretStr(database)}),
-            "mongodb": base.mongodb.model_copy(update={"url": SecretStr(mongodb)}),
-        }
-    )
 
 
 async def evidence(admin: httpx.AsyncClient, guests: list[ClusterResource]) -> dict[int, Any]:
@@ -251,13 +230,14 @@ class Timed:
     seconds: float
     cpu_s: float
     result: dict[str, Any]
+    peak_rss_mb: float
 
 
 class Worker:
     """The child process that runs the syncs, like a worker: one line in, one line out."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        args = [sys.executable, __file__, "--worker"]
+        args = [sys.executable, str(Path(__file__).with_name("_sync_worker.py"))]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = self.ask(json.dumps(config))
 
@@ -276,57 +256,12 @@ class Worker:
         reply = self.ask("sync")
         if not reply["result"]["ok"]:
             raise SystemExit(f"sync failed: {reply['result']['error']}")
-        return Timed(reply["seconds"], reply["cpu_s"], reply["result"])
+        return Timed(reply["seconds"], reply["cpu_s"], reply["result"], reply["rss_mb"])
 
     def close(self) -> dict[str, Any]:
         reply = self.ask("exit")
         self.proc.wait(30)
         return reply
-
-
-def rss_mb() -> float:
-    """This process's peak RSS so far, in MB (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def current_rss_mb() -> float:
-    """This process's RSS now, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-async def worker_main() -> None:
-    """Child mode: open a runtime as `openvle worker` does, then run one periodic sync
-    tick per `sync` line; `exit` answers with the peak RSS."""
-    from openvle_core.handlers import run_operation
-    from openvle_core.runtime import open_runtime
-    from openvle_core.sync.tick import sync_tick
-
-    importlib.import_module("openvle_worker.worker")  # what `openvle worker` holds in memory
-    config = json.loads(sys.stdin.readline())
-    settings = settings_for(config["info"], config["database"], config["mongodb"], config["secret"])
-    profiler = cProfile.Profile() if config.get("profile") else None
-    syncs = 0
-    async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
-        print(json.dumps({"rss_mb": current_rss_mb()}), flush=True)
-        for line in sys.stdin:
-            if line.strip() != "sync":
-                break
-            started, cpu = time.perf_counter(), time.process_time()
-            if profiler is not None and syncs > 0:  # the changed syncs, not the first
-                profiler.enable()
-            result = await sync_tick({"runtime": runtime})
-            if profiler is not None:
-                profiler.disable()
-            seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-            syncs += 1
-            reply = {"seconds": seconds, "cpu_s": cpu_s, "result": result, "rss_mb": rss_mb()}
-            print(json.dumps(reply), flush=True)
-    if profiler is not None:
-        profiler.dump_stats(config["profile"])
-    print(json.dumps({"peak_rss_mb": rss_mb()}), flush=True)
 
 
 async def fetch_resources(client: httpx.AsyncClient, times: int) -> list[float]:
@@ -405,7 +340,8 @@ def describe(label: str, timed: Timed) -> None:
         f"{label}: {timed.seconds:.3f} s ({timed.cpu_s:.3f} s CPU in the worker); "
         f"{result['vms_updated']} VMs updated, {result['changes']} changes, "
         f"{result['identity_checks']} identity checks, {result['ip_lookups']} IP lookups, "
-        f"{result['snapshot_written']} snapshot documents written",
+        f"{result['snapshot_written']} snapshot documents written; worker peak RSS "
+        f"{timed.peak_rss_mb} MB",
         flush=True,
     )
 
@@ -427,7 +363,7 @@ async def measure(
     args: argparse.Namespace, info: dict[str, Any], db_url: str, mongodb: str
 ) -> dict[str, Any]:
     """Seed the DB, then time the first sync, the fetches and changed syncs, the baseline."""
-    settings = settings_for(info, db_url, mongodb)
+    settings = settings_for(info, db_url, mongodb, SYNC_TOKEN, SYNC_SECRET, POOL)
     await upgrade_to_head(db_url)
     engine = create_engine(db_url)
     sessions = session_factory(engine)
@@ -448,7 +384,7 @@ async def measure(
         clones = [g for g in guests if not g.template]
         await seed_db(sessions, guests, await evidence(admin, clones))
         config = {"info": info, "database": db_url, "mongodb": mongodb, "profile": args.profile}
-        config["secret"] = SYNC_SECRET
+        config |= {"token": SYNC_TOKEN, "secret": SYNC_SECRET, "pool": POOL}
         worker = Worker(config)
         print(f"sync worker up: {worker.ready['rss_mb']} MB RSS", flush=True)
         try:
@@ -528,11 +464,7 @@ def main() -> None:
         "--baseline-sample", type=int, default=1_000, help="VMs the naive loop is timed on"
     )
     parser.add_argument("--profile", default=None, help="cProfile the changed syncs into FILE")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        asyncio.run(worker_main())
-        return
     if args.profile:
         args.profile = str(Path(args.profile).resolve())
     with tempfile.TemporaryDirectory(prefix="openvle-bench-sync-") as workdir:
