@@ -101,9 +101,11 @@ async def _sync(
 ) -> None:
     """Fetch (reading the DB's view meanwhile), then write the snapshot and update the DB
     (at once when they are separate)."""
-    async with asyncio.TaskGroup() as group:  # the DB's view is read while Proxmox answers
-        reading = group.create_task(read_state(sessions, now))
+    reading = asyncio.create_task(read_state(sessions, now))  # while Proxmox answers
+    try:
         view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
+    finally:  # the read ends either way: a query cancelled midway spoils its connection
+        await asyncio.gather(reading, return_exceptions=True)
     state = reading.result()
     result.resources, result.pool_guests, result.nodes = (
         view.total,
