@@ -1,4 +1,5 @@
-"""Benchmark: the periodic sync at 10,000 pool VMs, against a naive per-VM loop.
+"""Benchmark: the periodic sync at 10,000 pool VMs, against one fetch of the resources and
+a naive per-VM loop.
 
 Starts the simulator in its own process (PVE 9.1, HTTPS, instant tasks) with the demo
 templates, VMS linked clones in the OpenVLE pool (every 4th running) and OUTSIDE VMs in
@@ -6,7 +7,9 @@ another pool (written into a JSON seed, since `--vms` only fills our pool), plus
 MongoDB-wire server (nx-27017) and a fresh MariaDB database migrated to head. The DB
 knows every pool VM as the engine and earlier syncs left them (node, status, the
 identity evidence read from each VM's config, the running ones mostly with their IPv4).
-Then, in one run:
+The syncs run in a child process built like a worker (`open_runtime`, the periodic
+`sync_tick`, nothing else in it), which reports each sync's wall and CPU time and, at
+the end, its peak RSS. Then, in one run:
 
 1. `first_sync_s`: the first sync of a fresh snapshot store (the snapshot is written, the
    templates are imported, a few VMs get an IPv4 through the guest agent, each after
@@ -15,14 +18,21 @@ Then, in one run:
    changed behind OpenVLE's back (40% started, 40% stopped, 20% migrated) through the
    admin token and the stats tick passed; each changed VM's config is read once to
    confirm its identity before its row changes (`changed_sync_identity_checks`).
-3. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
+3. `resources_fetch_s`: the floor any sync pays, one GET /cluster/resources?type=vm
+   fetched and JSON-parsed by a bare httpx client (the sync's token, one connection
+   kept open), median of FETCHES before each changed sync; `changed_sync_over_fetch` is
+   changed_sync_s / resources_fetch_s (target: at most 2.0).
+4. `worker_peak_rss_mb`: the sync process's peak RSS (ru_maxrss) over the first sync and
+   every changed sync (target: at most 150 MB); `worker_start_rss_mb` is its RSS once
+   the runtime was open, before any sync.
+5. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
    row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
    (the output says so); the same run, the same servers.
 
-Prints progress, then one JSON line with first_sync_s, changed_sync_s, baseline_s,
-speedup (baseline_s / changed_sync_s) and the counts behind them; changed_sync_cpu_s is
-this process's CPU time during a changed sync (median), which a busy machine inflates
-less than the wall time.
+Prints progress, then one JSON line with the figures and the counts behind them;
+changed_sync_cpu_s is the worker's CPU time during a changed sync (median), which a busy
+machine inflates less than the wall time; `load_average` is the 1-minute load when the
+run ended. `--profile FILE` writes a cProfile of the changed syncs (in the worker).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import secrets
 import shutil
@@ -45,10 +56,10 @@ from typing import Any
 
 import httpx
 from proxmoxer import ProxmoxAPI
-from pydantic import SecretStr
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from _sync_worker import settings_for  # benchmarks/: the sync worker's own script
 from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Vm
 from openvle_core.db.session import create_engine, session_factory
@@ -56,9 +67,6 @@ from openvle_core.db.types import new_id, utcnow
 from openvle_core.guests.identity import Evidence, Marks, meta_ctime
 from openvle_core.proxmox import ProxmoxClient, build_http_client
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.settings import ProxmoxSettings, Settings, load_settings
-from openvle_core.snapshot import MongoSnapshotStore
-from openvle_core.sync import SyncResult, sync_cluster
 from openvle_pvesim import seeds
 from openvle_pvesim.cluster import Cluster, NoFaults
 
@@ -128,21 +136,6 @@ async def mariadb(sql: str) -> None:
             await conn.execute(text(sql))
     finally:
         await engine.dispose()
-
-
-def settings_for(info: dict[str, Any], database: str, mongodb: str) -> Settings:
-    proxmox = ProxmoxSettings(
-        **ProxmoxSettings.values_for(info["hostname"], SYNC_TOKEN, SYNC_SECRET, info["ca_file"]),
-        vms_pool=POOL,
-    )
-    base = load_settings(env_file=None)
-    return base.model_copy(
-        update={
-            "proxmox": proxmox,
-            "database": base.database.model_copy(update={"url": SecretStr(database)}),
-            "mongodb": base.mongodb.model_copy(update={"url": SecretStr(mongodb)}),
-        }
-    )
 
 
 async def evidence(admin: httpx.AsyncClient, guests: list[ClusterResource]) -> dict[int, Any]:
@@ -232,27 +225,55 @@ async def pool_guests(proxmox: ProxmoxClient) -> list[ClusterResource]:
 
 @dataclass
 class Timed:
-    """A sync's wall time, this process's CPU time during it, and its result."""
+    """A sync's wall time, the worker's CPU time during it, and its result's counts."""
 
     seconds: float
     cpu_s: float
-    result: SyncResult
+    result: dict[str, Any]
+    peak_rss_mb: float
 
 
-async def timed_sync(
-    settings: Settings,
-    proxmox: ProxmoxClient,
-    store: MongoSnapshotStore,
-    sessions: async_sessionmaker[AsyncSession],
-) -> Timed:
-    started, cpu = time.perf_counter(), time.process_time()
-    result = await sync_cluster(
-        sessions=sessions, proxmox=proxmox, snapshot=store, settings=settings
-    )
-    timed = Timed(time.perf_counter() - started, time.process_time() - cpu, result)
-    if not result.ok:
-        raise SystemExit(f"sync failed: {result.error}")
-    return timed
+class Worker:
+    """The child process that runs the syncs, like a worker: one line in, one line out."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        args = [sys.executable, str(Path(__file__).with_name("_sync_worker.py"))]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self.ask(json.dumps(config))
+
+    def ask(self, line: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise SystemExit(f"the sync worker ended (exit code {self.proc.wait(10)})")
+        reply: dict[str, Any] = json.loads(answer)
+        return reply
+
+    def sync(self) -> Timed:
+        reply = self.ask("sync")
+        if not reply["result"]["ok"]:
+            raise SystemExit(f"sync failed: {reply['result']['error']}")
+        return Timed(reply["seconds"], reply["cpu_s"], reply["result"], reply["rss_mb"])
+
+    def close(self) -> dict[str, Any]:
+        reply = self.ask("exit")
+        self.proc.wait(30)
+        return reply
+
+
+async def fetch_resources(client: httpx.AsyncClient, times: int) -> list[float]:
+    """Seconds for each of `times` GET /cluster/resources?type=vm, body JSON-parsed."""
+    took = []
+    for _ in range(times):
+        started = time.perf_counter()
+        response = await client.get("/cluster/resources", params={"type": "vm"})
+        entries = response.raise_for_status().json()["data"]
+        took.append(time.perf_counter() - started)
+        assert len(entries) > 0
+    return took
 
 
 async def baseline(
@@ -316,83 +337,115 @@ def describe(label: str, timed: Timed) -> None:
     """One progress line for a timed sync."""
     result = timed.result
     print(
-        f"{label}: {timed.seconds:.3f} s ({timed.cpu_s:.3f} s CPU here); "
-        f"{result.vms_updated} VMs updated, {result.changes} "
-        f"changes, {result.ip_lookups} IP lookups, {result.snapshot_written} snapshot "
-        f"documents written",
+        f"{label}: {timed.seconds:.3f} s ({timed.cpu_s:.3f} s CPU in the worker); "
+        f"{result['vms_updated']} VMs updated, {result['changes']} changes, "
+        f"{result['identity_checks']} identity checks, {result['ip_lookups']} IP lookups, "
+        f"{result['snapshot_written']} snapshot documents written; worker peak RSS "
+        f"{timed.peak_rss_mb} MB",
         flush=True,
     )
+
+
+@dataclass
+class Measured:
+    """What one run measured."""
+
+    guests: list[ClusterResource]
+    first: Timed
+    changed: list[Timed]
+    fetches: list[float]
+    worker: dict[str, Any]
+    sample: int
+    sample_s: float
 
 
 async def measure(
     args: argparse.Namespace, info: dict[str, Any], db_url: str, mongodb: str
 ) -> dict[str, Any]:
-    """Seed the DB, then time the first sync, the changed syncs and the baseline sample."""
-    settings = settings_for(info, db_url, mongodb)
+    """Seed the DB, then time the first sync, the fetches and changed syncs, the baseline."""
+    settings = settings_for(info, db_url, mongodb, SYNC_TOKEN, SYNC_SECRET, POOL)
     await upgrade_to_head(db_url)
     engine = create_engine(db_url)
     sessions = session_factory(engine)
-    store = MongoSnapshotStore.from_url(mongodb, "openvle_bench")
     verify = httpx.create_ssl_context(verify=info["ca_file"])
     headers = {"Authorization": f"PVEAPIToken={ADMIN}={info['tokens'][ADMIN]}"}
     admin = httpx.AsyncClient(base_url=info["url"], headers=headers, verify=verify, timeout=30)
-    async with build_http_client(settings.proxmox) as http, admin:
+    bare = httpx.AsyncClient(
+        base_url=info["url"],
+        headers={"Authorization": f"PVEAPIToken={SYNC_TOKEN}={SYNC_SECRET}"},
+        verify=verify,
+        timeout=30,
+    )
+    async with build_http_client(settings.proxmox) as http, admin, bare:
         proxmox = ProxmoxClient(http, settings.proxmox)
         guests = await pool_guests(proxmox)
         total = len(await proxmox.cluster_resources("vm"))
         print(f"simulator: {total} guests, {len(guests)} in {POOL}; seeding MariaDB", flush=True)
         clones = [g for g in guests if not g.template]
         await seed_db(sessions, guests, await evidence(admin, clones))
-        first = await timed_sync(settings, proxmox, store, sessions)
-        describe("first sync", first)
-        rng, changed = random.Random(7), list[Timed]()
-        count = max(1, round(args.vms * args.changed_fraction))
-        for _ in range(args.rounds):
-            await change_some(admin, await pool_guests(proxmox), count, rng)
-            changed.append(await timed_sync(settings, proxmox, store, sessions))
-            describe(f"sync after {count} changes", changed[-1])
+        config = {"info": info, "database": db_url, "mongodb": mongodb, "profile": args.profile}
+        config |= {"token": SYNC_TOKEN, "secret": SYNC_SECRET, "pool": POOL}
+        worker = Worker(config)
+        print(f"sync worker up: {worker.ready['rss_mb']} MB RSS", flush=True)
+        try:
+            first = worker.sync()
+            describe("first sync", first)
+            rng, changed, fetches = random.Random(7), list[Timed](), list[float]()
+            count = max(1, round(args.vms * args.changed_fraction))
+            for _ in range(args.rounds):
+                await change_some(admin, await pool_guests(proxmox), count, rng)
+                took = await fetch_resources(bare, args.fetches)
+                fetches += took
+                print(f"fetch of /cluster/resources: {statistics.median(took):.3f} s", flush=True)
+                changed.append(worker.sync())
+                describe(f"sync after {count} changes", changed[-1])
+        finally:
+            closed = worker.close()
+        closed["start_rss_mb"] = worker.ready["rss_mb"]
         sample = min(args.baseline_sample, len(guests))
         sample_s = await baseline(info, sessions, await pool_guests(proxmox), sample)
-    await store.close()
     await engine.dispose()
-    return figures(args, guests, first, changed, sample, sample_s)
+    return figures(args, Measured(guests, first, changed, fetches, closed, sample, sample_s))
 
 
-def figures(
-    args: argparse.Namespace,
-    guests: list[ClusterResource],
-    first: Timed,
-    changed: list[Timed],
-    sample: int,
-    sample_s: float,
-) -> dict[str, Any]:
+def figures(args: argparse.Namespace, run: Measured) -> dict[str, Any]:
     """The JSON figures; the baseline extrapolated linearly from its sample."""
-    clones = len([g for g in guests if not g.template])
-    baseline_s = sample_s * clones / sample
-    changed_s = statistics.median(t.seconds for t in changed)
+    clones = len([g for g in run.guests if not g.template])
+    baseline_s = run.sample_s * clones / run.sample
+    changed_s = statistics.median(t.seconds for t in run.changed)
+    fetch_s = statistics.median(run.fetches)
     note = (
-        f"measured on {sample} of {clones} VMs ({sample_s:.2f} s) and extrapolated linearly"
-        if sample < clones
+        f"measured on {run.sample} of {clones} VMs ({run.sample_s:.2f} s) and extrapolated linearly"
+        if run.sample < clones
         else "measured on every VM"
     )
     print(f"baseline: {baseline_s:.2f} s ({note})", flush=True)
-    last = changed[-1].result
+    last = run.changed[-1].result
     return {
         "benchmark": "sync",
         "pool_vms": clones,
         "outside_vms": args.outside,
-        "resources": last.resources,
-        "first_sync_s": round(first.seconds, 3),
-        "first_sync_changes": first.result.changes,
+        "resources": last["resources"],
+        "first_sync_s": round(run.first.seconds, 3),
+        "first_sync_changes": run.first.result["changes"],
         "changed_vms": round(args.vms * args.changed_fraction),
         "changed_sync_s": round(changed_s, 3),
-        "changed_sync_rounds_s": [round(t.seconds, 3) for t in changed],
-        "changed_sync_cpu_s": round(statistics.median(t.cpu_s for t in changed), 3),
-        "changed_sync_changes": last.changes,
-        "changed_sync_identity_checks": last.identity_checks,
+        "changed_sync_rounds_s": [round(t.seconds, 3) for t in run.changed],
+        "changed_sync_cpu_s": round(statistics.median(t.cpu_s for t in run.changed), 3),
+        "changed_sync_changes": last["changes"],
+        "changed_sync_vms_updated": last["vms_updated"],
+        "changed_sync_identity_checks": last["identity_checks"],
+        "resources_fetch_s": round(fetch_s, 3),
+        "resources_fetches": len(run.fetches),
+        "changed_sync_over_fetch": round(changed_s / fetch_s, 2),
+        "changed_sync_over_fetch_target": 2.0,
+        "worker_start_rss_mb": run.worker["start_rss_mb"],
+        "worker_peak_rss_mb": run.worker["peak_rss_mb"],
+        "worker_peak_rss_target_mb": 150,
         "baseline_s": round(baseline_s, 2),
         "baseline_note": note,
         "speedup": round(baseline_s / changed_s, 1),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -403,11 +456,17 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=10_000, help="VMs in the OpenVLE pool")
     parser.add_argument("--outside", type=int, default=2_000, help="VMs in another pool")
     parser.add_argument("--changed-fraction", type=float, default=0.01)
-    parser.add_argument("--rounds", type=int, default=3, help="changed syncs (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="changed syncs (median)")
+    parser.add_argument(
+        "--fetches", type=int, default=3, help="resource fetches before each changed sync"
+    )
     parser.add_argument(
         "--baseline-sample", type=int, default=1_000, help="VMs the naive loop is timed on"
     )
+    parser.add_argument("--profile", default=None, help="cProfile the changed syncs into FILE")
     args = parser.parse_args()
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())
     with tempfile.TemporaryDirectory(prefix="openvle-bench-sync-") as workdir:
         figures = asyncio.run(run(args, Path(workdir)))
     print(json.dumps(figures))

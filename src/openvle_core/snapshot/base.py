@@ -22,8 +22,8 @@ from openvle_core.snapshot.port import ReplaceResult, Resource
 class WritePlan:
     """What to change in the store: new or modified resources and removed ids."""
 
-    new: list[Resource]
-    modified: list[Resource]
+    new: list[Mapping[str, Any]]
+    modified: list[Mapping[str, Any]]
     removed: list[str]
     unchanged: int
 
@@ -32,8 +32,8 @@ def plan_replace(
     previous: Mapping[str, Mapping[str, Any]], current: Sequence[Mapping[str, Any]]
 ) -> WritePlan:
     """Compare the stored snapshot with the new one."""
-    new: list[Resource] = []
-    modified: list[Resource] = []
+    new: list[Mapping[str, Any]] = []
+    modified: list[Mapping[str, Any]] = []
     seen: set[str] = set()
     for item in current:
         rid = item.get("id")
@@ -42,9 +42,9 @@ def plan_replace(
         seen.add(rid)
         old = previous.get(rid)
         if old is None:
-            new.append(dict(item))
+            new.append(item)
         elif old != item:
-            modified.append(dict(item))
+            modified.append(item)
     removed = [rid for rid in previous if rid not in seen]
     return WritePlan(new, modified, removed, len(seen) - len(new) - len(modified))
 
@@ -53,20 +53,23 @@ class DiffingSnapshotStore(abc.ABC):
     """`replace_all` on top of three storage primitives each adapter provides."""
 
     def __init__(self) -> None:
-        self._memory: tuple[str, dict[str, Resource]] | None = None
+        self._memory: tuple[str, Mapping[str, Mapping[str, Any]]] | None = None
 
     async def replace_all(
         self, resources: Sequence[Mapping[str, Any]], synced_at: datetime
     ) -> ReplaceResult:
-        """Store exactly `resources`; write only the difference from the stored state."""
+        """Store exactly `resources`; write only the difference from the stored state.
+
+        The store keeps the mappings given (no copies: 10,000 guests' documents are
+        several MB), so the caller must not change them afterwards."""
         previous = await self._previous()
         plan = plan_replace(previous, resources)
         token = str(uuid.uuid4())
         await self._write(plan, synced_at, token)
-        self._memory = (token, {str(r["id"]): dict(r) for r in resources})
+        self._memory = (token, {str(r["id"]): r for r in resources})
         return ReplaceResult(len(plan.new) + len(plan.modified), len(plan.removed), plan.unchanged)
 
-    async def _previous(self) -> dict[str, Resource]:
+    async def _previous(self) -> Mapping[str, Mapping[str, Any]]:
         stored_token = await self._stored_token()
         if self._memory is not None and self._memory[0] == stored_token:
             return self._memory[1]

@@ -1,13 +1,13 @@
 """SnapshotStore on MongoDB (pymongo's AsyncMongoClient): one document per resource.
 
 `_id` is the PVE id (`qemu/100`); the other fields are the resource as Proxmox gave it.
-Writes are one `bulk_write` of upserts by `_id` plus one `delete_many` per 1,000
-vanished ids, so a sync costs a couple of round-trips whatever the cluster size.
+Writes are one `bulk_write` of upserts by `_id` per 1,000 written plus one `delete_many`
+per 1,000 vanished ids, so a sync costs a couple of round-trips whatever the cluster size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from openvle_core.snapshot.port import Resource
 
 META_ID = "snapshot"
 DELETE_CHUNK = 1000
+WRITE_CHUNK = 1000  # upserts per bulk_write: bounds the memory of a first sync's write
 Doc = dict[str, Any]
 
 
@@ -82,17 +83,18 @@ class MongoSnapshotStore(DiffingSnapshotStore):
 
     async def _write(self, plan: WritePlan, synced_at: datetime, token: str) -> None:
         await self.ensure_indexes()
-        upserts = [ReplaceOne({"_id": r["id"]}, _doc(r), upsert=True) for r in plan.new]
-        upserts += [ReplaceOne({"_id": r["id"]}, _doc(r), upsert=True) for r in plan.modified]
-        if upserts:
+        written = [*plan.new, *plan.modified]
+        for start in range(0, len(written), WRITE_CHUNK):  # a first sync: not all at once
+            chunk = written[start : start + WRITE_CHUNK]
+            upserts = [ReplaceOne({"_id": r["id"]}, _doc(r), upsert=True) for r in chunk]
             await self._resources.bulk_write(upserts, ordered=False)
-        for chunk in _chunks(plan.removed, DELETE_CHUNK):
-            await self._resources.delete_many({"_id": {"$in": chunk}})
+        for ids in _chunks(plan.removed, DELETE_CHUNK):
+            await self._resources.delete_many({"_id": {"$in": ids}})
         meta = {"_id": META_ID, "synced_at": synced_at.astimezone(UTC), "token": token}
         await self._meta.replace_one({"_id": META_ID}, meta, upsert=True)
 
 
-def _doc(resource: Resource) -> Doc:
+def _doc(resource: Mapping[str, Any]) -> Doc:
     return {**resource, "_id": resource["id"]}
 
 

@@ -6,7 +6,7 @@ unit of work, independent of the caller's session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,13 +86,13 @@ class SqlSnapshotStore(DiffingSnapshotStore):
                 meta.synced_at, meta.token = synced_at, token
 
 
-def _row(resource: Resource) -> dict[str, Any]:
+def _row(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": resource["id"],
         "type": str(resource.get("type", "")),
         "node": resource.get("node"),
         "pool": resource.get("pool"),
-        "data": resource,
+        "data": dict(resource),
     }
 
 

@@ -50,7 +50,6 @@ from openvle_core.sync.result import SyncResult
 from openvle_core.sync.store import (
     DbState,
     Written,
-    present_vms,
     read_state,
     write_changes,
 )
@@ -100,14 +99,20 @@ async def _sync(
     settings: Settings,
     now: datetime,
 ) -> None:
-    """Fetch, then write the snapshot and update the DB (at once when they are separate)."""
-    view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
+    """Fetch (reading the DB's view meanwhile), then write the snapshot and update the DB
+    (at once when they are separate)."""
+    reading = asyncio.create_task(read_state(sessions, now))  # while Proxmox answers
+    try:
+        view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
+    finally:  # the read ends either way: a query cancelled midway spoils its connection
+        await asyncio.gather(reading, return_exceptions=True)
+    state = reading.result()
     result.resources, result.pool_guests, result.nodes = (
         view.total,
         len(view.guests),
         len(view.nodes),
     )
-    if not view.guests and (present := await present_vms(sessions)):
+    if not view.guests and (present := _present(state)):
         raise PoolLooksEmpty(
             f"pool {settings.proxmox.vms_pool} shows no guests while {present} VMs are known: "
             "not marking them all missing (check the token's VM.Audit and Pool.Audit)"
@@ -115,11 +120,11 @@ async def _sync(
     documents = view.snapshot_documents()
     if isinstance(snapshot, SqlSnapshotStore):  # shares the DB (SQLite: maybe one connection)
         replaced = await snapshot.replace_all(documents, now)
-        await _update_db(result, sessions, proxmox, settings, view, now)
+        await _update_db(result, sessions, proxmox, settings, view, state, now)
     else:  # MongoDB is independent of the DB work: write both at once
         async with asyncio.TaskGroup() as group:
             writing = group.create_task(snapshot.replace_all(documents, now))
-            await _update_db(result, sessions, proxmox, settings, view, now)
+            await _update_db(result, sessions, proxmox, settings, view, state, now)
         replaced = writing.result()
     result.snapshot_written, result.snapshot_removed = replaced.written, replaced.removed
 
@@ -130,11 +135,12 @@ async def _update_db(
     proxmox: ProxmoxClient,
     settings: Settings,
     view: ClusterView,
+    state: DbState,
     now: datetime,
 ) -> None:
-    """Read the DB's view, look live where needed, write the changes in one transaction."""
+    """Look live where needed at what changed since the DB's view `state`, write the
+    changes in one transaction."""
     limit = settings.worker.sync_agent_concurrency
-    state = await read_state(sessions, now)
     adopted = await adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
     views = {v.id: v for v in state.views}
@@ -163,6 +169,11 @@ async def _update_db(
         import_disks=templates.disks,
     )
     _tally(result, plan, templates, written, settings.proxmox.vms_pool)
+
+
+def _present(state: DbState) -> int:
+    """How many VMs the DB believes are on Proxmox (have a vmid and are not missing)."""
+    return sum(1 for v in state.views if v.vmid is not None and v.status != VmStatus.MISSING)
 
 
 async def _template_disks(

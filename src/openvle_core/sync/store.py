@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.changelog.repository import Change, ChangelogRepository
-from openvle_core.db.enums import ChangeSource, TemplateStatus, VmStatus
+from openvle_core.db.enums import ChangeSource, TemplateStatus
 from openvle_core.db.models import Template
 from openvle_core.db.session import transaction
 from openvle_core.guests.errors import IdentityMismatch
@@ -73,13 +73,6 @@ async def read_state(sessions: async_sessionmaker[AsyncSession], now: datetime) 
             skip_vmids={int(v) for v in await _skip(ops, "vmid", now) if v.isdigit()},
             refused=await ops.failed_with("vm", IdentityMismatch.__name__, now - RECHECK_REFUSED),
         )
-
-
-async def present_vms(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """How many VMs the DB believes are on Proxmox (have a vmid and are not missing)."""
-    async with sessions() as session:
-        views = await VmRepository(session).views()
-    return sum(1 for v in views if v.vmid is not None and v.status != VmStatus.MISSING)
 
 
 async def _skip(ops: OperationRepository, target_type: str, now: datetime) -> set[str]:

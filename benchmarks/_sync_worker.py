@@ -1,0 +1,99 @@
+"""The sync benchmark's worker (`benchmarks/sync.py` starts it; not a benchmark itself).
+
+A process built like `openvle worker`: it imports what the worker imports, opens a
+runtime (`open_runtime`: one Proxmox client, the DB engine, the MongoDB snapshot store)
+and runs one periodic sync tick (`sync_tick`, the cron's function) per `sync` line on
+stdin, answering one JSON line each: wall and CPU seconds, the result's counts, its peak
+RSS so far. `exit` answers with the peak RSS (ru_maxrss) and ends it. The first stdin
+line is the configuration (simulator, DB and MongoDB URLs, token, pool, `profile`: a
+file for a cProfile of every sync but the first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import importlib
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from openvle_core.handlers import run_operation
+from openvle_core.runtime import open_runtime
+from openvle_core.settings import ProxmoxSettings, Settings, load_settings
+from openvle_core.sync.tick import sync_tick
+
+
+def settings_for(
+    info: dict[str, Any], database: str, mongodb: str, token: str, secret: str, pool: str
+) -> Settings:
+    """The settings of a worker on the simulator `info`, the DB and nx-27017 given."""
+    proxmox = ProxmoxSettings(
+        **ProxmoxSettings.values_for(info["hostname"], token, secret, info["ca_file"]),
+        vms_pool=pool,
+    )
+    base = load_settings(env_file=None)
+    return base.model_copy(
+        update={
+            "proxmox": proxmox,
+            "database": base.database.model_copy(update={"url": SecretStr(database)}),
+            "mongodb": base.mongodb.model_copy(update={"url": SecretStr(mongodb)}),
+        }
+    )
+
+
+def rss_mb() -> float:
+    """This process's peak RSS so far, in MB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def current_rss_mb() -> float:
+    """This process's RSS now, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def worker_main() -> None:
+    """Open a runtime as `openvle worker` does, then run one periodic sync tick per `sync`
+    line; `exit` answers with the peak RSS."""
+    importlib.import_module("openvle_worker.worker")  # what `openvle worker` holds in memory
+    config = json.loads(sys.stdin.readline())
+    settings = settings_for(
+        config["info"],
+        config["database"],
+        config["mongodb"],
+        config["token"],
+        config["secret"],
+        config["pool"],
+    )
+    profiler = cProfile.Profile() if config.get("profile") else None
+    syncs = 0
+    async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
+        print(json.dumps({"rss_mb": current_rss_mb()}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "sync":
+                break
+            started, cpu = time.perf_counter(), time.process_time()
+            if profiler is not None and syncs > 0:  # the changed syncs, not the first
+                profiler.enable()
+            result = await sync_tick({"runtime": runtime})
+            if profiler is not None:
+                profiler.disable()
+            seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+            syncs += 1
+            reply = {"seconds": seconds, "cpu_s": cpu_s, "result": result, "rss_mb": rss_mb()}
+            print(json.dumps(reply), flush=True)
+    if profiler is not None:
+        profiler.dump_stats(config["profile"])
+    print(json.dumps({"peak_rss_mb": rss_mb()}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(worker_main())

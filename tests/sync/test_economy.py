@@ -1,0 +1,82 @@
+"""What a sync costs when little changed: no writes for unchanged VMs, no validation of
+unchanged guest entries (issue 16: the periodic sync within 2x one fetch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openvle_core.db.enums import VmStatus
+from openvle_core.db.models import Vm
+from openvle_core.sync.cluster import guest_memo
+from tests.sync.kit import POOL_VMS, Harness, evidence_of
+
+TEMPLATES = 3  # the demo templates in the pool
+
+
+@contextmanager
+def vm_updates(engine: AsyncEngine) -> Iterator[list[int]]:
+    """Rows each UPDATE of the vms table carried (an executemany counts its parameter sets)."""
+    rows: list[int] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE VMS"):
+            rows.append(len(params) if many else 1)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield rows
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def known(h: Harness) -> None:
+    cluster = h.sim.cluster
+    await h.add_vms(
+        *(
+            Vm(vmid=v, name=cluster.vms[v].name, status=VmStatus.STOPPED, **evidence_of(h.sim, v))
+            for v in range(10000, 10000 + POOL_VMS)
+        )
+    )
+
+
+def move(h: Harness, vmid: int) -> str:
+    """Migrate guest `vmid` behind OpenVLE's back (live in cluster resources); its node."""
+    guest = h.sim.cluster.vms[vmid]
+    guest.node = "pve1" if guest.node != "pve1" else "pve2"
+    return guest.node
+
+
+async def test_unchanged_vms_cause_no_row_writes(harness: Harness, db_engine: AsyncEngine) -> None:
+    await known(harness)
+    assert (await harness.sync()).ok
+    with vm_updates(db_engine) as rows:
+        again = await harness.sync()
+    assert again.ok
+    assert (again.vms_updated, rows) == (0, [])
+    move(harness, 10001)
+    with vm_updates(db_engine) as rows:
+        moved = await harness.sync()
+    assert moved.vms_updated == 1
+    assert rows == [1]  # the one row that changed, nothing for the others
+
+
+async def test_only_changed_guest_entries_are_validated(harness: Harness) -> None:
+    await known(harness)
+    memo = guest_memo(harness.proxmox)
+    assert (await harness.sync()).ok
+    assert memo.parsed == POOL_VMS + TEMPLATES
+    harness.sim.cluster.tick()  # the running guests' usage counters move: nothing we keep
+    assert (await harness.sync()).ok
+    assert memo.parsed == 0
+    new = move(harness, 10002)
+    result = await harness.sync()
+    assert result.vms_updated == 1
+    assert memo.parsed == 1
+    stored = next(d for d in await harness.snapshot.list(type="qemu") if d["vmid"] == 10002)
+    assert stored["node"] == new
+    assert not {"cpu", "mem", "disk", "uptime"} & stored.keys()
