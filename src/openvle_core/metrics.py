@@ -128,6 +128,7 @@ DEPENDENCY_UP = Gauge(
     "1 while a dependency answered this process's last call, 0 during an outage.",
     ["dependency"],
     registry=REGISTRY,
+    multiprocess_mode="livemin",  # `api --workers N`: 0 when any live process sees it down
 )
 DEPENDENCY_OUTAGES = Counter(
     "openvle_dependency_outages",
