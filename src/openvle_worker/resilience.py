@@ -48,8 +48,13 @@ _current: weakref.ref[ResilientWorker] | None = None
 
 def worker_ready() -> bool:
     """Whether this process's worker is polling Redis and Redis answers (readiness)."""
+    return polling_state() is True
+
+
+def polling_state() -> bool | None:
+    """`worker_ready()`, or None when no arq worker runs in this process (embedded mode)."""
     worker = _current() if _current is not None else None
-    return worker is not None and worker.ready
+    return None if worker is None else worker.ready
 
 
 class Backoff:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from openvle_core.handlers import run_operation
@@ -43,3 +44,31 @@ async def test_ready_is_503_without_a_database_and_metrics_need_the_token(
                 assert "# TYPE openvle_sync_runs_total counter" in scrape.text
             async with serve_probes(runtime) as port:  # WORKER_METRICS_PORT=0: off
                 assert port is None
+
+
+async def test_ready_names_a_poll_loop_that_cannot_reach_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an arq worker in the process, readiness also follows its poll loop (false from
+    the first failed poll of Redis until one gets through)."""
+    import weakref
+
+    from openvle_worker import resilience
+
+    class Polling:
+        ready = False
+
+    worker = Polling()
+    async with run_simulator(version="9.1", time_scale=0.01) as sim:
+        settings = make_settings(sim, sqlite_url(tmp_path / "db.sqlite3"))
+        async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
+            transport = httpx.ASGITransport(app=probe_app(runtime))
+            async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
+                assert "polling" not in (await client.get("/health/ready")).json()["checks"]
+                monkeypatch.setattr(resilience, "_current", weakref.ref(worker))
+                down = await client.get("/health/ready")
+                assert down.status_code == 503
+                assert down.json()["checks"]["polling"]["ok"] is False
+                worker.ready = True
+                up = (await client.get("/health/ready")).json()["checks"]["polling"]
+                assert up == {"ok": True, "detail": None}
