@@ -138,7 +138,9 @@ class TaskWatcher:
     UNLISTED_TICKS ticks (a long list cut at its limit, a rotated log) is asked for by
     its status, so it is never waited for in vain; that read's error (`ProxmoxNotFound`
     for a task PVE no longer knows) goes to its waiter. A failed list read fails the
-    waiters of that node, like a failed status poll did.
+    waiters of that node, like a failed status poll did. The pause between reads grows
+    from the schedule's first to its cap while tasks are waited for (a busy node is read
+    every `cap` seconds, however many tasks run there).
     """
 
     def __init__(self, api: ApiCaller, schedule: PollSchedule) -> None:
@@ -147,7 +149,6 @@ class TaskWatcher:
         self._waiting: dict[str, dict[str, asyncio.Future[TaskStatus]]] = {}
         self._unlisted: dict[str, int] = {}
         self._loops: dict[str, asyncio.Task[None]] = {}
-        self._wake: dict[str, asyncio.Event] = {}
 
     async def finished(self, upid: str) -> TaskStatus:
         """The task's status once it stopped (successful or not)."""
@@ -155,7 +156,6 @@ class TaskWatcher:
         future: asyncio.Future[TaskStatus] = asyncio.get_running_loop().create_future()
         waiting = self._waiting.setdefault(node, {})
         waiting[upid] = future
-        self._wake.setdefault(node, asyncio.Event()).set()
         loop_task = self._loops.get(node)
         if loop_task is None or loop_task.done():
             self._loops[node] = asyncio.create_task(self._run(node), name=f"tasks:{node}")
@@ -168,10 +168,8 @@ class TaskWatcher:
 
     async def _run(self, node: str) -> None:
         waiting = self._waiting[node]
-        wake = self._wake[node]
         delay = self._schedule.first
         while waiting:
-            wake.clear()
             await asyncio.sleep(delay)
             try:
                 await self._tick(node, waiting)
@@ -181,7 +179,7 @@ class TaskWatcher:
                         future.set_exception(exc)
                 waiting.clear()
                 return
-            delay = self._schedule.first if wake.is_set() else self._schedule.next_delay(delay)
+            delay = self._schedule.next_delay(delay)
 
     async def _tick(self, node: str, waiting: dict[str, asyncio.Future[TaskStatus]]) -> None:
         watched = [u for u, f in waiting.items() if not f.done()]
