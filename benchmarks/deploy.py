@@ -71,6 +71,7 @@ SEQUENTIAL_VMS = int(os.environ.get("BENCH_SEQUENTIAL_VMS", "30"))
 POOL_VMS = int(os.environ.get("BENCH_POOL_VMS", "5000"))
 POOL_DEPLOY_VMS = int(os.environ.get("BENCH_POOL_DEPLOY_VMS", "30"))
 BASELINE_POLL = 0.05
+AGENT_FIRST_POLL = 10.0  # the service's default WORKER_AGENT_IP_FIRST_POLL, in PVE time
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATE = (9000, "debian-12-template", "pve1")  # linked clones on shared ceph
@@ -92,7 +93,7 @@ def start_simulator(pool_vms: int = 0) -> tuple[subprocess.Popen[str], dict[str,
 
 
 def settings_for(info: dict[str, Any], database_url: str) -> Settings:
-    """The service's settings for the simulator: CI token, its CA, retries scaled too."""
+    """The service's settings for the simulator: CI token, its CA, waits scaled too."""
     return load_settings(
         env_file=None,
         proxmox={
@@ -102,7 +103,12 @@ def settings_for(info: dict[str, Any], database_url: str) -> Settings:
             "vms_pool": POOL,
         },
         database={"url": SecretStr(database_url)},
-        worker={"retry_backoff_scale": SCALE},
+        # the service's waits shrink with the simulated time: retry pauses, and the pause
+        # before the guest agent is first asked (10 s by default, 1 s at scale 0.1)
+        worker={
+            "retry_backoff_scale": SCALE,
+            "agent_ip_first_poll": AGENT_FIRST_POLL * SCALE,
+        },
     )
 
 
