@@ -71,7 +71,7 @@ SEQUENTIAL_VMS = int(os.environ.get("BENCH_SEQUENTIAL_VMS", "30"))
 POOL_VMS = int(os.environ.get("BENCH_POOL_VMS", "5000"))
 POOL_DEPLOY_VMS = int(os.environ.get("BENCH_POOL_DEPLOY_VMS", "30"))
 BASELINE_POLL = 0.05
-AGENT_FIRST_POLL = 10.0  # the service's default WORKER_AGENT_IP_FIRST_POLL, in PVE time
+AGENT_FIRST_POLL = 20.0  # the service's default WORKER_AGENT_IP_FIRST_POLL, in PVE time
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATE = (9000, "debian-12-template", "pve1")  # linked clones on shared ceph
@@ -104,7 +104,7 @@ def settings_for(info: dict[str, Any], database_url: str) -> Settings:
         },
         database={"url": SecretStr(database_url)},
         # the service's waits shrink with the simulated time: retry pauses, and the pause
-        # before the guest agent is first asked (10 s by default, 1 s at scale 0.1)
+        # before the guest agent is first asked (20 s by default, 2 s at scale 0.1)
         worker={
             "retry_backoff_scale": SCALE,
             "agent_ip_first_poll": AGENT_FIRST_POLL * SCALE,

@@ -255,6 +255,35 @@ class VmOperations:
         await self._guard.check(vmid)
         deadline = asyncio.get_running_loop().time() + task_timeout
         upid = await self._api.write("POST", POWER, params, node=node, vmid=vmid, action=action)
+        return await self._power_done(node, vmid, action, upid, deadline, task_timeout, reached)
+
+    async def send_start(self, node: str, vmid: int) -> str:
+        """POST the start and return its UPID without waiting (`finish_start` waits)."""
+        await self._guard.check(vmid)
+        upid: str = await self._api.write("POST", POWER, {}, node=node, vmid=vmid, action="start")
+        return upid
+
+    async def finish_start(
+        self, node: str, vmid: int, upid: str, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """What `start_vm` does after its POST: wait for the task (and, HA-managed, for
+        the VM to run)."""
+        deadline = asyncio.get_running_loop().time() + task_timeout
+        return await self._power_done(
+            node, vmid, "start", upid, deadline, task_timeout, _is_running
+        )
+
+    async def _power_done(
+        self,
+        node: str,
+        vmid: int,
+        action: str,
+        upid: str,
+        deadline: float,
+        task_timeout: float,
+        reached: StatePredicate,
+    ) -> VmStatus:
+        """Wait for a power task, then for the state it leads to (HA tasks end early)."""
         await self.wait_task(upid, task_timeout)
         if action == "start" and not Upid.parse(upid).is_ha:
             # a `qmstart` task (not `hastart`: the VM is not HA-managed) ends OK once the

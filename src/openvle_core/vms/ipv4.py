@@ -12,6 +12,7 @@ before the address is written, so a foreign guest's address never reaches our ro
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Operation, Vm
@@ -38,11 +39,14 @@ async def read_agent_ip(
     *,
     config: VmConfig | None = None,
     booting: bool = False,
+    start_ended: Callable[[], Awaitable[None]] | None = None,
 ) -> VmConfig | None:
     """Wait for the agent's IPv4, store it on the VM. `config`: the guest's config as
     confirmed before the start (read now if not given); `booting`: the guest was just
-    started (its agent is not up yet: the first read waits). Returns the config read to
-    confirm the guest right before the address was written (None if no address)."""
+    started (its agent is not up yet: the first read waits); `start_ended`: waits for the
+    end of a start not yet waited for (raising if it failed), called once the agent has
+    no address to give. Returns the config read to confirm the guest right before the
+    address was written (None if no address)."""
     assert vm.vmid is not None
     vm_id, vmid = vm.id, vm.vmid
     worker = runtime.settings.worker
@@ -54,7 +58,7 @@ async def read_agent_ip(
     first = min(worker.agent_ip_first_poll, timeout / 4)
     if booting:
         await asyncio.sleep(first)
-    delay = first / 2
+    delay = first / 4
     while True:
         lookup = await runtime.proxmox.get_ipv4(node, vmid, config=config)
         if lookup.address is not None:
@@ -62,6 +66,9 @@ async def read_agent_ip(
             await update_vm(runtime.sessions, vm_id, ipv4=str(lookup.address))
             await journal.write(runtime.sessions, op, Journal(ipv4=str(lookup.address)))
             return confirmed
+        if start_ended is not None:
+            await start_ended()  # no address yet: did the start itself end well?
+            start_ended = None
         reason = lookup.reason or "no address"
         if reason in FINAL_REASONS or loop.time() + delay > deadline:
             await journal.write(runtime.sessions, op, Journal(ip_missing=reason))

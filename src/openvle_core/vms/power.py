@@ -111,6 +111,9 @@ async def power_vm(
     the IP lookup), for a next step to use as its identity check."""
     vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
+    agent_ip = action == "start" and not runtime.settings.cloudinit.enabled
+    if fresh is not None and agent_ip and fresh.status is VmStatus.STOPPED:
+        return await _start_fresh(runtime, op, vm_id, fresh)
     if fresh is not None:
         node, current, config = fresh.node, fresh.status, fresh.config
     else:
@@ -138,6 +141,33 @@ async def power_vm(
         vm = await load_vm(runtime.sessions, vm_id)
         return await read_agent_ip(runtime, op, vm, node, config=config, booting=not done)
     return None
+
+
+async def _start_fresh(
+    runtime: Runtime, op: Operation, vm_id: str, fresh: Fresh
+) -> VmConfig | None:
+    """Start a guest this run has just cloned and configured, and read its address. The
+    start's task is not waited for on its own: an address from the agent proves the VM
+    runs (so the start ended well); only when the agent has none yet is the task's end
+    asked for (a failed start raises as before)."""
+    vmid = require_vmid(await load_vm(runtime.sessions, vm_id))
+    await update_vm(runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node)
+    upid = await runtime.proxmox.send_start(fresh.node, vmid)
+    started: PveStatus | None = None
+
+    async def start_ended() -> None:
+        nonlocal started
+        if started is None:
+            started = await runtime.proxmox.finish_start(fresh.node, vmid, upid)
+
+    vm = await load_vm(runtime.sessions, vm_id)
+    confirmed = await read_agent_ip(
+        runtime, op, vm, fresh.node, config=fresh.config, booting=True, start_ended=start_ended
+    )
+    ha = started.ha.managed if started is not None else False
+    await update_vm(runtime.sessions, vm_id, status=VmStatus.RUNNING.value, ha_managed=ha)
+    await journal.write(runtime.sessions, op, Journal(power="start", status=VmStatus.RUNNING.value))
+    return confirmed
 
 
 async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) -> None:
