@@ -15,13 +15,26 @@ and their IPv4 known through the guest agent.
   nextid handling, as a Terraform run with parallelism 10 does; a failed step fails the VM.
 
 Both baselines poll every BASELINE_POLL seconds (faster than real tools, to their
-advantage). Prints progress lines, then one JSON line with `openvle_vms_per_min`,
+advantage).
+
+The cost for the cluster: the Proxmox requests the openvle deploy sent, per deployed VM
+and per endpoint (`requests_per_vm`, `requests_per_vm_by_endpoint`, counted from the
+service's own `openvle_proxmox_requests_total`). And whether that cost grows with the
+pool: BENCH_POOL_VMS (`--pool-vms N`, default 5000) other VMs are put into the pool of a
+second simulator (as `openvle demo --vms N` does), and BENCH_POOL_DEPLOY_VMS (30) VMs are
+deployed into the empty pool and into the full one, one after the other
+(`pool_deploy_s_empty`, `pool_deploy_s_full`, `pool_slowdown`, and the requests per VM of
+each).
+
+Prints progress lines, then one JSON line with `openvle_vms_per_min`,
 `sequential_vms_per_min`, `threads10_vms_per_min`, `openvle_failed`, `sequential_failed`,
-`threads10_failed` and the ratios.
+`threads10_failed`, the ratios, the request figures and the targets (`targets`: each
+with its figure and whether it is met).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -43,6 +56,7 @@ from openvle_core.db.models import Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import service
 from openvle_core.handlers import run_operation
+from openvle_core.metrics import PROXMOX_REQUESTS
 from openvle_core.proxmox import PollSchedule
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import (
@@ -54,16 +68,21 @@ from openvle_core.settings import (
 SCALE = float(os.environ.get("BENCH_TIME_SCALE", "0.1"))
 VMS = int(os.environ.get("BENCH_VMS", "200"))
 SEQUENTIAL_VMS = int(os.environ.get("BENCH_SEQUENTIAL_VMS", "30"))
+POOL_VMS = int(os.environ.get("BENCH_POOL_VMS", "5000"))
+POOL_DEPLOY_VMS = int(os.environ.get("BENCH_POOL_DEPLOY_VMS", "30"))
 BASELINE_POLL = 0.05
+AGENT_FIRST_POLL = 20.0  # the service's default WORKER_AGENT_IP_FIRST_POLL, in PVE time
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATE = (9000, "debian-12-template", "pve1")  # linked clones on shared ceph
 IGNORED_PREFIXES = ("127.", "169.254.", "172.17.")
 
 
-def start_simulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """`python -m openvle_pvesim` on a free port at the bench's time scale."""
+def start_simulator(pool_vms: int = 0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`python -m openvle_pvesim` on a free port at the bench's time scale, with
+    `pool_vms` other VMs in the pool."""
     args = [sys.executable, "-m", "openvle_pvesim", "--port", "0", "--tls"]
+    args += ["--vms", str(pool_vms)]
     proc = subprocess.Popen([*args, "--time-scale", str(SCALE)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -74,7 +93,7 @@ def start_simulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 
 def settings_for(info: dict[str, Any], database_url: str) -> Settings:
-    """The service's settings for the simulator: CI token, its CA, retries scaled too."""
+    """The service's settings for the simulator: CI token, its CA, waits scaled too."""
     return load_settings(
         env_file=None,
         proxmox={
@@ -84,11 +103,16 @@ def settings_for(info: dict[str, Any], database_url: str) -> Settings:
             "vms_pool": POOL,
         },
         database={"url": SecretStr(database_url)},
-        worker={"retry_backoff_scale": SCALE},
+        # the service's waits shrink with the simulated time: retry pauses, and the pause
+        # before the guest agent is first asked (20 s by default, 2 s at scale 0.1)
+        worker={
+            "retry_backoff_scale": SCALE,
+            "agent_ip_first_poll": AGENT_FIRST_POLL * SCALE,
+        },
     )
 
 
-async def _prepare(sessions: Any) -> str:
+async def _prepare(sessions: Any, vms: int) -> str:
     """The template row and the event; returns the event id."""
     async with transaction(sessions) as session:
         template = Template(vmid=TEMPLATE[0], name=TEMPLATE[1], node=TEMPLATE[2], cores=2)
@@ -101,14 +125,33 @@ async def _prepare(sessions: Any) -> str:
             name="Benchmark",
             starts_at=start,
             ends_at=start + timedelta(hours=8),
-            participants=VMS,
+            participants=vms,
             template_ids=[template.id],
         )
         return view.event.id
 
 
-async def bench_openvle(info: dict[str, Any]) -> tuple[float, int]:
-    """Deploy the event; returns (seconds, VMs not running)."""
+def request_counts() -> dict[str, float]:
+    """Proxmox requests sent so far by this process, per `METHOD endpoint`."""
+    counts: dict[str, float] = {}
+    for metric in PROXMOX_REQUESTS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                key = f"{sample.labels['method']} {sample.labels['endpoint']}"
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+def per_vm(before: dict[str, float], after: dict[str, float], vms: int) -> dict[str, float]:
+    """Requests per deployed VM by endpoint between two `request_counts`, biggest first."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    rows = {k: round(v / max(vms, 1), 2) for k, v in spent.items() if v > 0}
+    return dict(sorted(rows.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+async def bench_openvle(info: dict[str, Any], vms: int) -> tuple[float, int, dict[str, float]]:
+    """Deploy an event of `vms`; returns (seconds, VMs not running, requests per VM by
+    endpoint)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'openvle.sqlite3'}"
         await upgrade_to_head(url)
@@ -116,18 +159,40 @@ async def bench_openvle(info: dict[str, Any]) -> tuple[float, int]:
         async with open_runtime(
             settings_for(info, url), runner=run_operation, in_process=True, poll=poll
         ) as runtime:
-            event_id = await _prepare(runtime.sessions)
+            event_id = await _prepare(runtime.sessions, vms)
+            before = request_counts()
             started = time.perf_counter()
             async with transaction(runtime.sessions) as session:
                 op = await service.request_deploy(session, runtime.settings, event_id)
             await runtime.queue.enqueue(op.id)
             state = await _wait(runtime.sessions, op.id)
             elapsed = time.perf_counter() - started
+            table = per_vm(before, request_counts(), vms)
             async with transaction(runtime.sessions) as session:
                 stmt = select(func.count()).where(Vm.event_id == event_id, Vm.status == "running")
                 running = int(await session.scalar(stmt) or 0)
             print(f"openvle: deploy {state}, {running} running in {elapsed:.1f} s", flush=True)
-            return elapsed, VMS - running
+            return elapsed, vms - running, table
+
+
+def bench_pool_size(pool_vms: int, vms: int) -> dict[str, Any]:
+    """`vms` VMs deployed into an empty pool, then into one holding `pool_vms` others."""
+    figures: dict[str, Any] = {"pool_vms": pool_vms, "pool_deploy_vms": vms}
+    for label, others in (("empty", 0), ("full", pool_vms)):
+        proc, info = start_simulator(others)
+        try:
+            seconds, failed, table = asyncio.run(bench_openvle(info, vms))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        print(f"pool {label} ({others} others): {vms} VMs in {seconds:.1f} s", flush=True)
+        figures[f"pool_deploy_s_{label}"] = round(seconds, 2)
+        figures[f"pool_deploy_failed_{label}"] = failed
+        figures[f"pool_requests_per_vm_{label}"] = round(sum(table.values()), 2)
+    figures["pool_slowdown"] = round(
+        figures["pool_deploy_s_full"] / max(figures["pool_deploy_s_empty"], 0.001), 2
+    )
+    return figures
 
 
 async def _wait(sessions: Any, op_id: str) -> str:
@@ -139,7 +204,7 @@ async def _wait(sessions: Any, op_id: str) -> str:
                 return str(op.state)
             done, total = op.progress_done, op.progress_total
         print(f"  openvle progress {done}/{total}", flush=True)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(0.5)
 
 
 def proxmoxer_api(info: dict[str, Any]) -> ProxmoxAPI:
@@ -218,16 +283,29 @@ def per_min(count: int, failed: int, seconds: float) -> float:
     return round((count - failed) / seconds * 60.0, 1)
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pool-vms",
+        type=int,
+        default=POOL_VMS,
+        help="other VMs in the pool for the pool-size comparison (0: skip it)",
+    )
+    return parser.parse_args()
+
+
 def main() -> None:
+    args = parse_args()
     proc, info = start_simulator()
     try:
-        openvle_s, openvle_failed = asyncio.run(bench_openvle(info))
+        openvle_s, openvle_failed, table = asyncio.run(bench_openvle(info, VMS))
         seq_s, seq_failed = run_baseline(info, "seq", SEQUENTIAL_VMS, 1)
         t10_s, t10_failed = run_baseline(info, "t10", VMS, 10)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    figures = {
+    pool = bench_pool_size(args.pool_vms, POOL_DEPLOY_VMS) if args.pool_vms > 0 else {}
+    figures: dict[str, Any] = {
         "openvle_vms_per_min": per_min(VMS, openvle_failed, openvle_s),
         "sequential_vms_per_min": per_min(SEQUENTIAL_VMS, seq_failed, seq_s),
         "threads10_vms_per_min": per_min(VMS, t10_failed, t10_s),
@@ -244,7 +322,33 @@ def main() -> None:
     figures["speedup_vs_threads10"] = round(
         figures["openvle_vms_per_min"] / max(figures["threads10_vms_per_min"], 0.1), 2
     )
+    figures["requests_per_vm"] = round(sum(table.values()), 2)
+    figures["requests_per_vm_by_endpoint"] = table
+    figures.update(pool)
+    figures["targets"] = targets(figures)
     print(json.dumps(figures))
+
+
+def targets(figures: dict[str, Any]) -> dict[str, Any]:
+    """Issue 16's targets with their figures and whether each is met."""
+    found: dict[str, Any] = {
+        "requests_per_vm_max_10": {
+            "value": figures["requests_per_vm"],
+            "met": figures["requests_per_vm"] <= 10,
+        },
+        "speedup_vs_threads10_min_2": {
+            "value": figures["speedup_vs_threads10"],
+            "met": figures["speedup_vs_threads10"] >= 2 and figures["openvle_failed"] == 0,
+        },
+    }
+    if "pool_slowdown" in figures:
+        found["pool_slowdown_max_1_2"] = {
+            "value": figures["pool_slowdown"],
+            "met": figures["pool_slowdown"] <= 1.2
+            and figures["pool_deploy_failed_empty"] == 0
+            and figures["pool_deploy_failed_full"] == 0,
+        }
+    return found
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class Runtime:
     caps: CloneCaps
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     node_cpu: dict[str, float] = field(default_factory=dict)  # last CPU sample > 0 per node
+    vmid_hint: tuple[int, float] | None = None  # (next free vmid hint, monotonic read time)
 
     async def run(self, op_id: str) -> None:
         """Run one operation in this process (see `OperationRunner`)."""

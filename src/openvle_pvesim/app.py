@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
@@ -145,6 +146,8 @@ class SimulatorApp:
         self.check_responses = check_responses
         self.violations: list[str] = []
         self.requests = 0
+        # (method, path template) -> requests answered: the simulator's own request log
+        self.request_log: Counter[tuple[str, str]] = Counter()
 
     async def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -162,6 +165,7 @@ class SimulatorApp:
         if body and method in {"GET", "DELETE"}:
             return error_reply(501, f"Unexpected content for method '{method}'")
         found = self.router.match(method, rel)
+        self.request_log[(method, found[0] if found else rel)] += 1
         fault = self.faults.http_fault(method, found[0] if found else None, rel)
         if fault is not None:
             return fault if fault.kind != "status" else _fault_reply(fault)

@@ -15,6 +15,7 @@ import importlib
 import random
 import shutil
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,12 @@ class Simulator:
     def connections_accepted(self) -> int:
         """TCP connections accepted so far (shows whether clients keep them alive)."""
         return self.server.connections_accepted
+
+    @property
+    def request_log(self) -> Counter[tuple[str, str]]:
+        """Requests answered so far per (method, path template), e.g.
+        `("GET", "/pools")` (the template where the route is known, else the path)."""
+        return self.app.request_log
 
     @property
     def violations(self) -> list[str]:

@@ -27,9 +27,11 @@ from tests.events.kit import (
 )
 from tests.vms.kit import POOL, TIME_SCALE
 
+# A deploy asks /cluster/nextid about once per batch (not once per VM): its first three
+# answers are contested, so the race is exercised whatever the timing.
 FAULTS = (
     "status=502:p=0.05:*; status=596:p=0.05:*; lock_timeout=qmclone:p=0.1; "
-    "lock_timeout=qmstart:p=0.05; nextid_collision:p=0.1; task_fail=qmclone:n=3; "
+    "lock_timeout=qmstart:p=0.05; nextid_collision:n=3; task_fail=qmclone:n=3; "
     "task_fail=qmstart:n=2"
 )
 VM_PATH = re.compile(r"/nodes/[^/]+/qemu/(\d+)(?:/|$)")

@@ -50,6 +50,7 @@ def make_settings(
     worker_values = {
         "retry_backoff_scale": 0.001,
         "agent_ip_timeout": 10.0,
+        "agent_ip_first_poll": 0.2,  # the default 20 s x TIME_SCALE
         "shutdown_timeout": 30.0,
         **(worker or {}),
     }

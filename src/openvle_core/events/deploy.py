@@ -10,6 +10,14 @@ Per VM the VM steps of `vms/` run, each checked against Proxmox first and record
 `vm.clone`'s handler (address, placement, clone with pool, the one config update with
 SMBIOS family = slug and cloud-init), then the start with IP detection (`power_vm`), then
 the HA resource (`ha_add_vm`). The clone waits for its node and storage slots (`limits`).
+
+What each VM costs Proxmox (issue 16, counted by tests/events/test_economy.py): the
+nextid hint, the clone, one config read (evidence recorded, identity checked, the base
+of the one config update), that update, the start, the agent reads for the address, one
+config read confirming the guest before the address is written (it also serves the HA
+add that follows), the HA add; task ends come from one task list read per node and poll
+shared by every VM in flight; pool membership from per-VM facts (the clone's `pool=`),
+never a read of the whole pool. A step re-run after a crash reads what it needs again.
 """
 
 from __future__ import annotations
@@ -113,6 +121,6 @@ async def deploy_vm(runtime: Runtime, op: Operation) -> None:
     vm = await load_vm(runtime.sessions, op.target_id)
     if vm.status == VmStatus.ERROR.value:
         await update_vm(runtime.sessions, vm.id, status=VmStatus.CLONING.value)
-    await clone_within_caps(runtime, op, vm.id)
-    await power_vm(runtime, op, vm.id, "start")
-    await ha_add_vm(runtime, vm.id)
+    fresh = await clone_within_caps(runtime, op, vm.id)
+    confirmed = await power_vm(runtime, op, vm.id, "start", fresh=fresh)
+    await ha_add_vm(runtime, vm.id, confirmed=confirmed)

@@ -35,14 +35,16 @@ from openvle_core.guests.identity import (
     Marks,
     clone_description,
     is_our_clone,
+    member_node,
     mismatch,
     pool_node,
-    require_pool_node,
+    require_member_node,
 )
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
 from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
-from openvle_core.proxmox.models import TaskSummary
+from openvle_core.proxmox.models import TaskSummary, VmConfig
+from openvle_core.proxmox.tasks import Upid
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -73,6 +75,9 @@ class CloneSpec:
     evidence: Evidence = field(default_factory=Evidence)
     legacy: bool = False  # a row made before evidence existed (see guests/identity.py)
     record_evidence: Callable[[Evidence], Awaitable[None]] = _nothing
+    source_config: VmConfig | None = None  # the source's config if the caller has it
+    config: VmConfig | None = None  # the clone's config as last read (evidence checked)
+    sent_here: bool = False  # this run sent the clone that made the guest
 
     def claim(self) -> Claim:
         return Claim(self.name, self.evidence, uuid=self.uuid, legacy=self.legacy)
@@ -107,7 +112,12 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
     # Proxmox accepted the clone. A collision on this vmid may then be our own clone.
     maybe_started = upid is None and steps.clone_intent == vmid
     if upid is None:
-        existing = await _existing(runtime.proxmox, spec, vmid, maybe_ours=maybe_started)
+        # Nothing was ever sent for a vmid just reserved: what holds it is not ours, and
+        # the clone request finds that out itself (`already exists`: a collision).
+        asked = maybe_started or spec.evidence.recorded or spec.legacy
+        existing = None
+        if asked:
+            existing = await _existing(runtime.proxmox, spec, vmid, maybe_ours=maybe_started)
         if existing is not None:
             return existing
         intent = Journal(clone_intent=vmid, clone_intent_at=int(time.time()))
@@ -117,8 +127,10 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
             return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)
         await journal.write(runtime.sessions, op, Journal(clone_upid=upid, clone_vmid=vmid))
         await journal.add_upid(runtime.sessions, op, upid)
+        spec.sent_here = True
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)
+        runtime.proxmox.joined_pool(vmid, spec.target or Upid.parse(upid).node)
     except ProxmoxNotFound as exc:  # the task is unknown (node reinstalled, log rotated)
         await journal.write(runtime.sessions, op, Journal(clone_upid=None))  # intent stays
         raise TransientStep(f"clone task {upid} vanished; checking Proxmox again") from exc
@@ -135,7 +147,7 @@ async def _await_earlier(proxmox: ProxmoxClient, op: Operation, spec: CloneSpec,
     """Wait for a clone an earlier run may have started to land in our pool: as long as
     a clone task of our token from the same source, started since the intent, still runs."""
     since = (journal.read(op).clone_intent_at or 0) - CLOCK_SKEW
-    source_node = await require_pool_node(proxmox, spec.source_vmid)
+    source_node = await require_member_node(proxmox, spec.source_vmid)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + EARLIER_CLONE_WAIT
     delay = 0.2
@@ -163,11 +175,22 @@ async def _existing(
 ) -> bool | None:
     """None if `vmid` is not in our pool; True if it is our finished clone (its evidence
     then recorded); else False. Without recorded evidence a guest is recognised as our
-    clone only where the journal says we may have cloned into `vmid` (`maybe_ours`)."""
-    node = await pool_node(proxmox, vmid)
+    clone only where the journal says we may have cloned into `vmid` (`maybe_ours`).
+    The config read here is kept on `spec.config` (the next step needs no other read)."""
+    node = await member_node(proxmox, vmid)
+    if node == "":
+        node = await pool_node(proxmox, vmid)
     if node is None:
         return None
-    marks = Marks.of(await proxmox.vm_config(node, vmid))
+    try:
+        config = await proxmox.vm_config(node, vmid)
+    except ProxmoxNotFound:  # gone since we last saw it: ask the pool itself
+        node = await pool_node(proxmox, vmid)
+        if node is None:
+            return None
+        config = await proxmox.vm_config(node, vmid)
+    spec.config = config
+    marks = Marks.of(config)
     if spec.evidence.recorded:
         ours = mismatch(spec.claim(), marks) is None
         if ours and marks.lock is not None:  # ours, busy (a backup, a migration): not lost
@@ -186,8 +209,8 @@ async def _existing(
 
 async def _start(proxmox: ProxmoxClient, spec: CloneSpec, vmid: int) -> str | None:
     """POST the clone with our tag in its description; None if the vmid is taken."""
-    source_node = await require_pool_node(proxmox, spec.source_vmid)
-    source = await proxmox.vm_config(source_node, spec.source_vmid)
+    source_node = await require_member_node(proxmox, spec.source_vmid)
+    source = spec.source_config or await proxmox.vm_config(source_node, spec.source_vmid)
     target = spec.target if spec.target and spec.target != source_node else None
     try:
         return await proxmox.start_clone(

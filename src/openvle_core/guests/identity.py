@@ -218,6 +218,23 @@ async def require_pool_node(proxmox: ProxmoxClient, vmid: int) -> str:
     return node
 
 
+async def member_node(proxmox: ProxmoxClient, vmid: int) -> str | None:
+    """The node of `vmid` if it is in our pool, by the per-VM facts the client keeps (the
+    clone's `pool=`, the `pool` field of /cluster/resources, the sync): O(1), where
+    `pool_node` reads the whole pool. The deploy uses it; the guest's identity is still
+    checked on its config right before every change."""
+    return await proxmox.member_node(vmid)
+
+
+async def require_member_node(proxmox: ProxmoxClient, vmid: int) -> str:
+    """`member_node` of a vmid that must be in our pool (`OutsidePool` otherwise); a
+    member whose node is not known yet is looked up in the pool."""
+    node = await member_node(proxmox, vmid)
+    if node is None:
+        raise OutsidePool(vmid, proxmox.settings.vms_pool)
+    return node or await require_pool_node(proxmox, vmid)
+
+
 async def confirm(
     proxmox: ProxmoxClient, node: str, vmid: int, claim: Claim, action: str
 ) -> VmConfig:
@@ -226,11 +243,16 @@ async def confirm(
     config = await proxmox.vm_config(node, vmid)
     reason = mismatch(claim, Marks.of(config))
     if reason is not None:
-        metrics.IDENTITY_REFUSALS.labels(action).inc()
-        what = f"template {claim.name}" if claim.template else f"OpenVLE VM {claim.uuid}"
-        words = ACTION_WORDS.get(action, action)
-        raise IdentityMismatch(
-            f"refusing to {words} VM {vmid} on {node}: it is not {what} "
-            f"({reason}; name {config.name!r})"
-        )
+        refuse(claim, vmid, node, config, action, reason)
     return config
+
+
+def refuse(claim: Claim, vmid: int, node: str, config: VmConfig, action: str, reason: str) -> None:
+    """Count the refusal for `action` and raise `IdentityMismatch` naming why."""
+    metrics.IDENTITY_REFUSALS.labels(action).inc()
+    what = f"template {claim.name}" if claim.template else f"OpenVLE VM {claim.uuid}"
+    words = ACTION_WORDS.get(action, action)
+    raise IdentityMismatch(
+        f"refusing to {words} VM {vmid} on {node}: it is not {what} "
+        f"({reason}; name {config.name!r})"
+    )

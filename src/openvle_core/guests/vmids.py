@@ -4,10 +4,17 @@
 and claims the first free one (the primary key makes two claims of one id impossible).
 A collision reported later by Proxmox (another client took the id) is handled by the
 caller: `release` and reserve again, avoiding the lost ids.
+
+One hint serves the reservations of a batch for HINT_TTL seconds (the ids we reserve
+meanwhile are skipped through our table; the hint moves past each one we take): a
+deploy asks /cluster/nextid about once per HINT_TTL, not once per VM. An id another
+client takes in between is a collision like any other; a reservation made after a
+collision (`avoid` not empty) asks Proxmox again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,13 +27,25 @@ if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
 SCAN_LIMIT = 1000
+HINT_TTL = 2.0  # s one /cluster/nextid answer serves a batch's reservations
+
+
+async def _hint(runtime: Runtime, fresh: bool) -> int:
+    """Proxmox's next free vmid, asked at most every HINT_TTL s unless `fresh`."""
+    now = time.monotonic()
+    cached = runtime.vmid_hint
+    if not fresh and cached is not None and now - cached[1] < HINT_TTL:
+        return cached[0]
+    hint = await runtime.proxmox.next_vmid()
+    runtime.vmid_hint = (hint, now)
+    return hint
 
 
 async def reserve(
     runtime: Runtime, *, vm_id: str | None, op_id: str, avoid: frozenset[int] = frozenset()
 ) -> int:
     """Reserve the first free vmid at or after Proxmox's hint, skipping `avoid` (lost ids)."""
-    hint = await runtime.proxmox.next_vmid()
+    hint = await _hint(runtime, fresh=bool(avoid))
 
     async def claim(session: AsyncSession) -> int | None:
         reservations = VmidReservationRepository(session)
@@ -42,6 +61,9 @@ async def reserve(
 
     vmid = await in_transaction(runtime.sessions, claim)
     if vmid is not None:
+        cached = runtime.vmid_hint
+        if cached is not None and cached[0] <= vmid:
+            runtime.vmid_hint = (vmid + 1, cached[1])
         return vmid
     raise VmidCollisions(f"no free vmid found in {SCAN_LIMIT} ids after the nextid hint")
 

@@ -35,7 +35,7 @@ from openvle_core.proxmox.models import (
 )
 from openvle_core.proxmox.observe import ProxmoxObserver
 from openvle_core.proxmox.retry import RetryPolicy
-from openvle_core.proxmox.tasks import PollSchedule, log_tail, task_log, task_status
+from openvle_core.proxmox.tasks import PollSchedule, TaskWatcher, log_tail, task_log, task_status
 from openvle_core.proxmox.transport import ApiCaller
 from openvle_core.proxmox.vms import VmOperations
 from openvle_core.settings import ProxmoxSettings
@@ -63,6 +63,7 @@ class ProxmoxClient(VmOperations):
         self._api = ApiCaller(http, settings, retry=retry, observer=observer)
         self._guard = pools.PoolGuard(settings.vms_pool, self._read_pool)
         self._poll = poll or PollSchedule()
+        self._watcher = TaskWatcher(self._api, self._poll)
         self._ignored_networks = tuple(settings.agent_ignored_networks)
         self._version: VersionInfo | None = None
         self._version_lock = asyncio.Lock()
@@ -71,6 +72,19 @@ class ProxmoxClient(VmOperations):
     def pool_members(self) -> dict[int, str | None]:
         """The cached membership of our pool: vmid -> node as last seen."""
         return self._guard.members
+
+    async def member_node(self, vmid: int) -> str | None:
+        """The node of `vmid` if our pool holds it, from the membership this client keeps
+        (the clone's and create's `pool=`, every /cluster/resources read, the sync); the
+        pool is read only when `vmid` is not known (one read shared by concurrent misses)."""
+        if vmid not in self._guard:
+            await self._guard.refresh(seen_generation=self._guard.generation)
+        return self._guard.node_of(vmid)
+
+    def joined_pool(self, vmid: int, node: str | None) -> None:
+        """Record that PVE put `vmid` into our pool (a clone task with `pool=` ended OK:
+        PVE adds the guest to the pool last and fails the task if it cannot)."""
+        self._guard.add(vmid, node)
 
     async def version(self) -> VersionInfo:
         """GET /version, read once per client and cached."""

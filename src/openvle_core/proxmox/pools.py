@@ -67,6 +67,17 @@ class PoolGuard:
     def __contains__(self, vmid: int) -> bool:
         return vmid in self._members
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every full membership read (for single-flight refreshes)."""
+        return self._generation
+
+    def node_of(self, vmid: int) -> str | None:
+        """The node of a member as last seen ('' if unknown), None for a non-member."""
+        if vmid not in self._members:
+            return None
+        return self._members[vmid] or ""
+
     async def check(self, vmid: int) -> None:
         """Pass if `vmid` is ours; refresh once on a miss; else raise `OutsidePool`."""
         if vmid in self._members:

@@ -117,3 +117,136 @@ async def wait_task(
             raise ProxmoxTaskTimeout(upid, timeout)
         await asyncio.sleep(min(delay, remaining))
         delay = schedule.next_delay(delay)
+
+
+TASK_LIST_PATH = "/nodes/{node}/tasks"
+TASK_LIST_LIMIT = 500
+UNLISTED_TICKS = 3  # ticks a watched task may be missing from the list before it is asked
+
+
+def task_succeeded(exitstatus: str | None) -> bool:
+    """`OK` or `WARNINGS: n` (a warning is not a failure)."""
+    return exitstatus == "OK" or (exitstatus or "").startswith("WARNINGS")
+
+
+class TaskWatcher:
+    """Waits for many tasks with one task list read per node and tick.
+
+    Every task waited for on a node is served by one `GET /nodes/{node}/tasks?source=all
+    &since=<oldest start>` per tick (a finished item carries its exit status in `status`),
+    instead of one status poll per task. A task the list does not show for
+    UNLISTED_TICKS ticks (a long list cut at its limit, a rotated log) is asked for by
+    its status, so it is never waited for in vain; that read's error (`ProxmoxNotFound`
+    for a task PVE no longer knows) goes to its waiter. A failed list read fails the
+    waiters of that node, like a failed status poll did. The pause between reads grows
+    from the schedule's first to its cap while tasks are waited for (a busy node is read
+    every `cap` seconds, however many tasks run there).
+    """
+
+    def __init__(self, api: ApiCaller, schedule: PollSchedule) -> None:
+        self._api = api
+        self._schedule = schedule
+        self._waiting: dict[str, dict[str, asyncio.Future[TaskStatus]]] = {}
+        self._unlisted: dict[str, int] = {}
+        self._loops: dict[str, asyncio.Task[None]] = {}
+
+    async def finished(self, upid: str) -> TaskStatus:
+        """The task's status once it stopped (successful or not)."""
+        node = Upid.parse(upid).node
+        future: asyncio.Future[TaskStatus] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(node, {})
+        waiting[upid] = future
+        loop_task = self._loops.get(node)
+        if loop_task is None or loop_task.done():
+            self._loops[node] = asyncio.create_task(self._run(node), name=f"tasks:{node}")
+        try:
+            return await future
+        finally:
+            if waiting.get(upid) is future:
+                del waiting[upid]
+            self._unlisted.pop(upid, None)
+
+    async def _run(self, node: str) -> None:
+        waiting = self._waiting[node]
+        delay = self._schedule.first
+        while waiting:
+            await asyncio.sleep(delay)
+            try:
+                await self._tick(node, waiting)
+            except Exception as exc:  # the list failed for good (after retries)
+                for future in waiting.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                waiting.clear()
+                return
+            delay = self._schedule.next_delay(delay)
+
+    async def _tick(self, node: str, waiting: dict[str, asyncio.Future[TaskStatus]]) -> None:
+        watched = [u for u, f in waiting.items() if not f.done()]
+        if not watched:
+            return
+        since = min(Upid.parse(u).starttime for u in watched)
+        params = {"source": "all", "since": since, "limit": TASK_LIST_LIMIT}
+        data = await self._api.get(TASK_LIST_PATH, params, node=node)
+        listed = {str(item.get("upid")): item for item in data if isinstance(item, dict)}
+        for upid in watched:
+            future = waiting.get(upid)
+            if future is None or future.done():
+                continue
+            item = listed.get(upid)
+            if item is None:
+                self._unlisted[upid] = self._unlisted.get(upid, 0) + 1
+                if self._unlisted[upid] >= UNLISTED_TICKS:
+                    self._unlisted.pop(upid, None)
+                    await self._ask(upid, future)
+                continue
+            self._unlisted.pop(upid, None)
+            if item.get("endtime") is not None:
+                future.set_result(_stopped(upid, item))
+
+    async def _ask(self, upid: str, future: asyncio.Future[TaskStatus]) -> None:
+        """One status read for a task the list does not show."""
+        try:
+            status = await task_status(self._api, upid)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if status.status == "stopped" and not future.done():
+            future.set_result(status)
+
+
+def _stopped(upid: str, item: dict[str, object]) -> TaskStatus:
+    """The final status of a task from its task list item."""
+    parts = upid.split(":")
+    return TaskStatus(
+        upid=upid,
+        node=parts[1],
+        pid=int(parts[2], 16),
+        pstart=int(parts[3], 16),
+        starttime=int(parts[4], 16),
+        type=parts[5],
+        id=parts[6],
+        user=str(item.get("user") or parts[7]),
+        tokenid=str(item["tokenid"]) if item.get("tokenid") else None,
+        status="stopped",
+        exitstatus=str(item.get("status") or "unknown status"),
+    )
+
+
+async def watch_task(
+    watcher: TaskWatcher,
+    api: ApiCaller,
+    upid: str,
+    timeout: float,  # noqa: ASYNC109 - a polling budget ending in ProxmoxTaskTimeout
+) -> TaskStatus:
+    """`wait_task` through a shared `TaskWatcher`: the final status if OK/WARNINGS, else
+    `ProxmoxTaskFailed` with the log tail; `ProxmoxTaskTimeout` after `timeout`."""
+    try:
+        status = await asyncio.wait_for(watcher.finished(upid), timeout)
+    except TimeoutError:
+        raise ProxmoxTaskTimeout(upid, timeout) from None
+    if task_succeeded(status.exitstatus):
+        return status
+    tail = await log_tail(api, upid)
+    raise ProxmoxTaskFailed(upid, status.exitstatus or "unknown status", tail)

@@ -28,7 +28,7 @@ from openvle_core.proxmox.models import (
     parse,
 )
 from openvle_core.proxmox.pools import PoolGuard
-from openvle_core.proxmox.tasks import PollSchedule, Upid, wait_task
+from openvle_core.proxmox.tasks import PollSchedule, TaskWatcher, Upid, watch_task
 from openvle_core.proxmox.transport import ApiCaller
 
 VM = "/nodes/{node}/qemu/{vmid}"
@@ -59,6 +59,7 @@ class VmOperations:
     _api: ApiCaller
     _guard: PoolGuard
     _poll: PollSchedule
+    _watcher: TaskWatcher
     _ignored_networks: tuple[IPv4Network, ...]
 
     async def wait_task(
@@ -69,8 +70,10 @@ class VmOperations:
         """Wait for a task: its final status, or `ProxmoxTaskFailed` / `ProxmoxTaskTimeout`.
 
         `timeout` is a polling budget that ends in `ProxmoxTaskTimeout`, not a cancellation.
+        Every task waited for at once on a node shares one task list read per poll
+        (`tasks.TaskWatcher`).
         """
-        return await wait_task(self._api, upid, timeout, schedule=self._poll)
+        return await watch_task(self._watcher, self._api, upid, timeout)
 
     async def vm_status(self, node: str, vmid: int) -> VmStatus:
         """The live state (status/current), including HA management."""
@@ -192,7 +195,8 @@ class VmOperations:
     async def start_vm(
         self, node: str, vmid: int, *, task_timeout: float = POWER_TIMEOUT
     ) -> VmStatus:
-        """Start and return the VM once it runs (HA-managed: after the LRM started it)."""
+        """Start and return the VM once it runs (HA-managed: after the LRM started it;
+        not HA-managed: the state the ended `qmstart` task implies, not read again)."""
         return await self._power(node, vmid, "start", {}, task_timeout, _is_running)
 
     async def stop_vm(
@@ -251,7 +255,40 @@ class VmOperations:
         await self._guard.check(vmid)
         deadline = asyncio.get_running_loop().time() + task_timeout
         upid = await self._api.write("POST", POWER, params, node=node, vmid=vmid, action=action)
+        return await self._power_done(node, vmid, action, upid, deadline, task_timeout, reached)
+
+    async def send_start(self, node: str, vmid: int) -> str:
+        """POST the start and return its UPID without waiting (`finish_start` waits)."""
+        await self._guard.check(vmid)
+        upid: str = await self._api.write("POST", POWER, {}, node=node, vmid=vmid, action="start")
+        return upid
+
+    async def finish_start(
+        self, node: str, vmid: int, upid: str, *, task_timeout: float = POWER_TIMEOUT
+    ) -> VmStatus:
+        """What `start_vm` does after its POST: wait for the task (and, HA-managed, for
+        the VM to run)."""
+        deadline = asyncio.get_running_loop().time() + task_timeout
+        return await self._power_done(
+            node, vmid, "start", upid, deadline, task_timeout, _is_running
+        )
+
+    async def _power_done(
+        self,
+        node: str,
+        vmid: int,
+        action: str,
+        upid: str,
+        deadline: float,
+        task_timeout: float,
+        reached: StatePredicate,
+    ) -> VmStatus:
+        """Wait for a power task, then for the state it leads to (HA tasks end early)."""
         await self.wait_task(upid, task_timeout)
+        if action == "start" and not Upid.parse(upid).is_ha:
+            # a `qmstart` task (not `hastart`: the VM is not HA-managed) ends OK once the
+            # VM runs: no read needed to know it
+            return VmStatus(vmid=vmid, status="running", qmpstatus="running")
         status = await self.vm_status(node, vmid)
         if reached(status) or not (Upid.parse(upid).is_ha or status.ha.managed):
             return status

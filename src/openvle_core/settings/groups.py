@@ -261,6 +261,15 @@ class WorkerSettings(BaseSettings):
     agent_ip_timeout: float = Field(
         default=120.0, gt=0, description="Seconds to wait for a VM's IPv4 via the guest agent."
     )
+    agent_ip_first_poll: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "Seconds after a start before the guest agent is first asked for the IPv4 "
+            "(a cloud image boots and leases its address first, typically 15-20 s after "
+            "the start request); later asks follow at growing pauses from a quarter of it."
+        ),
+    )
     shutdown_timeout: float = Field(
         default=120.0,
         gt=0,

@@ -19,7 +19,7 @@ from openvle_core.guests.smbios import SmbiosMetadata, build_smbios1
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.settings import Settings
-from openvle_core.vms.guard import confirm_vm
+from openvle_core.vms.guard import check_config, confirm_vm
 from openvle_core.vms.records import update_vm
 from openvle_core.vms.repository import VmRepository
 
@@ -75,11 +75,19 @@ async def allocate_address(runtime: Runtime, vm_id: str) -> IPv4Address:
     return await in_transaction(runtime.sessions, allocate)
 
 
-async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
-    """Apply our config in one update; returns the cloud-init address, if any."""
+async def configure_clone(
+    runtime: Runtime, vm: Vm, node: str, *, confirmed: VmConfig | None = None
+) -> VmConfig:
+    """Apply our config in one update; returns the config it was based on (read and
+    confirmed now, or `confirmed`: the config the clone step has just read and checked
+    against the evidence it recorded; the update's digest makes it the one changed)."""
     assert vm.vmid is not None
     settings = runtime.settings
-    config = await confirm_vm(runtime, vm, node, "configure")
+    if confirmed is not None:
+        config = confirmed
+        check_config(vm, config, "configure")
+    else:
+        config = await confirm_vm(runtime, vm, node, "configure")
     options: dict[str, object] = {}
     if settings.vms.smbios_metadata:
         options.update(
@@ -93,4 +101,4 @@ async def configure_clone(runtime: Runtime, vm: Vm, node: str) -> str | None:
         await runtime.proxmox.update_vm_config(node, vm.vmid, options, digest=config.digest)
     if settings.vms.smbios_metadata and vm.identity_serial != vm.id:
         await update_vm(runtime.sessions, vm.id, identity_serial=vm.id)
-    return address
+    return config

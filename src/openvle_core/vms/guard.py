@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from openvle_core.db.models import Vm
-from openvle_core.guests.identity import Evidence, Marks, claim_of, confirm, mismatch
+from openvle_core.guests.identity import Evidence, Marks, claim_of, confirm, mismatch, refuse
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.vms.records import update_vm
 
@@ -33,6 +33,16 @@ async def confirm_vm(runtime: Runtime, vm: Vm, node: str, action: str) -> VmConf
         for key, value in columns.items():
             setattr(vm, key, value)
     return config
+
+
+def check_config(vm: Vm, config: VmConfig, action: str) -> None:
+    """`confirm_vm` on a config the caller has just read (no read here): raises
+    `IdentityMismatch` (a refusal counted for `action`) unless the guest is the row's."""
+    assert vm.vmid is not None
+    claim = claim_of(vm)
+    reason = mismatch(claim, Marks.of(config))
+    if reason is not None:
+        refuse(claim, vm.vmid, vm.node or "?", config, action, reason)
 
 
 async def is_still_ours(runtime: Runtime, vm: Vm, node: str) -> bool:

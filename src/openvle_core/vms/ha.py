@@ -1,7 +1,10 @@
 """HA resources for event VMs: add `vm:<vmid>` on deploy, remove on archive and delete.
 
-Both helpers check the HA configuration first, so calling them twice is harmless, and
-the guest's identity right before they change it (`IdentityMismatch`, row untouched).
+Calling them twice is harmless: the add is sent and an `already defined` answer means
+done (one request, where reading the cluster-wide HA list first was two), the removal
+reads the HA list first. Both check the guest's identity right before they change it
+(`IdentityMismatch`, row untouched), on a config read now or one the step before has
+just read and confirmed.
 `PVE_VMS_HA_ENABLED=False` makes `ha_add_vm` a no-op (removal always runs: a VM made HA
 while it was on must still be released).
 """
@@ -10,8 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openvle_core.guests.identity import require_pool_node, require_vmid
-from openvle_core.proxmox import ProxmoxClient
+from openvle_core.guests.identity import require_member_node, require_pool_node, require_vmid
+from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict
+from openvle_core.proxmox.models import VmConfig
 from openvle_core.vms.guard import confirm_vm
 from openvle_core.vms.records import load_vm, update_vm
 
@@ -24,16 +28,21 @@ async def ha_vmids(proxmox: ProxmoxClient) -> set[int]:
     return {r.vmid for r in await proxmox.ha_resources() if r.vmid is not None}
 
 
-async def ha_add_vm(runtime: Runtime, vm_id: str) -> bool:
-    """Make our VM HA-managed (state started); False when HA is disabled."""
+async def ha_add_vm(runtime: Runtime, vm_id: str, *, confirmed: VmConfig | None = None) -> bool:
+    """Make our VM HA-managed (state started); False when HA is disabled. `confirmed`:
+    the guest's config the caller has just read and confirmed as ours (no other read)."""
     if not runtime.settings.vms.ha_enabled:
         return False
     vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
-    node = await require_pool_node(runtime.proxmox, vmid)
-    await confirm_vm(runtime, vm, node, "ha_add")
-    if vmid not in await ha_vmids(runtime.proxmox):
+    if confirmed is None:
+        node = await require_member_node(runtime.proxmox, vmid)
+        await confirm_vm(runtime, vm, node, "ha_add")
+    try:
         await runtime.proxmox.ha_add(vmid, state="started", comment=f"OpenVLE {vm.name}")
+    except ProxmoxConflict as exc:
+        if "already defined" not in exc.message:
+            raise
     await update_vm(runtime.sessions, vm_id, ha_managed=True)
     return True
 

@@ -10,6 +10,7 @@ for the `hastart`/`hastop` task. After a start the IPv4 is read through the gues
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import VmStatus
@@ -18,6 +19,7 @@ from openvle_core.guests.errors import IdentityMismatch
 from openvle_core.guests.identity import pool_node, require_pool_node, require_vmid
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
+from openvle_core.proxmox.models import VmConfig
 from openvle_core.proxmox.models import VmStatus as PveStatus
 from openvle_core.vms.errors import InvalidPowerState
 from openvle_core.vms.guard import confirm_vm, is_still_ours
@@ -34,6 +36,18 @@ TRANSITION = {
     "stop": VmStatus.STOPPING,
     "shutdown": VmStatus.STOPPING,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A guest this very run has just cloned, confirmed as ours on `config` and
+    configured (the update carried that config's digest, so the guest checked was the
+    guest changed): its node and state are known and its config (net0, agent) is at hand,
+    so the start that follows reads neither again."""
+
+    node: str
+    status: VmStatus
+    config: VmConfig
 
 
 def db_status(status: PveStatus) -> VmStatus:
@@ -88,14 +102,26 @@ async def apply_action(
     return await pve.resume_vm(node, vmid)
 
 
-async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> None:
-    """Bring the VM to the state `action` asks for (idempotent)."""
+async def power_vm(
+    runtime: Runtime, op: Operation, vm_id: str, action: str, *, fresh: Fresh | None = None
+) -> VmConfig | None:
+    """Bring the VM to the state `action` asks for (idempotent). `fresh`: the guest was
+    just cloned and configured by this run (its state and identity need no re-read).
+    Returns the guest's config if it was read and confirmed as ours at the end (after
+    the IP lookup), for a next step to use as its identity check."""
     vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
-    node = await require_pool_node(runtime.proxmox, vmid)
-    current = db_status(await runtime.proxmox.vm_status(node, vmid))
-    await confirm_vm(runtime, vm, node, action)  # after the state read, before any write
-    if already_done(action, current):
+    agent_ip = action == "start" and not runtime.settings.cloudinit.enabled
+    if fresh is not None and agent_ip and fresh.status is VmStatus.STOPPED:
+        return await _start_fresh(runtime, op, vm_id, fresh)
+    if fresh is not None:
+        node, current, config = fresh.node, fresh.status, fresh.config
+    else:
+        node = await require_pool_node(runtime.proxmox, vmid)
+        current = db_status(await runtime.proxmox.vm_status(node, vmid))
+        config = await confirm_vm(runtime, vm, node, action)  # after the state read
+    done = already_done(action, current)
+    if done:
         await update_vm(runtime.sessions, vm_id, status=current.value, node=node)
     else:
         refuse(action, current, vmid)
@@ -112,7 +138,36 @@ async def power_vm(runtime: Runtime, op: Operation, vm_id: str, action: str) -> 
         Journal(power=action, status=(await load_vm(runtime.sessions, vm_id)).status),
     )
     if action in {"start", "restart", "resume"} and not runtime.settings.cloudinit.enabled:
-        await read_agent_ip(runtime, op, await load_vm(runtime.sessions, vm_id), node)
+        vm = await load_vm(runtime.sessions, vm_id)
+        return await read_agent_ip(runtime, op, vm, node, config=config, booting=not done)
+    return None
+
+
+async def _start_fresh(
+    runtime: Runtime, op: Operation, vm_id: str, fresh: Fresh
+) -> VmConfig | None:
+    """Start a guest this run has just cloned and configured, and read its address. The
+    start's task is not waited for on its own: an address from the agent proves the VM
+    runs (so the start ended well); only when the agent has none yet is the task's end
+    asked for (a failed start raises as before)."""
+    vmid = require_vmid(await load_vm(runtime.sessions, vm_id))
+    await update_vm(runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node)
+    upid = await runtime.proxmox.send_start(fresh.node, vmid)
+    started: PveStatus | None = None
+
+    async def start_ended() -> None:
+        nonlocal started
+        if started is None:
+            started = await runtime.proxmox.finish_start(fresh.node, vmid, upid)
+
+    vm = await load_vm(runtime.sessions, vm_id)
+    confirmed = await read_agent_ip(
+        runtime, op, vm, fresh.node, config=fresh.config, booting=True, start_ended=start_ended
+    )
+    ha = started.ha.managed if started is not None else False
+    await update_vm(runtime.sessions, vm_id, status=VmStatus.RUNNING.value, ha_managed=ha)
+    await journal.write(runtime.sessions, op, Journal(power="start", status=VmStatus.RUNNING.value))
+    return confirmed
 
 
 async def refresh_status(runtime: Runtime, op: Operation, exc: BaseException) -> None:

@@ -22,7 +22,7 @@ from openvle_core.db.session import transaction
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
 from openvle_core.guests.errors import IdentityMismatch
-from openvle_core.guests.identity import Evidence, claim_of, pool_node, require_pool_node
+from openvle_core.guests.identity import Evidence, claim_of, pool_node, require_member_node
 from openvle_core.metrics import PLACEMENTS_REFUSED
 from openvle_core.nodes.repository import NodeRepository
 from openvle_core.operations import journal
@@ -40,11 +40,11 @@ from openvle_core.placement.nodes import (
     storage_index,
 )
 from openvle_core.proxmox import ProxmoxClient
-from openvle_core.proxmox.models import ClusterResource
+from openvle_core.proxmox.models import ClusterResource, VmConfig
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
 from openvle_core.vms.guard import confirm_vm
-from openvle_core.vms.power import db_status, power_vm
+from openvle_core.vms.power import Fresh, db_status, power_vm
 from openvle_core.vms.records import NO_EVIDENCE, load_vm, record_vmid, update_vm
 from openvle_core.vms.repository import VmRepository
 
@@ -59,18 +59,22 @@ async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
         await update_vm(runtime.sessions, vm_id, ipv4=str(address))
 
 
-async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
-    """Place and clone (skipped if an earlier run recorded it done)."""
+async def _clone(
+    runtime: Runtime, op: Operation, vm_id: str, source: TemplateDisks | None
+) -> VmConfig | None:
+    """Place and clone; returns the new guest's config as read to record its evidence
+    when this run's clone request made it (None when an earlier run's did)."""
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
     async with transaction(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
-    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    template_node = await require_member_node(runtime.proxmox, template.vmid)
     node = vm.node
     if node is None:
-        disks = await read_template_disks(runtime.proxmox, template.vmid, template_node)
+        if source is None:
+            source = await read_template_disks(runtime.proxmox, template.vmid, template_node)
         figures = await cluster_figures(runtime.proxmox)
-        node = await place_clone(runtime, vm, template, disks, figures)
+        node = await place_clone(runtime, vm, template, source, figures)
         await update_vm(runtime.sessions, vm_id, node=node)
 
     async def set_vmid(vmid: int | None) -> None:
@@ -92,9 +96,11 @@ async def _clone(runtime: Runtime, op: Operation, vm_id: str) -> None:
         evidence=claim.evidence,
         legacy=claim.legacy,
         record_evidence=set_evidence,
+        source_config=source.config if source is not None else None,
     )
     await clone_guest(runtime, op, spec)
     await journal.write(runtime.sessions, op, Journal(cloned=True))
+    return spec.config if spec.sent_here else None
 
 
 async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
@@ -113,24 +119,45 @@ async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> N
 
 async def clone_vm(runtime: Runtime, op: Operation) -> None:
     """Operation kind `vm.clone` (target: the VM row made by `request_clone`)."""
+    fresh = await provision_vm(runtime, op)
+    if op.params.get("start"):
+        assert op.target_id is not None
+        await power_vm(runtime, op, op.target_id, "start", fresh=fresh)
+
+
+async def provision_vm(
+    runtime: Runtime, op: Operation, source: TemplateDisks | None = None
+) -> Fresh | None:
+    """Clone (unless done) and configure the VM of `op`; `source`: its template's disks
+    and config if the caller has them. Returns what the start needs not read again when
+    this run cloned and configured the guest itself (`Fresh`), else None."""
     assert op.target_id is not None
     vm_id = op.target_id
     await _reserve_ip(runtime, vm_id)
+    cloned: VmConfig | None = None
     if not journal.read(op).cloned:
-        await _clone(runtime, op, vm_id)
+        cloned = await _clone(runtime, op, vm_id, source)
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.vmid is not None
-    node = await require_pool_node(runtime.proxmox, vm.vmid)
-    status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
-    if not journal.read(op).configured:
-        await configure_clone(runtime, vm, node)  # confirms the guest is ours first
+    node = await require_member_node(runtime.proxmox, vm.vmid)
+    fresh: Fresh | None = None
+    if cloned is not None and not journal.read(op).configured:
+        # cloned by this run, from a template: a new guest is stopped (nothing to read);
+        # its config was read and its evidence recorded a moment ago
+        config = await configure_clone(runtime, vm, node, confirmed=cloned)
         await journal.write(runtime.sessions, op, Journal(configured=True))
+        fresh = Fresh(node, VmStatus.STOPPED, config)
+        status = VmStatus.STOPPED
     else:
-        await confirm_vm(runtime, vm, node, "record")
+        status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+        if not journal.read(op).configured:
+            await configure_clone(runtime, vm, node)  # confirms the guest is ours first
+            await journal.write(runtime.sessions, op, Journal(configured=True))
+        else:
+            await confirm_vm(runtime, vm, node, "record")
     await update_vm(runtime.sessions, vm_id, node=node, status=status.value)
     await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
-    if op.params.get("start"):
-        await power_vm(runtime, op, vm_id, "start")
+    return fresh
 
 
 PENDING = (VmStatus.CLONING.value, VmStatus.STARTING.value)
@@ -245,7 +272,7 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
         return vm.node
     limits = runtime.caps.current
     assert limits is not None
-    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    template_node = await require_member_node(runtime.proxmox, template.vmid)
     disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
     async with limits.placing:
         figures = await batch_figures(runtime.proxmox, limits)
@@ -254,18 +281,18 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
     return node
 
 
-async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> None:
-    """The clone-and-configure of `clone_vm`, inside the node and storage slots when limited."""
+async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> Fresh | None:
+    """The clone-and-configure of `clone_vm`, inside the node and storage slots when limited
+    (`provision_vm`'s result)."""
     limits = runtime.caps.current
     if limits is None or journal.read(op).cloned:
-        await clone_vm(runtime, op)
-        return
+        return await provision_vm(runtime, op)
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
     async with transaction(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     node = await place_within_caps(runtime, vm, template)
-    template_node = await require_pool_node(runtime.proxmox, template.vmid)
+    template_node = await require_member_node(runtime.proxmox, template.vmid)
     disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
     async with limits.clone_slot(node, disks, vm.full_clone):
-        await clone_vm(runtime, op)
+        return await provision_vm(runtime, op, disks)
