@@ -59,19 +59,32 @@ def own_mongodb(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     exe = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
     if not Path(exe).exists():
         require_service("mongodb", "the nx-27017 executable is not installed")
-    port = free_port()
-    args = [exe, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = tmp_path / "nx-27017.log"
+    for _ in range(3):  # a free port can be taken by another process before nx binds it
+        port = free_port()
+        args = [exe, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        if _listening(proc, port, deadline=time.monotonic() + 60):
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        require_service("mongodb", f"nx-27017 did not start: {log.read_text()[-500:]}")
     try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                require_service("mongodb", "nx-27017 did not start")
-            time.sleep(0.1)
         yield f"mongodb://127.0.0.1:{port}/", proc
     finally:
         proc.kill()
         proc.wait()
+
+
+def _listening(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
+    while proc.poll() is None and time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
 
 
 @pytest.fixture
