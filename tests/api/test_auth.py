@@ -51,6 +51,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/changelog", {"limit": 0}, "read"),
     ("GET", "/api/v1/changelog/stream", None, "stream"),  # read; open-ended, see below
     ("POST", "/api/v1/sync", {"unused": 1}, "admin"),
+    ("GET", "/api/v1/system/sync", None, "read"),
     ("GET", "/api/v1/system/proxmox", None, "admin"),
     ("GET", "/metrics", None, "none"),
     ("GET", "/health/live", None, "none"),

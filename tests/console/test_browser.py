@@ -171,6 +171,7 @@ def test_console_deploys_watches_stops_and_archives(tmp_path: Path) -> None:
             keyboard_reaches_the_nodes_page(page, base)
             page.get_by_role("link", name="Operations").click()
             page.get_by_role("heading", name="Last sync").wait_for()
+            page.get_by_text("The cluster was last synced").wait_for()  # the demo's periodic sync
             no_violations(page, "the operations page")
             archive(page, event_url)
             fits_a_tablet(page, base)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 
@@ -37,4 +39,16 @@ class DoctorCheckOut(BaseModel):
     detail: str = Field(examples=["missing VM.GuestAgent.Audit on /pool/OpenVLE-VMs"])
     fix: list[str] = Field(
         examples=[["pveum role modify OpenVLE-VMs --append 1 --privs VM.GuestAgent.Audit"]]
+    )
+
+
+class SyncStatus(BaseModel):
+    """When OpenVLE last saw the whole cluster (the periodic sync or one run on demand)."""
+
+    synced_at: datetime | None = Field(
+        description="When the last sync wrote the cluster's snapshot (null before the first).",
+        examples=["2026-12-06T09:30:00Z"],
+    )
+    interval_s: int = Field(
+        description="The periodic sync's period (WORKER_PVE_PERIODIC_INTERVAL).", examples=[60]
     )

@@ -19,7 +19,16 @@ function targetLink(op) {
   return `${op.target_type} ${op.target_id || ""}`;
 }
 
-function syncPanel(ctx, slot, sync) {
+function freshness(status) {
+  if (!status) return null;
+  if (!status.synced_at) return h("p", { text: "The cluster has not been synced yet: nodes, VM states and IPs appear after the first sync." });
+  return h("p", {}, "The cluster was last synced ", ago(status.synced_at),
+    ` (the periodic sync runs every ${status.interval_s} s; nodes, VM states and IPs are that fresh).`);
+}
+
+const syncStatus = (signal) => api("/system/sync", { signal }).catch(() => null);
+
+function syncPanel(ctx, slot, sync, status) {
   const result = (sync && sync.result) || {};
   const duration = result.duration_s !== undefined ? fmtDuration(result.duration_s * 1000) : fmtDuration(between(sync && sync.started_at, sync && sync.finished_at));
   const now = ctx.can("admin") ? button("Sync now", async () => {
@@ -28,13 +37,14 @@ function syncPanel(ctx, slot, sync) {
     for (let i = 0; i < 120 && !["succeeded", "failed"].includes((await api(`/operations/${op.id}`)).state); i++) {
       await new Promise((r) => setTimeout(r, 500));
     }
-    await syncPanel(ctx, slot, await api(`/operations/${op.id}`));
+    await syncPanel(ctx, slot, await api(`/operations/${op.id}`), await syncStatus());
   }) : null;
   fill(slot,
     h("div", { class: "page-head" }, h("h2", { id: "sync-title", text: "Last sync" }), now),
-    !sync ? h("p", { text: "No sync has been run on demand yet; the periodic sync updates nodes and VMs." })
+    freshness(status),
+    !sync ? h("p", { class: "muted", text: "No sync has been run on demand yet." })
       : h("div", {},
-          h("p", {}, badge(sync.state), ` finished ${fmtTime(sync.finished_at)} in ${duration}`),
+          h("p", {}, "On demand: ", badge(sync.state), ` finished ${fmtTime(sync.finished_at)} in ${duration}`),
           sync.error ? h("p", { class: "alert", role: "alert", text: `${sync.error.type}: ${sync.error.message}` }) : null,
           h("dl", { class: "facts drift" }, DRIFT.filter(([k]) => k in result).flatMap(([k, label]) =>
             [h("dt", { text: label }), h("dd", { text: String(result[k]) })]))));
@@ -55,8 +65,8 @@ export async function operationsPage(main, ctx) {
       h("div", { class: "field inline" }, h("label", { for: "state", text: "State" }), state),
       h("div", { class: "field inline" }, h("label", { for: "kind", text: "Kind" }), kind)),
     list, more);
-  const last = await api("/operations?kind=sync&limit=1", { signal });
-  syncPanel(ctx, sync, last.items[0] || null);
+  const [last, status] = await Promise.all([api("/operations?kind=sync&limit=1", { signal }), syncStatus(signal)]);
+  syncPanel(ctx, sync, last.items[0] || null, status);
   let ops = [];
   const load = async (cursor) => {
     const page = await api(withQuery("/operations", { state: state.value, kind: kind.value, limit: 50, cursor }), { signal });
