@@ -20,7 +20,8 @@ nx-27017 not included) and each process's peak RSS (/proc/<pid>/status VmHWM).
 Ends with one JSON line. Environment: BENCH_PARTICIPANTS, BENCH_TIME_SCALE,
 BENCH_WORKERS (2), BENCH_SHAPES (`stack,embedded`), BENCH_MARIADB (root@127.0.0.1:3306),
 BENCH_REDIS (redis://127.0.0.1:6379; a free database index 1-15 is claimed), BENCH_TOP
-(endpoints shown, 12).
+(endpoints shown, 12), BENCH_SERVICE_ENV (`K=V K=V`: settings given to every service
+process of both shapes, e.g. `WORKER_CLONES_PER_STORAGE=16`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ SHAPES = [s for s in os.environ.get("BENCH_SHAPES", "stack,embedded").split(",")
 MARIADB = os.environ.get("BENCH_MARIADB", "root@127.0.0.1:3306")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
 TOP = int(os.environ.get("BENCH_TOP", "12"))
+SERVICE_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVICE_ENV", "").split())
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATES = ("debian-12-template", "ubuntu-2404-template")
@@ -198,6 +200,7 @@ def base_env(sim: CountingSimulator, workdir: Path) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         BENCH_WORKDIR=str(workdir),  # the processes' cwd: no stray .env is read
     )
+    env.update(SERVICE_ENV)
     return env
 
 
@@ -463,6 +466,7 @@ def main() -> None:
     endpoint_table(shapes)
     out: dict[str, Any] = {"vms": PARTICIPANTS * len(TEMPLATES), "time_scale": SCALE}
     out["workers"] = WORKERS
+    out["service_env"] = SERVICE_ENV
     for name, figures in shapes.items():
         for key, value in summary(figures).items():
             out[f"{name}_{key}"] = value
