@@ -18,8 +18,9 @@ requests in that window included) with a per-endpoint table, the CPU seconds of 
 service processes per VM (deploy + archive, from /proc/<pid>/stat; MariaDB, Redis and
 nx-27017 not included) and each process's peak RSS (/proc/<pid>/status VmHWM).
 Ends with one JSON line. Environment: BENCH_PARTICIPANTS, BENCH_TIME_SCALE,
-BENCH_WORKERS (2), BENCH_SHAPES (`stack,embedded`), BENCH_MARIADB (root@127.0.0.1:3306),
-BENCH_REDIS (redis://127.0.0.1:6379; a free database index 1-15 is claimed), BENCH_TOP
+BENCH_WORKERS (2), BENCH_EVENTS (1: the participants split over that many events,
+deployed and archived at once), BENCH_SHAPES (`stack,embedded`), BENCH_MARIADB
+(root@127.0.0.1:3306), BENCH_REDIS (redis://127.0.0.1:6379; a free database index 1-15 is claimed), BENCH_TOP
 (endpoints shown, 12), BENCH_SERVICE_ENV (`K=V K=V`: settings given to every service
 process of both shapes, e.g. `WORKER_CLONES_PER_STORAGE=16`).
 """
@@ -55,6 +56,7 @@ from openvle_pvesim.harness import SimulatorThread, start_in_thread
 SCALE = float(os.environ.get("BENCH_TIME_SCALE", "0.1"))
 PARTICIPANTS = int(os.environ.get("BENCH_PARTICIPANTS", "150"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+EVENTS = int(os.environ.get("BENCH_EVENTS", "1"))
 SHAPES = [s for s in os.environ.get("BENCH_SHAPES", "stack,embedded").split(",") if s]
 MARIADB = os.environ.get("BENCH_MARIADB", "root@127.0.0.1:3306")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -312,9 +314,20 @@ class Figures:
     states: dict[str, str] = field(default_factory=dict)
 
 
+async def deploy_all(
+    client: httpx.AsyncClient, label: str, event_ids: list[str], action: str
+) -> list[dict[str, Any]]:
+    """POST the action of every event at once, follow each operation to its end."""
+    ops = [ok(await client.post(f"/api/v1/events/{e}/{action}")).json() for e in event_ids]
+    names = [f"{label} {action}" + (f" {i + 1}" if len(ops) > 1 else "") for i in range(len(ops))]
+    pairs = zip(names, ops, strict=True)
+    return list(await asyncio.gather(*(follow(client, n, op["id"]) for n, op in pairs)))
+
+
 async def run_event(
     sim: CountingSimulator, api_url: str, token: str, services: list[Service], label: str
 ) -> Figures:
+    """Create the event(s), deploy, archive; the figures of this shape."""
     figures = Figures()
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=60.0) as client:
@@ -324,36 +337,37 @@ async def run_event(
         ids = [t["id"] for name in TEMPLATES for t in items if t["name"] == name]
         assert len(ids) == len(TEMPLATES), f"templates not synced: {items}"
         start = datetime.now(UTC) + timedelta(days=1)
-        body = {
-            "slug": f"b-{label[:6]}",
-            "name": f"Benchmark {label}",
-            "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=8)).isoformat(),
-            "participants": PARTICIPANTS,
-            "template_ids": ids,
-        }
-        event = ok(await client.post("/api/v1/events", json=body)).json()
+        event_ids = []
+        for i in range(EVENTS):
+            body = {
+                "slug": f"b{i}-{label[:5]}",
+                "name": f"Benchmark {label} {i}",
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(hours=8)).isoformat(),
+                "participants": PARTICIPANTS // EVENTS,
+                "template_ids": ids,
+            }
+            event_ids.append(ok(await client.post("/api/v1/events", json=body)).json()["id"])
         cpu0 = {s.label: cpu_seconds(s.proc.pid) for s in services}
         before = sim.snapshot()
         started = time.perf_counter()
-        op = ok(await client.post(f"/api/v1/events/{event['id']}/deploy")).json()
-        op = await follow(client, f"{label} deploy", op["id"])
+        ops = await deploy_all(client, label, event_ids, "deploy")
         figures.deploy_s = time.perf_counter() - started
         figures.deploy_requests = sim.snapshot() - before
-        figures.states["deploy"] = op["state"]
-        view = ok(await client.get(f"/api/v1/events/{event['id']}")).json()
-        figures.running = int(view["vm_counts"].get("running", 0))
+        figures.states["deploy"] = ",".join(op["state"] for op in ops)
+        for event_id in event_ids:
+            view = ok(await client.get(f"/api/v1/events/{event_id}")).json()
+            figures.running += int(view["vm_counts"].get("running", 0))
         print(
-            f"{label}: deploy {op['state']} in {figures.deploy_s:.1f} s, {figures.running} running",
+            f"{label}: deploy {figures.states['deploy']} in {figures.deploy_s:.1f} s, "
+            f"{figures.running} running",
             flush=True,
         )
         started = time.perf_counter()
-        url = f"/api/v1/events/{event['id']}/archive"
-        op = ok(await client.post(url)).json()
-        op = await follow(client, f"{label} archive", op["id"])
+        ops = await deploy_all(client, label, event_ids, "archive")
         figures.archive_s = time.perf_counter() - started
-        figures.states["archive"] = op["state"]
-        print(f"{label}: archive {op['state']} in {figures.archive_s:.1f} s", flush=True)
+        figures.states["archive"] = ",".join(op["state"] for op in ops)
+        print(f"{label}: archive {figures.states['archive']} in {figures.archive_s:.1f} s")
         for s in services:
             figures.cpu_s[s.label] = round(cpu_seconds(s.proc.pid) - cpu0[s.label], 2)
             figures.peak_rss_mb[s.label] = peak_rss_mb(s.proc.pid)
@@ -420,7 +434,7 @@ async def bench_embedded(workdir: Path) -> Figures:
 
 
 def summary(figures: Figures) -> dict[str, Any]:
-    vms = PARTICIPANTS * len(TEMPLATES)
+    vms = PARTICIPANTS // EVENTS * EVENTS * len(TEMPLATES)
     requests = sum(figures.deploy_requests.values())
     return {
         "vms_per_min": round(figures.running / figures.deploy_s * 60.0, 1),
@@ -464,8 +478,8 @@ def main() -> None:
                     print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
                 raise
     endpoint_table(shapes)
-    out: dict[str, Any] = {"vms": PARTICIPANTS * len(TEMPLATES), "time_scale": SCALE}
-    out["workers"] = WORKERS
+    out: dict[str, Any] = {"vms": PARTICIPANTS // EVENTS * EVENTS * len(TEMPLATES)}
+    out.update(time_scale=SCALE, workers=WORKERS, events=EVENTS)
     out["service_env"] = SERVICE_ENV
     for name, figures in shapes.items():
         for key, value in summary(figures).items():
