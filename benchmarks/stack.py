@@ -20,9 +20,10 @@ nx-27017 not included) and each process's peak RSS (/proc/<pid>/status VmHWM).
 Ends with one JSON line. Environment: BENCH_PARTICIPANTS, BENCH_TIME_SCALE,
 BENCH_WORKERS (2), BENCH_EVENTS (1: the participants split over that many events,
 deployed and archived at once), BENCH_SHAPES (`stack,embedded`), BENCH_MARIADB
-(root@127.0.0.1:3306), BENCH_REDIS (redis://127.0.0.1:6379; a free database index 1-15 is claimed), BENCH_TOP
-(endpoints shown, 12), BENCH_SERVICE_ENV (`K=V K=V`: settings given to every service
-process of both shapes, e.g. `WORKER_CLONES_PER_STORAGE=16`).
+(root@127.0.0.1:3306), BENCH_REDIS (redis://127.0.0.1:6379; a free database index 1-15
+is claimed), BENCH_TOP (endpoints shown, 12), BENCH_SERVICE_ENV (`K=V K=V`: settings
+given to every service process of both shapes, e.g. `WORKER_CLONES_PER_STORAGE=16`),
+BENCH_STACK_ENV (the same, for the stack's processes only, e.g. `WORKER_MAX_JOBS=1`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ MARIADB = os.environ.get("BENCH_MARIADB", "root@127.0.0.1:3306")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
 TOP = int(os.environ.get("BENCH_TOP", "12"))
 SERVICE_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVICE_ENV", "").split())
+STACK_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_STACK_ENV", "").split())
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATES = ("debian-12-template", "ubuntu-2404-template")
@@ -397,6 +399,7 @@ async def bench_stack(workdir: Path) -> Figures:
             MONGODB_URL=mongo_url,
             MONGODB_DATABASE=database,
         )
+        env.update(STACK_ENV)
         token = prepare(env)
         port = free_port()
         services.append(spawn(env, "api", workdir, "api", "--port", str(port)))
@@ -480,7 +483,7 @@ def main() -> None:
     endpoint_table(shapes)
     out: dict[str, Any] = {"vms": PARTICIPANTS // EVENTS * EVENTS * len(TEMPLATES)}
     out.update(time_scale=SCALE, workers=WORKERS, events=EVENTS)
-    out["service_env"] = SERVICE_ENV
+    out.update(service_env=SERVICE_ENV, stack_env=STACK_ENV)
     for name, figures in shapes.items():
         for key, value in summary(figures).items():
             out[f"{name}_{key}"] = value
