@@ -3,7 +3,8 @@
 `open_runtime(settings, runner=...)` builds one httpx.AsyncClient, the Proxmox client on
 it, the DB engine and session factory, the snapshot store (MongoDB or SQL), the job queue
 (arq when `REDIS_URL` is set, else in-process consumers that call `runner`) and the clone
-caps (in Redis, cluster-wide, when it is configured). The runner is the caller's (normally
+caps (in Redis, cluster-wide, when it is configured: `WORKER_CLONE_CAPS_REDIS_URL` or
+`REDIS_URL`, keys named by `clone_caps_prefix`). The runner is the caller's (normally
 `openvle_core.handlers.run_operation`): this module knows no operation kind.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
@@ -50,6 +52,12 @@ class Runtime:
         await self.runner(self, op_id)
 
 
+def clone_caps_prefix(settings: Settings) -> str:
+    """The Redis key prefix of the clone caps: one budget per `WORKER_CLONE_CAPS_KEY`
+    (default: the Proxmox host, so the instances of one cluster address share it)."""
+    return f"openvle:clone-slots:{settings.worker.clone_caps_key or settings.proxmox.hostname}:"
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -80,10 +88,19 @@ async def open_runtime(
             queue = await ArqQueue.connect(arq_settings(settings.redis))
         stack.push_async_callback(queue.close)
         slots = None
-        if settings.redis.url is not None:
+        caps_url = settings.worker.clone_caps_redis_url  # another instance's budget
+        redis: Redis | None = None
+        if caps_url is not None:
+            redis = Redis.from_url(
+                caps_url.get_secret_value(),
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+        elif settings.redis.url is not None:
             redis = redis_client(settings.redis, timeout=REDIS_TIMEOUT)
+        if redis is not None:
             stack.push_async_callback(redis.aclose)
-            slots = RedisSlots(redis, f"openvle:clone-slots:{settings.proxmox.hostname}:")
+            slots = RedisSlots(redis, clone_caps_prefix(settings))
         caps = CloneCaps(settings.worker, slots)
         runtime = Runtime(settings, sessions, proxmox, snapshot, queue, runner, caps, lease_seconds)
         if isinstance(queue, InProcessQueue):

@@ -130,8 +130,10 @@ async def test_parallel_full_clones_survive_storage_lock_timeouts(
     make_runtime: MakeRuntime, sim: Simulator
 ) -> None:
     """Eight full clones to one local-lvm: the storage lock (10 s wait, 3 s per allocation)
-    times some of them out, as on real PVE; those are retried and all finish."""
-    async with make_runtime() as runtime:
+    times some of them out, as on real PVE; those are retried and all finish. (The clone
+    caps would run them one at a time: here they admit all eight.)"""
+    caps = {"full_clones_per_storage": 8, "clones_per_node": 8, "clones_per_storage": 8}
+    async with make_runtime(worker=caps) as runtime:
         template_id = await add_template(runtime, *LOCAL_TEMPLATE)
         sim.cluster.tasks.gate.clear()  # start all eight tasks before any allocates
         submitted = [

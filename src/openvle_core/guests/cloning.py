@@ -15,6 +15,11 @@ recorded, the next collision on that vmid waits for our own clone to appear, but
 while a clone task of our token from that source, started since the intent, still runs.
 Any other task failure removes what is left of our half-made VM (tag confirmed) and is
 raised for the retry policy.
+
+Every clone waits for its slots under the clone caps first (`placement.caps`): its
+target node's, its source's storages' and, for a full clone, the non-shared storages'
+of that node. A caller that holds them already (an event's VM, placed and slotted with
+the event's limits) is not made to take them twice.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from openvle_core.guests.identity import (
 )
 from openvle_core.operations import journal
 from openvle_core.operations.journal import Journal
+from openvle_core.placement.caps import holds_slot, read_disks
 from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict, ProxmoxNotFound, ProxmoxTaskFailed
 from openvle_core.proxmox.models import TaskSummary, VmConfig
 from openvle_core.proxmox.tasks import Upid
@@ -84,7 +90,17 @@ class CloneSpec:
 
 
 async def clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
-    """Clone until done; returns the new vmid (its evidence recorded). Collisions move on."""
+    """Clone until done, within the clone caps; returns the new vmid (its evidence
+    recorded). Collisions move on."""
+    if holds_slot():
+        return await _clone_guest(runtime, op, spec)
+    source_node = await require_member_node(runtime.proxmox, spec.source_vmid)
+    disks = await read_disks(runtime.proxmox, spec.source_vmid, source_node)
+    async with runtime.caps.clone_slot(spec.target or source_node, disks, spec.full):
+        return await _clone_guest(runtime, op, spec)
+
+
+async def _clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
     vmid = spec.vmid
     lost: set[int] = set(journal.read(op).collisions)
     for _ in range(MAX_COLLISIONS):

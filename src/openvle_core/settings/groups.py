@@ -191,11 +191,7 @@ class RedisSettings(BaseSettings):
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
+        return redis_url(value)
 
     @field_validator("sentinels")
     @classmethod
@@ -235,6 +231,15 @@ class RedisSettings(BaseSettings):
         return [(host.strip("[]"), int(port)) for host, _, port in pairs]
 
 
+def redis_url(value: SecretStr | None) -> SecretStr | None:
+    """A Redis URL (redis://, rediss://, unix://); empty = None."""
+    if value is None or not value.get_secret_value():
+        return None
+    if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return value
+
+
 class WorkerSettings(BaseSettings):
     """Worker behaviour: sync period, retries, concurrency, event schedule (`WORKER_*`)."""
 
@@ -254,6 +259,17 @@ class WorkerSettings(BaseSettings):
     )
     clones_per_storage: int = Field(
         default=8, ge=1, description="Parallel clones per storage (linked or full)."
+    )
+    clone_caps_key: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._:-]*$",
+        description="Name of the clone-caps budget in Redis; instances with the same name "
+        "(and Redis) share one (empty = PVE_HOSTNAME).",
+    )
+    clone_caps_redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis:// URL of the clone caps when they are shared with another "
+        "instance (unset = REDIS_URL).",
     )
     event_parallel_vms: int = Field(
         default=32, ge=1, description="VMs one event deploy or archive works on at once."
@@ -305,6 +321,11 @@ class WorkerSettings(BaseSettings):
     event_transition_period: int = Field(
         default=3600, ge=0, description="Seconds after ends_at an event is archived."
     )
+
+    @field_validator("clone_caps_redis_url")
+    @classmethod
+    def _caps_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        return redis_url(value)
 
 
 class ApiSettings(BaseSettings):

@@ -7,8 +7,9 @@ clone itself (`guests.cloning.clone_guest`, which records the new guest's identi
 evidence on the row before anything else is done to it), the one config update (on the
 config confirmed as ours), the final status, the start. Placement: the template's node
 for local disks, else the online node with the most free CPU (`placement.nodes`),
-counting our clones not yet in Proxmox's figures. Inside an event operation the clone
-first waits for its node and storage slots (`runtime.caps`).
+counting our clones not yet in Proxmox's figures. The clone first waits for its node
+and storage slots (`runtime.caps`): inside an event operation here, with the event's
+limits; otherwise in `clone_guest`.
 """
 
 from __future__ import annotations
