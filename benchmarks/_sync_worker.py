@@ -6,7 +6,9 @@ and runs one periodic sync tick (`sync_tick`, the cron's function) per `sync` li
 stdin, answering one JSON line each: wall and CPU seconds, the result's counts, its peak
 RSS so far. `exit` answers with the peak RSS (ru_maxrss) and ends it. The first stdin
 line is the configuration (simulator, DB and MongoDB URLs, token, pool, `profile`: a
-file for a cProfile of every sync but the first).
+file for a cProfile of every sync but the first; `phases`: report when each phase of
+a sync started and ended, in seconds from the sync's start, and with `trace_memory` the
+Python memory traced (tracemalloc) at each phase's end and at the sync's peak).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import resource
 import sys
 import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,19 @@ from pydantic import SecretStr
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import ProxmoxSettings, Settings, load_settings
+from openvle_core.sync import identity, service
 from openvle_core.sync.tick import sync_tick
+
+# The phases of a sync timed with `phases`: (module, function name, label).
+PHASES = (
+    (service, "fetch_cluster", "fetch"),
+    (service, "read_state", "db_read"),
+    (service, "adopt", "adopt"),
+    (identity, "check_vms", "identity"),
+    (service, "_live_looks", "live_looks"),
+    (service, "_check_templates", "templates"),
+    (service, "write_changes", "db_write"),
+)
 
 
 def settings_for(
@@ -60,6 +76,47 @@ def current_rss_mb() -> float:
     return 0.0
 
 
+class Phases:
+    """When each timed phase of the current sync ran (and the memory traced after it)."""
+
+    def __init__(self, trace_memory: bool) -> None:
+        self.trace_memory = trace_memory
+        self.started = time.perf_counter()
+        self.spans: dict[str, list[float]] = {}
+
+    def install(self) -> None:
+        for module, name, label in PHASES:
+            setattr(module, name, self._timed(getattr(module, name), label))
+
+    def _timed(
+        self, func: Callable[..., Awaitable[Any]], label: str
+    ) -> Callable[..., Awaitable[Any]]:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            begun = time.perf_counter() - self.started
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                span = [round(begun, 3), round(time.perf_counter() - self.started, 3)]
+                if self.trace_memory:
+                    span.append(round(tracemalloc.get_traced_memory()[0] / 1e6, 1))
+                self.spans[label] = span
+
+        return timed
+
+    def start(self) -> None:
+        self.started, self.spans = time.perf_counter(), {}
+        if self.trace_memory:
+            tracemalloc.reset_peak()
+
+    def report(self) -> dict[str, Any]:
+        found: dict[str, Any] = dict(self.spans)
+        if self.trace_memory:
+            current, peak = tracemalloc.get_traced_memory()
+            found["traced_mb"] = round(current / 1e6, 1)
+            found["traced_peak_mb"] = round(peak / 1e6, 1)
+        return found
+
+
 async def worker_main() -> None:
     """Open a runtime as `openvle worker` does, then run one periodic sync tick per `sync`
     line; `exit` answers with the peak RSS."""
@@ -74,12 +131,19 @@ async def worker_main() -> None:
         config["pool"],
     )
     profiler = cProfile.Profile() if config.get("profile") else None
+    phases = Phases(bool(config.get("trace_memory"))) if config.get("phases") else None
+    if phases is not None:
+        phases.install()
+        if phases.trace_memory:
+            tracemalloc.start()
     syncs = 0
     async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
         print(json.dumps({"rss_mb": current_rss_mb()}), flush=True)
         for line in sys.stdin:
             if line.strip() != "sync":
                 break
+            if phases is not None:
+                phases.start()
             started, cpu = time.perf_counter(), time.process_time()
             if profiler is not None and syncs > 0:  # the changed syncs, not the first
                 profiler.enable()
@@ -89,6 +153,8 @@ async def worker_main() -> None:
             seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
             syncs += 1
             reply = {"seconds": seconds, "cpu_s": cpu_s, "result": result, "rss_mb": rss_mb()}
+            if phases is not None:
+                reply["phases"] = phases.report()
             print(json.dumps(reply), flush=True)
     if profiler is not None:
         profiler.dump_stats(config["profile"])

@@ -24,7 +24,8 @@ from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
-from openvle_core.proxmox.models import ClusterResource, VmConfig
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.sync.cluster import Guest
 from openvle_core.sync.lookups import bounded
 from openvle_core.sync.plan import GuestRef, Verdict, VmPlan, judge, needs_check
 from openvle_core.vms.repository import VmView
@@ -120,7 +121,7 @@ async def check_vms(
 async def check_templates(
     proxmox: ProxmoxClient,
     templates: Sequence[Template],
-    guests: Mapping[int, ClusterResource],
+    guests: Mapping[int, Guest],
     limit: int,
 ) -> tuple[dict[str, Marks], int]:
     """The marks of the given templates' guests (id -> marks); failed reads."""
@@ -133,12 +134,12 @@ async def check_templates(
 
 
 async def import_configs(
-    proxmox: ProxmoxClient, imports: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, imports: Sequence[Guest], limit: int
 ) -> tuple[dict[int, VmConfig], int]:
     """The configs of templates about to be imported (vmid -> config: their marks and
     disks); failed reads."""
 
-    async def read(guest: ClusterResource) -> VmConfig:
+    async def read(guest: Guest) -> VmConfig:
         return await proxmox.vm_config(guest.node or "", guest.vmid or 0)
 
     found, failed = await bounded(imports, limit, lambda g: str(g.vmid), read)

@@ -16,7 +16,8 @@ from openvle_core.db.enums import VmStatus
 from openvle_core.guests.identity import Marks
 from openvle_core.placement.disks import disk_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
-from openvle_core.proxmox.models import ClusterResource, VmConfig
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.sync.cluster import Guest
 from openvle_core.sync.plan import GuestRef
 
 T = TypeVar("T")
@@ -92,13 +93,13 @@ async def ipv4_addresses(
 
 
 async def marks(
-    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, guests: Sequence[Guest], limit: int
 ) -> tuple[dict[int, Marks], int]:
     """vmid -> identity marks (SMBIOS serial, vmgenid, ctime) of unmanaged guests from
     their config, for every config read; failures."""
     chosen = [g for g in _sample(guests, MAX_SERIAL_READS) if g.node and g.vmid is not None]
 
-    async def ask(guest: ClusterResource) -> Marks:
+    async def ask(guest: Guest) -> Marks:
         return Marks.of(await proxmox.vm_config(guest.node or "", guest.vmid or 0))
 
     found, failed = await bounded(chosen, limit, lambda g: str(g.vmid), ask)
@@ -106,12 +107,12 @@ async def marks(
 
 
 async def template_disks(
-    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, guests: Sequence[Guest], limit: int
 ) -> tuple[dict[int, tuple[str, int]], int]:
     """vmid -> (storage ids, comma-separated; disks in MiB) of templates from their config
     (read once per template: the sync asks only for rows that lack them); failures."""
 
-    async def ask(guest: ClusterResource) -> tuple[str, int]:
+    async def ask(guest: Guest) -> tuple[str, int]:
         config = await proxmox.vm_config(guest.node or "", guest.vmid or 0)
         return ",".join(sorted(storages_of(config))), disk_mb_of(config)
 
