@@ -10,7 +10,9 @@ no diff, so each sync also checks up to `SWEEP` rows not confirmed for `TTL_S` s
 (`IdentityMismatch`) first: every row is looked at again eventually, at a bounded cost.
 Rows made before evidence existed (`legacy`) are all checked (within `MAX_READS`), so
 they record their evidence in the first syncs after the upgrade.
-The configs read are handed on to the IPv4 lookups (no second read).
+The configs read are handed on to the IPv4 lookups (no second read): a VM that lacks
+its IPv4 is asked for it by the same task right after its config confirmed it
+(`ip_wanted`), still within the sync's bound on concurrent requests.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
+from openvle_core.proxmox.errors import ProxmoxError, ProxmoxUnavailable
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.sync.cluster import Guest
-from openvle_core.sync.lookups import bounded
+from openvle_core.sync.lookups import bounded, ipv4_of
 from openvle_core.sync.plan import GuestRef, Verdict, VmPlan, judge, needs_check
 from openvle_core.vms.repository import VmView
 
@@ -87,6 +90,8 @@ class Checked:
     configs: dict[int, VmConfig]
     reads: int = 0
     failed: int = 0
+    addresses: dict[str, str | None] = field(default_factory=dict)  # IPv4 looked up, by VM id
+    ip_failed: int = 0
 
 
 async def check_vms(
@@ -95,9 +100,11 @@ async def check_vms(
     views: Mapping[str, VmView],
     limit: int,
     refused: Collection[str] = (),
+    ip_wanted: Collection[str] = (),
 ) -> Checked:
     """Read the configs of the rows the plan would change (and the sweep's: `refused`
-    first) and judge them."""
+    first) and judge them; a row in `ip_wanted` (VM ids) whose guest is confirmed has its
+    IPv4 looked up at once, by the same task (at most `limit` requests in flight)."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
     rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
@@ -108,14 +115,25 @@ async def check_vms(
     memo = memo_for(proxmox)
     chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
 
-    async def read(ref: GuestRef) -> VmConfig:
-        return await proxmox.vm_config(ref.node, ref.vmid)
+    verdicts: dict[str, Verdict] = {}
+    checked = Checked(set(needed), verdicts, {}, len(chosen))
 
-    configs, failed = await bounded(chosen, limit, lambda r: r.vm_id, read)
-    verdicts = {vm_id: judge(views[vm_id], Marks.of(c)) for vm_id, c in configs.items()}
+    async def read(ref: GuestRef) -> VmConfig:
+        config = await proxmox.vm_config(ref.node, ref.vmid)
+        verdict = verdicts[ref.vm_id] = judge(views[ref.vm_id], Marks.of(config))
+        if ref.vm_id in ip_wanted and verdict.reason is None:
+            try:
+                checked.addresses[ref.vm_id] = await ipv4_of(proxmox, ref, config)
+            except ProxmoxUnavailable:
+                raise
+            except ProxmoxError:
+                checked.ip_failed += 1
+        return config
+
+    configs, checked.failed = await bounded(chosen, limit, lambda r: r.vm_id, read)
     memo.settle(chosen, verdicts)
-    by_vmid = {ref.vmid: configs[ref.vm_id] for ref in chosen if ref.vm_id in configs}
-    return Checked(set(needed), verdicts, by_vmid, len(chosen), failed)
+    checked.configs.update({ref.vmid: configs[ref.vm_id] for ref in chosen if ref.vm_id in configs})
+    return checked
 
 
 async def check_templates(

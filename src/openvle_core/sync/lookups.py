@@ -74,19 +74,30 @@ async def live_statuses(
     return await bounded(refs, limit, lambda r: r.vm_id, ask)
 
 
+def ip_sample(refs: Sequence[GuestRef], cap: int = MAX_IP_LOOKUPS) -> list[GuestRef]:
+    """The VMs lacking an IPv4 whose guest agent this sync asks (at most `cap`)."""
+    return _sample(refs, cap)
+
+
+async def ipv4_of(proxmox: ProxmoxClient, ref: GuestRef, config: VmConfig | None) -> str | None:
+    """A running VM's IPv4 through its guest agent (`config`: its config if just read)."""
+    lookup = await proxmox.get_ipv4(ref.node, ref.vmid, config=config)
+    return None if lookup.address is None else str(lookup.address)
+
+
 async def ipv4_addresses(
     proxmox: ProxmoxClient,
     refs: Sequence[GuestRef],
     limit: int,
     configs: Mapping[int, VmConfig],
+    cap: int = MAX_IP_LOOKUPS,
 ) -> tuple[dict[str, str | None], int, int]:
     """IPv4 through the guest agent for running VMs lacking one: (found, asked, failed);
     `configs` are the configs the identity checks just read (not read again)."""
-    chosen = _sample(refs, MAX_IP_LOOKUPS)
+    chosen = ip_sample(refs, max(cap, 0))
 
     async def ask(ref: GuestRef) -> str | None:
-        lookup = await proxmox.get_ipv4(ref.node, ref.vmid, config=configs.get(ref.vmid))
-        return None if lookup.address is None else str(lookup.address)
+        return await ipv4_of(proxmox, ref, configs.get(ref.vmid))
 
     found, failed = await bounded(chosen, limit, lambda r: r.vm_id, ask)
     return found, len(chosen), failed
