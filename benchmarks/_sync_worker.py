@@ -4,11 +4,12 @@ A process built like `openvle worker`: it imports what the worker imports, opens
 runtime (`open_runtime`: one Proxmox client, the DB engine, the MongoDB snapshot store)
 and runs one periodic sync tick (`sync_tick`, the cron's function) per `sync` line on
 stdin, answering one JSON line each: wall and CPU seconds, the result's counts, its peak
-RSS so far. `exit` answers with the peak RSS (ru_maxrss) and ends it. The first stdin
+RSS so far. `exit` answers with the peak RSS (VmHWM, see `rss_mb`) and ends it. The first stdin
 line is the configuration (simulator, DB and MongoDB URLs, token, pool, `profile`: a
 file for a cProfile of every sync but the first; `phases`: report when each phase of
-a sync started and ended, in seconds from the sync's start, and with `trace_memory` the
-Python memory traced (tracemalloc) at each phase's end and at the sync's peak).
+a sync started and ended, in seconds from the sync's start, and the RSS (MB) when it
+ended; with `trace_memory` also the Python memory traced (tracemalloc) at each phase's
+end and at the sync's peak).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib
 import json
 import resource
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -30,10 +32,11 @@ from pydantic import SecretStr
 from openvle_core.handlers import run_operation
 from openvle_core.runtime import open_runtime
 from openvle_core.settings import ProxmoxSettings, Settings, load_settings
+from openvle_core.snapshot.base import DiffingSnapshotStore
 from openvle_core.sync import identity, service
 from openvle_core.sync.tick import sync_tick
 
-# The phases of a sync timed with `phases`: (module, function name, label).
+# The phases of a sync timed with `phases`: (module or class, function name, label).
 PHASES = (
     (service, "fetch_cluster", "fetch"),
     (service, "read_state", "db_read"),
@@ -42,6 +45,7 @@ PHASES = (
     (service, "_live_looks", "live_looks"),
     (service, "_check_templates", "templates"),
     (service, "write_changes", "db_write"),
+    (DiffingSnapshotStore, "replace_all", "snapshot"),
 )
 
 
@@ -64,14 +68,24 @@ def settings_for(
 
 
 def rss_mb() -> float:
-    """This process's peak RSS so far, in MB (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak RSS so far, in MB: `VmHWM`, the high-water mark of its own
+    address space. Not `ru_maxrss`: Linux carries that over fork and exec, so a child
+    reports at least the RSS its parent had when it forked (the benchmark's, ~170 MB)."""
+    return _status_mb("VmHWM:") or round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
 
 
 def current_rss_mb() -> float:
     """This process's RSS now, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
+    """A `kB` figure of /proc/self/status in MB (0.0 where there is no /proc)."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else ():
+        if line.startswith(field):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
@@ -97,6 +111,7 @@ class Phases:
                 return await func(*args, **kwargs)
             finally:
                 span = [round(begun, 3), round(time.perf_counter() - self.started, 3)]
+                span.append(current_rss_mb())
                 if self.trace_memory:
                     span.append(round(tracemalloc.get_traced_memory()[0] / 1e6, 1))
                 self.spans[label] = span
@@ -107,9 +122,23 @@ class Phases:
         self.started, self.spans = time.perf_counter(), {}
         if self.trace_memory:
             tracemalloc.reset_peak()
+        self.peak = (0.0, 0.0)
+        self.sampling = threading.Event()
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+
+    def _sample(self) -> None:
+        """Every 2 ms, the RSS now: the highest and when it was seen."""
+        while not self.sampling.wait(0.002):
+            rss = current_rss_mb()
+            if rss > self.peak[1]:
+                self.peak = (round(time.perf_counter() - self.started, 3), rss)
 
     def report(self) -> dict[str, Any]:
+        self.sampling.set()
+        self.sampler.join()
         found: dict[str, Any] = dict(self.spans)
+        found["rss_peak"] = list(self.peak)
         if self.trace_memory:
             current, peak = tracemalloc.get_traced_memory()
             found["traced_mb"] = round(current / 1e6, 1)

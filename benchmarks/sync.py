@@ -22,9 +22,10 @@ the end, its peak RSS. Then, in one run:
    fetched and JSON-parsed by a bare httpx client (the sync's token, one connection
    kept open), median of FETCHES before each changed sync; `changed_sync_over_fetch` is
    changed_sync_s / resources_fetch_s (target: at most 2.0).
-4. `worker_peak_rss_mb`: the sync process's peak RSS (ru_maxrss) over the first sync and
+4. `worker_peak_rss_mb`: the sync process's peak RSS (VmHWM) over the first sync and
    every changed sync (target: at most 150 MB); `worker_start_rss_mb` is its RSS once
-   the runtime was open, before any sync.
+   the runtime was open, before any sync. (`ru_maxrss` would report this process's RSS
+   when it started the worker: Linux carries it over fork and exec.)
 5. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
    row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
    (the output says so); the same run, the same servers.
