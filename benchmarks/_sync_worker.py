@@ -8,7 +8,8 @@ RSS so far. `exit` answers with the peak RSS (VmHWM, see `rss_mb`) and ends it. 
 line is the configuration (simulator, DB and MongoDB URLs, token, pool, `profile`: a
 file for a cProfile of every sync but the first; `phases`: report when each phase of
 a sync started and ended, in seconds from the sync's start, and the RSS (MB) when it
-ended; with `trace_memory` also the Python memory traced (tracemalloc) at each phase's
+ended, the RSS peak (when, MB), the garbage collector's time and runs per generation;
+with `trace_memory` also the Python memory traced (tracemalloc) at each phase's
 end and at the sync's peak).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import importlib
 import json
 import resource
@@ -97,6 +99,16 @@ class Phases:
         self.trace_memory = trace_memory
         self.started = time.perf_counter()
         self.spans: dict[str, list[float]] = {}
+        self.gc_s, self.gc_runs, self._gc_began = 0.0, [0, 0, 0], 0.0
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        """Sum the time the garbage collector took (and its runs per generation)."""
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_began
+            self.gc_runs[info["generation"]] += 1
 
     def install(self) -> None:
         for module, name, label in PHASES:
@@ -120,6 +132,7 @@ class Phases:
 
     def start(self) -> None:
         self.started, self.spans = time.perf_counter(), {}
+        self.gc_s, self.gc_runs = 0.0, [0, 0, 0]
         if self.trace_memory:
             tracemalloc.reset_peak()
         self.peak = (0.0, 0.0)
@@ -139,6 +152,7 @@ class Phases:
         self.sampler.join()
         found: dict[str, Any] = dict(self.spans)
         found["rss_peak"] = list(self.peak)
+        found["gc"] = [round(self.gc_s, 3), *self.gc_runs]  # seconds, runs per generation
         if self.trace_memory:
             current, peak = tracemalloc.get_traced_memory()
             found["traced_mb"] = round(current / 1e6, 1)
