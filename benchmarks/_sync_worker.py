@@ -163,7 +163,7 @@ class Phases:
 async def worker_main() -> None:
     """Open a runtime as `openvle worker` does, then run one periodic sync tick per `sync`
     line; `exit` answers with the peak RSS."""
-    importlib.import_module("openvle_worker.worker")  # what `openvle worker` holds in memory
+    worker = importlib.import_module("openvle_worker.worker")  # what `openvle worker` holds
     config = json.loads(sys.stdin.readline())
     settings = settings_for(
         config["info"],
@@ -181,6 +181,7 @@ async def worker_main() -> None:
             tracemalloc.start()
     syncs = 0
     async with open_runtime(settings, runner=run_operation, in_process=True) as runtime:
+        worker.settle_heap()  # as `openvle worker` does once its runtime is open
         print(json.dumps({"rss_mb": current_rss_mb()}), flush=True)
         for line in sys.stdin:
             if line.strip() != "sync":
