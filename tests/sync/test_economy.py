@@ -4,6 +4,7 @@ unchanged guest entries (issue 16: the periodic sync within 2x one fetch)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
-from openvle_core.sync.cluster import guest_memo
+from openvle_core.proxmox.models import ClusterResource
+from openvle_core.sync.cluster import GUEST_FIELDS, GUEST_USAGE, GuestMemo, guest_memo
 from openvle_pvesim.seeds import start_now
 from tests.sync.kit import POOL_VMS, Harness, evidence_of
 
@@ -83,6 +85,24 @@ async def test_only_changed_guest_entries_are_validated(harness: Harness) -> Non
     stored = next(d for d in await harness.snapshot.list(type="qemu") if d["vmid"] == 10002)
     assert stored["node"] == new
     assert not {"cpu", "mem", "disk", "uptime"} & stored.keys()
+
+
+def test_the_memo_keeps_compact_guests_and_revalidates_only_what_changed() -> None:
+    assert set(GUEST_FIELDS) <= set(ClusterResource.model_fields)
+    assert not set(GUEST_FIELDS) & GUEST_USAGE
+    entry = {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve1", "pool": "P"}
+    entry |= {"status": "running", "template": 0, "maxcpu": 2, "maxmem": 2 << 30, "cpu": 0.5}
+    memo = GuestMemo()
+    [(guest, document)] = memo.take([entry])
+    assert (memo.parsed, guest.template, guest.maxcpu) == (1, False, 2.0)
+    assert document == {k: v for k, v in entry.items() if k != "cpu"} | {"template": False}
+    memo.take([entry | {"cpu": 0.9}])  # usage moved; 0 and 2 were coerced to equal values
+    assert memo.parsed == 0
+    [(renamed, _document)] = memo.take([entry | {"name": "lab-1"}])
+    assert (memo.parsed, renamed.name) == (1, "lab-1")
+    assert memo.entries["qemu/100"][0] is renamed
+    gc.collect()  # a document of plain values is out of the collector's sight
+    assert not gc.is_tracked(memo.entries["qemu/100"][1])
 
 
 class InFlight:

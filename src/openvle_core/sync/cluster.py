@@ -6,8 +6,9 @@ nor even validated. The answer is taken as plain dicts: a pool guest is validate
 a `ClusterResource` (and its snapshot document made) only when one of the fields the
 sync keeps changed since the last sync (`GuestMemo`); at 10,000 guests validating every
 entry cost four times the JSON decoding, while about 1 % of them change between syncs.
-What is kept between syncs is a `Guest` (a slots object, about a tenth of a pydantic
-model's memory), not the model.
+What is kept between syncs is a `Guest`, a named tuple of the fields the sync keeps
+(about a tenth of a pydantic model's memory), which is also what the next sync's entry
+is compared with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.guests.smbios import serial_of
@@ -31,13 +32,10 @@ MIB = 1024**2
 # sync rewrite every running VM's snapshot document. The snapshot holds state (status,
 # node, lock, sizes); usage over time is the metrics exporters' business.
 GUEST_USAGE = frozenset({"cpu", "mem", "disk", "uptime"})
-# The fields of a guest entry the sync keeps (in the model and the snapshot document).
-GUEST_FIELDS = tuple(f for f in ClusterResource.model_fields if f not in GUEST_USAGE)
 Document = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Guest:
+class Guest(NamedTuple):
     """A pool guest of /cluster/resources, validated (through `ClusterResource`), as the
     sync keeps it between syncs: the fields a guest entry carries, but its usage."""
 
@@ -59,10 +57,11 @@ class Guest:
     @classmethod
     def of(cls, resource: ClusterResource) -> Guest:
         """The guest of a validated entry."""
-        return cls(*[getattr(resource, name) for name in GUEST_ATTRS])
+        return cls(*[getattr(resource, name) for name in GUEST_FIELDS])
 
 
-GUEST_ATTRS = tuple(Guest.__dataclass_fields__)
+# The fields of a guest entry the sync keeps (in the guest and the snapshot document).
+GUEST_FIELDS = Guest._fields
 
 
 @dataclass(frozen=True)
@@ -87,34 +86,35 @@ class ClusterView:
 
 def guest_document(guest: Guest) -> Document:
     """The snapshot document of a guest: its fields but those it lacks."""
-    return {name: v for name in GUEST_ATTRS if (v := getattr(guest, name)) is not None}
+    return {name: v for name, v in zip(GUEST_FIELDS, guest, strict=True) if v is not None}
 
 
 @dataclass
 class GuestMemo:
-    """PVE id -> (the kept fields as sent, the guest validated from them, its snapshot
-    document), from the last sync; entries no longer sent are dropped each sync."""
+    """PVE id -> (the guest validated from the last sync's entry, its snapshot document);
+    entries no longer sent are dropped each sync."""
 
-    entries: dict[str, tuple[tuple[Any, ...], Guest, Document]] = field(default_factory=dict)
+    entries: dict[str, tuple[Guest, Document]] = field(default_factory=dict)
     parsed: int = 0  # entries validated by the last `take`
 
     def take(self, entries: Sequence[dict[str, Any]]) -> list[tuple[Guest, Document]]:
-        """Each entry as a guest and its document: remembered when its kept fields are as
-        last time, else validated (a bad one is `ProxmoxBadResponse`)."""
-        taken: dict[str, tuple[tuple[Any, ...], Guest, Document]] = {}
+        """Each entry as a guest and its document: remembered when its kept fields equal
+        the guest's (validation only coerces equal values: 1 to True, 2 to 2.0), else
+        validated (a bad one is `ProxmoxBadResponse`)."""
+        taken: dict[str, tuple[Guest, Document]] = {}
         self.parsed = 0
         known_entries = self.entries.get
         for entry in entries:
-            key = tuple(map(entry.get, GUEST_FIELDS))
+            sent = tuple(map(entry.get, GUEST_FIELDS))
             known = known_entries(entry["id"])
-            if known is None or known[0] != key:
-                kept = {f: v for f, v in zip(GUEST_FIELDS, key, strict=True) if v is not None}
+            if known is None or known[0] != sent:
+                kept = {f: v for f, v in zip(GUEST_FIELDS, sent, strict=True) if v is not None}
                 guest = Guest.of(parse(ClusterResource, kept))
-                known = (key, guest, guest_document(guest))
+                known = (guest, guest_document(guest))
                 self.parsed += 1
             taken[entry["id"]] = known
         self.entries = taken
-        return [(guest, document) for _key, guest, document in taken.values()]
+        return list(taken.values())
 
 
 _MEMOS: weakref.WeakKeyDictionary[ProxmoxClient, GuestMemo] = weakref.WeakKeyDictionary()
