@@ -17,6 +17,7 @@ its IPv4 is asked for it by the same task right after its config confirmed it
 
 from __future__ import annotations
 
+import heapq
 import time
 import weakref
 from collections.abc import Collection, Mapping, Sequence
@@ -56,8 +57,12 @@ class IdentityMemo:
             entry = self.entries.get(ref.vmid)
             return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
 
-        due = [r for r in refs if now - confirmed(r) >= TTL_S]
-        return sorted(due, key=lambda r: (r.vm_id not in first, confirmed(r), r.vmid))[:limit]
+        due = [
+            ((r.vm_id not in first, when, r.vmid), r)
+            for r in refs
+            if now - (when := confirmed(r)) >= TTL_S
+        ]
+        return [r for _key, r in heapq.nsmallest(limit, due, key=lambda d: d[0])]
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
         """Remember the rows just confirmed; forget those found foreign or not read."""

@@ -233,11 +233,12 @@ def _mark_foreign(plan: VmPlan, view: VmView) -> None:
 
 def unmanaged_guests(guests: Mapping[int, Guest], known_vmids: Collection[int]) -> list[Guest]:
     """Pool VMs (not templates) the DB does not know, once their stats are in."""
-    return [
-        g
-        for vmid, g in sorted(guests.items())
+    unknown = [
+        (vmid, g)
+        for vmid, g in guests.items()
         if vmid not in known_vmids and not g.template and observed_status(g) is not None
     ]
+    return [g for _vmid, g in sorted(unknown)]
 
 
 def adoptable_vms(
@@ -271,9 +272,8 @@ def plan_templates(
         if diff:
             plan.diffs[template.id] = diff
     known = {t.vmid for t in templates} | set(vm_vmids) | set(converting)
-    plan.imports = [
-        g for vmid, g in sorted(guests.items()) if g.template and g.name and vmid not in known
-    ]
+    new = [(vmid, g) for vmid, g in guests.items() if g.template and g.name and vmid not in known]
+    plan.imports = [g for _vmid, g in sorted(new)]
     return plan
 
 
