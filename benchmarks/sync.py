@@ -22,9 +22,10 @@ the end, its peak RSS. Then, in one run:
    fetched and JSON-parsed by a bare httpx client (the sync's token, one connection
    kept open), median of FETCHES before each changed sync; `changed_sync_over_fetch` is
    changed_sync_s / resources_fetch_s (target: at most 2.0).
-4. `worker_peak_rss_mb`: the sync process's peak RSS (ru_maxrss) over the first sync and
+4. `worker_peak_rss_mb`: the sync process's peak RSS (VmHWM) over the first sync and
    every changed sync (target: at most 150 MB); `worker_start_rss_mb` is its RSS once
-   the runtime was open, before any sync.
+   the runtime was open, before any sync. (`ru_maxrss` would report this process's RSS
+   when it started the worker: Linux carries it over fork and exec.)
 5. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
    row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
    (the output says so); the same run, the same servers.
@@ -32,7 +33,9 @@ the end, its peak RSS. Then, in one run:
 Prints progress, then one JSON line with the figures and the counts behind them;
 changed_sync_cpu_s is the worker's CPU time during a changed sync (median), which a busy
 machine inflates less than the wall time; `load_average` is the 1-minute load when the
-run ended. `--profile FILE` writes a cProfile of the changed syncs (in the worker).
+run ended. `--profile FILE` writes a cProfile of the changed syncs (in the worker);
+`--phases` prints when each phase of a sync ran (`--trace-memory`: and the Python memory
+traced after it, tracemalloc; the timings are then not comparable).
 """
 
 from __future__ import annotations
@@ -256,6 +259,8 @@ class Worker:
         reply = self.ask("sync")
         if not reply["result"]["ok"]:
             raise SystemExit(f"sync failed: {reply['result']['error']}")
+        if "phases" in reply:
+            print(f"  phases: {json.dumps(reply['phases'])}", flush=True)
         return Timed(reply["seconds"], reply["cpu_s"], reply["result"], reply["rss_mb"])
 
     def close(self) -> dict[str, Any]:
@@ -384,6 +389,7 @@ async def measure(
         clones = [g for g in guests if not g.template]
         await seed_db(sessions, guests, await evidence(admin, clones))
         config = {"info": info, "database": db_url, "mongodb": mongodb, "profile": args.profile}
+        config |= {"phases": args.phases or args.trace_memory, "trace_memory": args.trace_memory}
         config |= {"token": SYNC_TOKEN, "secret": SYNC_SECRET, "pool": POOL}
         worker = Worker(config)
         print(f"sync worker up: {worker.ready['rss_mb']} MB RSS", flush=True)
@@ -464,6 +470,14 @@ def main() -> None:
         "--baseline-sample", type=int, default=1_000, help="VMs the naive loop is timed on"
     )
     parser.add_argument("--profile", default=None, help="cProfile the changed syncs into FILE")
+    parser.add_argument(
+        "--phases", action="store_true", help="print when each phase of every sync ran"
+    )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="with --phases, the Python memory traced after each phase (slows the syncs)",
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile = str(Path(args.profile).resolve())

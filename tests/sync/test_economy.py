@@ -3,6 +3,9 @@ unchanged guest entries (issue 16: the periodic sync within 2x one fetch)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
-from openvle_core.sync.cluster import guest_memo
+from openvle_core.proxmox.models import ClusterResource
+from openvle_core.sync.cluster import GUEST_FIELDS, GUEST_USAGE, GuestMemo, guest_memo
+from openvle_pvesim.seeds import start_now
 from tests.sync.kit import POOL_VMS, Harness, evidence_of
 
 TEMPLATES = 3  # the demo templates in the pool
@@ -80,3 +85,80 @@ async def test_only_changed_guest_entries_are_validated(harness: Harness) -> Non
     stored = next(d for d in await harness.snapshot.list(type="qemu") if d["vmid"] == 10002)
     assert stored["node"] == new
     assert not {"cpu", "mem", "disk", "uptime"} & stored.keys()
+
+
+def test_the_memo_keeps_compact_guests_and_revalidates_only_what_changed() -> None:
+    assert set(GUEST_FIELDS) <= set(ClusterResource.model_fields)
+    assert not set(GUEST_FIELDS) & GUEST_USAGE
+    entry = {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve1", "pool": "P"}
+    entry |= {"status": "running", "template": 0, "maxcpu": 2, "maxmem": 2 << 30, "cpu": 0.5}
+    memo = GuestMemo()
+    [(guest, document)] = memo.take([entry])
+    assert (memo.parsed, guest.template, guest.maxcpu) == (1, False, 2.0)
+    assert document == {k: v for k, v in entry.items() if k != "cpu"} | {"template": False}
+    memo.take([entry | {"cpu": 0.9}])  # usage moved; 0 and 2 were coerced to equal values
+    assert memo.parsed == 0
+    [(renamed, _document)] = memo.take([entry | {"name": "lab-1"}])
+    assert (memo.parsed, renamed.name) == (1, "lab-1")
+    assert memo.entries["qemu/100"][0] is renamed
+    gc.collect()  # a document of plain values is out of the collector's sight
+    assert not gc.is_tracked(memo.entries["qemu/100"][1])
+
+
+class InFlight:
+    """Wraps the simulator's request handler: counts the per-VM GETs in flight at once
+    (each held for a moment, so that concurrent ones overlap) and their order."""
+
+    PER_VM = re.compile(r"/qemu/\d+/(config|agent/network-get-interfaces|status/current)$")
+
+    def __init__(self, h: Harness) -> None:
+        self.handle = h.sim.app.handle
+        self.now = self.most = 0
+        self.order: list[str] = []  # "config 10003", "agent 10003", ...
+        h.sim.app.handle = self  # type: ignore[method-assign]
+
+    async def __call__(self, method: str, target: str, headers: Any, body: bytes) -> Any:
+        found = self.PER_VM.search(target.partition("?")[0])
+        if method != "GET" or found is None:
+            return await self.handle(method, target, headers, body)
+        vmid = target.partition("/qemu/")[2].partition("/")[0]
+        self.order.append(f"{found.group(1).partition('/')[0]} {vmid}")
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            for _ in range(5):  # let the other requests of the sync arrive meanwhile
+                await asyncio.sleep(0)
+            await asyncio.sleep(0.002)
+            return await self.handle(method, target, headers, body)
+        finally:
+            self.now -= 1
+
+
+async def test_per_vm_reads_are_concurrent_within_the_bound(harness: Harness) -> None:
+    cluster = harness.sim.cluster
+    await known(harness)  # all stopped: the running ones change, and lack an IPv4
+    for vmid in range(10000, 10000 + POOL_VMS):
+        start_now(cluster, cluster.vms[vmid])  # every one running now
+    cluster.tick()
+    settings = harness.settings
+    harness.settings = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"sync_agent_concurrency": 3})}
+    )
+    seen = InFlight(harness)
+    result = await harness.sync()
+    assert result.ok, result.error
+    assert result.identity_checks >= POOL_VMS
+    assert result.ip_found == POOL_VMS
+    clones = {str(vmid) for vmid in range(10000, 10000 + POOL_VMS)}  # not the templates
+    configs = [
+        i
+        for i, what in enumerate(seen.order)
+        if what.split()[1] in clones and what.startswith("config")
+    ]
+    agents = [i for i, what in enumerate(seen.order) if what.startswith("agent")]
+    assert len(agents) == POOL_VMS
+    assert 2 <= seen.most <= 3  # concurrent, never more than the bound
+    # each VM's IPv4 is asked right after its own config read, not after all of them
+    assert agents[0] < configs[-1]
+    for vmid in range(10000, 10000 + POOL_VMS):
+        assert seen.order.index(f"config {vmid}") < seen.order.index(f"agent {vmid}")

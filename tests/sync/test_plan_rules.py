@@ -18,7 +18,7 @@ from openvle_core.guests.identity import (
     mismatch,
 )
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.sync.cluster import observed_status, smbios_serial
+from openvle_core.sync.cluster import Guest, observed_status, smbios_serial
 from openvle_core.sync.plan import (
     VmPlan,
     apply_verdicts,
@@ -34,10 +34,12 @@ from openvle_worker.cron_sync import schedule
 VM_ID = "0190f5a2-7c3e-7d1b-9a4f-3b2c1d0e9f87"
 
 
-def guest(vmid: int, status: str | None = "running", **fields: object) -> ClusterResource:
-    return ClusterResource.model_validate(
-        {"id": f"qemu/{vmid}", "type": "qemu", "vmid": vmid, "node": "pve1", "status": status}
-        | fields
+def guest(vmid: int, status: str | None = "running", **fields: object) -> Guest:
+    return Guest.of(
+        ClusterResource.model_validate(
+            {"id": f"qemu/{vmid}", "type": "qemu", "vmid": vmid, "node": "pve1", "status": status}
+            | fields
+        )
     )
 
 

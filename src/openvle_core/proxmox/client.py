@@ -119,7 +119,7 @@ class ProxmoxClient(VmOperations):
             raise ProxmoxBadResponse("unexpected /cluster/resources: not a list of resources")
         return data
 
-    def remember_pool(self, guests: Iterable[ClusterResource]) -> None:
+    def remember_pool(self, guests: Iterable[pools.PoolEntry]) -> None:
         """Refresh the pool membership from /cluster/resources guests (as
         `cluster_resources` does; those of other pools are ignored)."""
         self._guard.replace_from_resources(guests)

@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from openvle_core.proxmox.errors import OutsidePool, ProxmoxNotFound
-from openvle_core.proxmox.models import ClusterResource, Pool, PoolMember, parse
+from openvle_core.proxmox.models import Pool, PoolMember, parse
 from openvle_core.proxmox.transport import ApiCaller
 
 POOLS_QUERY_SINCE = (8, 1)
 GUEST_TYPES = frozenset({"qemu", "lxc"})
+
+
+class PoolEntry(Protocol):
+    """What the guard reads of a /cluster/resources guest (a `ClusterResource`, or the
+    sync's compact guest)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def vmid(self) -> int | None: ...
+    @property
+    def node(self) -> str | None: ...
+    @property
+    def pool(self) -> str | None: ...
 
 
 async def read_pool(api: ApiCaller, poolid: str, release: tuple[int, int]) -> Pool:
@@ -98,7 +113,7 @@ class PoolGuard:
         """Take the guest members of a pool read as the new membership."""
         self._set({m.vmid: m.node for m in members if m.type in GUEST_TYPES and m.vmid})
 
-    def replace_from_resources(self, resources: Iterable[ClusterResource]) -> None:
+    def replace_from_resources(self, resources: Iterable[PoolEntry]) -> None:
         """Take membership from /cluster/resources guests whose `pool` is ours.
 
         Entries carry `pool` only with Pool.Audit; without it nothing is learned here and

@@ -313,7 +313,14 @@ class WorkerSettings(BaseSettings):
         description="Address the worker's metrics and health port listens on.",
     )
     sync_agent_concurrency: int = Field(
-        default=8, ge=1, description="Parallel guest-agent IP lookups during a sync."
+        default=8,
+        ge=1,
+        le=32,
+        description=(
+            "Per-VM Proxmox requests a sync keeps in flight at most (identity config reads, "
+            "guest-agent IP lookups, status checks); PVE's API daemons are shared, keep it "
+            "modest."
+        ),
     )
     event_lead_time: int = Field(
         default=0, ge=0, description="Seconds before starts_at an event is deployed."

@@ -6,6 +6,9 @@ nor even validated. The answer is taken as plain dicts: a pool guest is validate
 a `ClusterResource` (and its snapshot document made) only when one of the fields the
 sync keeps changed since the last sync (`GuestMemo`); at 10,000 guests validating every
 entry cost four times the JSON decoding, while about 1 % of them change between syncs.
+What is kept between syncs is a `Guest`, a named tuple of the fields the sync keeps
+(about a tenth of a pydantic model's memory), which is also what the next sync's entry
+is compared with.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from openvle_core.db.enums import VmStatus
 from openvle_core.guests.smbios import serial_of
@@ -29,9 +32,36 @@ MIB = 1024**2
 # sync rewrite every running VM's snapshot document. The snapshot holds state (status,
 # node, lock, sizes); usage over time is the metrics exporters' business.
 GUEST_USAGE = frozenset({"cpu", "mem", "disk", "uptime"})
-# The fields of a guest entry the sync keeps (in the model and the snapshot document).
-GUEST_FIELDS = tuple(f for f in ClusterResource.model_fields if f not in GUEST_USAGE)
 Document = dict[str, Any]
+
+
+class Guest(NamedTuple):
+    """A pool guest of /cluster/resources, validated (through `ClusterResource`), as the
+    sync keeps it between syncs: the fields a guest entry carries, but its usage."""
+
+    id: str
+    type: str
+    node: str | None
+    vmid: int | None
+    name: str | None
+    status: str | None
+    template: bool
+    pool: str | None
+    lock: str | None
+    tags: str | None
+    hastate: str | None
+    maxcpu: float | None
+    maxmem: int | None
+    maxdisk: int | None
+
+    @classmethod
+    def of(cls, resource: ClusterResource) -> Guest:
+        """The guest of a validated entry."""
+        return cls(*[getattr(resource, name) for name in GUEST_FIELDS])
+
+
+# The fields of a guest entry the sync keeps (in the guest and the snapshot document).
+GUEST_FIELDS = Guest._fields
 
 
 @dataclass(frozen=True)
@@ -39,7 +69,7 @@ class ClusterView:
     """The pool's guests by vmid, the nodes, their storages, and how many entries came back
     in all; `guest_documents`: the guests' snapshot documents when already made."""
 
-    guests: dict[int, ClusterResource]
+    guests: dict[int, Guest]
     nodes: list[ClusterResource]
     total: int
     storages: list[ClusterResource] = field(default_factory=list)
@@ -51,37 +81,40 @@ class ClusterView:
         nodes = [r.model_dump(exclude_none=True) for r in self.nodes]
         if self.guest_documents is not None:
             return nodes + self.guest_documents
-        usage = set(GUEST_USAGE)
-        guests = [r.model_dump(exclude_none=True, exclude=usage) for r in self.guests.values()]
-        return nodes + guests
+        return nodes + [guest_document(g) for g in self.guests.values()]
+
+
+def guest_document(guest: Guest) -> Document:
+    """The snapshot document of a guest: its fields but those it lacks."""
+    return {name: v for name, v in zip(GUEST_FIELDS, guest, strict=True) if v is not None}
 
 
 @dataclass
 class GuestMemo:
-    """PVE id -> (the kept fields as sent, the guest validated from them, its snapshot
-    document), from the last sync; entries no longer sent are dropped each sync."""
+    """PVE id -> (the guest validated from the last sync's entry, its snapshot document);
+    entries no longer sent are dropped each sync."""
 
-    entries: dict[str, tuple[tuple[Any, ...], ClusterResource, Document]] = field(
-        default_factory=dict
-    )
+    entries: dict[str, tuple[Guest, Document]] = field(default_factory=dict)
     parsed: int = 0  # entries validated by the last `take`
 
-    def take(self, entries: Sequence[dict[str, Any]]) -> list[tuple[ClusterResource, Document]]:
-        """Each entry as a guest and its document: remembered when its kept fields are as
-        last time, else validated (a bad one is `ProxmoxBadResponse`)."""
-        taken: dict[str, tuple[tuple[Any, ...], ClusterResource, Document]] = {}
+    def take(self, entries: Sequence[dict[str, Any]]) -> list[tuple[Guest, Document]]:
+        """Each entry as a guest and its document: remembered when its kept fields equal
+        the guest's (validation only coerces equal values: 1 to True, 2 to 2.0), else
+        validated (a bad one is `ProxmoxBadResponse`)."""
+        taken: dict[str, tuple[Guest, Document]] = {}
         self.parsed = 0
+        known_entries = self.entries.get
         for entry in entries:
-            key = tuple(map(entry.get, GUEST_FIELDS))
-            known = self.entries.get(entry["id"])
-            if known is None or known[0] != key:
-                kept = {f: v for f, v in zip(GUEST_FIELDS, key, strict=True) if v is not None}
-                guest = parse(ClusterResource, kept)
-                known = (key, guest, guest.model_dump(exclude_none=True))
+            sent = tuple(map(entry.get, GUEST_FIELDS))
+            known = known_entries(entry["id"])
+            if known is None or known[0] != sent:
+                kept = {f: v for f, v in zip(GUEST_FIELDS, sent, strict=True) if v is not None}
+                guest = Guest.of(parse(ClusterResource, kept))
+                known = (guest, guest_document(guest))
                 self.parsed += 1
             taken[entry["id"]] = known
         self.entries = taken
-        return [(guest, document) for _key, guest, document in taken.values()]
+        return list(taken.values())
 
 
 _MEMOS: weakref.WeakKeyDictionary[ProxmoxClient, GuestMemo] = weakref.WeakKeyDictionary()
@@ -116,7 +149,7 @@ async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
     )
 
 
-def observed_status(resource: ClusterResource) -> VmStatus | None:
+def observed_status(resource: Guest) -> VmStatus | None:
     """Our status for a guest entry; None when Proxmox does not know yet (`unknown`).
 
     A paused VM shows `running` here (only status/current has `qmpstatus`), so `running`
@@ -130,17 +163,17 @@ def observed_status(resource: ClusterResource) -> VmStatus | None:
     return None
 
 
-def is_locked_busy(resource: ClusterResource) -> bool:
+def is_locked_busy(resource: Guest) -> bool:
     """True while a Proxmox-side transition (clone, migrate, ...) holds the guest's lock."""
     return resource.lock in BUSY_LOCKS
 
 
-def memory_mb(resource: ClusterResource) -> int | None:
+def memory_mb(resource: Guest) -> int | None:
     """`maxmem` in MiB (templates show their configured memory here)."""
     return None if resource.maxmem is None else resource.maxmem // MIB
 
 
-def cores(resource: ClusterResource) -> int | None:
+def cores(resource: Guest) -> int | None:
     """`maxcpu` as an integer (cores x sockets)."""
     return None if resource.maxcpu is None else int(resource.maxcpu)
 

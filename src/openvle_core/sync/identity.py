@@ -10,11 +10,14 @@ no diff, so each sync also checks up to `SWEEP` rows not confirmed for `TTL_S` s
 (`IdentityMismatch`) first: every row is looked at again eventually, at a bounded cost.
 Rows made before evidence existed (`legacy`) are all checked (within `MAX_READS`), so
 they record their evidence in the first syncs after the upgrade.
-The configs read are handed on to the IPv4 lookups (no second read).
+The configs read are handed on to the IPv4 lookups (no second read): a VM that lacks
+its IPv4 is asked for it by the same task right after its config confirmed it
+(`ip_wanted`), still within the sync's bound on concurrent requests.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 import weakref
 from collections.abc import Collection, Mapping, Sequence
@@ -24,8 +27,10 @@ from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
-from openvle_core.proxmox.models import ClusterResource, VmConfig
-from openvle_core.sync.lookups import bounded
+from openvle_core.proxmox.errors import ProxmoxError, ProxmoxUnavailable
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.sync.cluster import Guest
+from openvle_core.sync.lookups import bounded, ipv4_of
 from openvle_core.sync.plan import GuestRef, Verdict, VmPlan, judge, needs_check
 from openvle_core.vms.repository import VmView
 
@@ -52,8 +57,12 @@ class IdentityMemo:
             entry = self.entries.get(ref.vmid)
             return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
 
-        due = [r for r in refs if now - confirmed(r) >= TTL_S]
-        return sorted(due, key=lambda r: (r.vm_id not in first, confirmed(r), r.vmid))[:limit]
+        due = [
+            ((r.vm_id not in first, when, r.vmid), r)
+            for r in refs
+            if now - (when := confirmed(r)) >= TTL_S
+        ]
+        return [r for _key, r in heapq.nsmallest(limit, due, key=lambda d: d[0])]
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
         """Remember the rows just confirmed; forget those found foreign or not read."""
@@ -86,6 +95,8 @@ class Checked:
     configs: dict[int, VmConfig]
     reads: int = 0
     failed: int = 0
+    addresses: dict[str, str | None] = field(default_factory=dict)  # IPv4 looked up, by VM id
+    ip_failed: int = 0
 
 
 async def check_vms(
@@ -94,9 +105,11 @@ async def check_vms(
     views: Mapping[str, VmView],
     limit: int,
     refused: Collection[str] = (),
+    ip_wanted: Collection[str] = (),
 ) -> Checked:
     """Read the configs of the rows the plan would change (and the sweep's: `refused`
-    first) and judge them."""
+    first) and judge them; a row in `ip_wanted` (VM ids) whose guest is confirmed has its
+    IPv4 looked up at once, by the same task (at most `limit` requests in flight)."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
     rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
@@ -107,20 +120,31 @@ async def check_vms(
     memo = memo_for(proxmox)
     chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
 
-    async def read(ref: GuestRef) -> VmConfig:
-        return await proxmox.vm_config(ref.node, ref.vmid)
+    verdicts: dict[str, Verdict] = {}
+    checked = Checked(set(needed), verdicts, {}, len(chosen))
 
-    configs, failed = await bounded(chosen, limit, lambda r: r.vm_id, read)
-    verdicts = {vm_id: judge(views[vm_id], Marks.of(c)) for vm_id, c in configs.items()}
+    async def read(ref: GuestRef) -> VmConfig:
+        config = await proxmox.vm_config(ref.node, ref.vmid)
+        verdict = verdicts[ref.vm_id] = judge(views[ref.vm_id], Marks.of(config))
+        if ref.vm_id in ip_wanted and verdict.reason is None:
+            try:
+                checked.addresses[ref.vm_id] = await ipv4_of(proxmox, ref, config)
+            except ProxmoxUnavailable:
+                raise
+            except ProxmoxError:
+                checked.ip_failed += 1
+        return config
+
+    configs, checked.failed = await bounded(chosen, limit, lambda r: r.vm_id, read)
     memo.settle(chosen, verdicts)
-    by_vmid = {ref.vmid: configs[ref.vm_id] for ref in chosen if ref.vm_id in configs}
-    return Checked(set(needed), verdicts, by_vmid, len(chosen), failed)
+    checked.configs.update({ref.vmid: configs[ref.vm_id] for ref in chosen if ref.vm_id in configs})
+    return checked
 
 
 async def check_templates(
     proxmox: ProxmoxClient,
     templates: Sequence[Template],
-    guests: Mapping[int, ClusterResource],
+    guests: Mapping[int, Guest],
     limit: int,
 ) -> tuple[dict[str, Marks], int]:
     """The marks of the given templates' guests (id -> marks); failed reads."""
@@ -133,12 +157,12 @@ async def check_templates(
 
 
 async def import_configs(
-    proxmox: ProxmoxClient, imports: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, imports: Sequence[Guest], limit: int
 ) -> tuple[dict[int, VmConfig], int]:
     """The configs of templates about to be imported (vmid -> config: their marks and
     disks); failed reads."""
 
-    async def read(guest: ClusterResource) -> VmConfig:
+    async def read(guest: Guest) -> VmConfig:
         return await proxmox.vm_config(guest.node or "", guest.vmid or 0)
 
     found, failed = await bounded(imports, limit, lambda g: str(g.vmid), read)

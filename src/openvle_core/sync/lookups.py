@@ -16,7 +16,8 @@ from openvle_core.db.enums import VmStatus
 from openvle_core.guests.identity import Marks
 from openvle_core.placement.disks import disk_mb_of, storages_of
 from openvle_core.proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
-from openvle_core.proxmox.models import ClusterResource, VmConfig
+from openvle_core.proxmox.models import VmConfig
+from openvle_core.sync.cluster import Guest
 from openvle_core.sync.plan import GuestRef
 
 T = TypeVar("T")
@@ -73,32 +74,43 @@ async def live_statuses(
     return await bounded(refs, limit, lambda r: r.vm_id, ask)
 
 
+def ip_sample(refs: Sequence[GuestRef], cap: int = MAX_IP_LOOKUPS) -> list[GuestRef]:
+    """The VMs lacking an IPv4 whose guest agent this sync asks (at most `cap`)."""
+    return _sample(refs, cap)
+
+
+async def ipv4_of(proxmox: ProxmoxClient, ref: GuestRef, config: VmConfig | None) -> str | None:
+    """A running VM's IPv4 through its guest agent (`config`: its config if just read)."""
+    lookup = await proxmox.get_ipv4(ref.node, ref.vmid, config=config)
+    return None if lookup.address is None else str(lookup.address)
+
+
 async def ipv4_addresses(
     proxmox: ProxmoxClient,
     refs: Sequence[GuestRef],
     limit: int,
     configs: Mapping[int, VmConfig],
+    cap: int = MAX_IP_LOOKUPS,
 ) -> tuple[dict[str, str | None], int, int]:
     """IPv4 through the guest agent for running VMs lacking one: (found, asked, failed);
     `configs` are the configs the identity checks just read (not read again)."""
-    chosen = _sample(refs, MAX_IP_LOOKUPS)
+    chosen = ip_sample(refs, max(cap, 0))
 
     async def ask(ref: GuestRef) -> str | None:
-        lookup = await proxmox.get_ipv4(ref.node, ref.vmid, config=configs.get(ref.vmid))
-        return None if lookup.address is None else str(lookup.address)
+        return await ipv4_of(proxmox, ref, configs.get(ref.vmid))
 
     found, failed = await bounded(chosen, limit, lambda r: r.vm_id, ask)
     return found, len(chosen), failed
 
 
 async def marks(
-    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, guests: Sequence[Guest], limit: int
 ) -> tuple[dict[int, Marks], int]:
     """vmid -> identity marks (SMBIOS serial, vmgenid, ctime) of unmanaged guests from
     their config, for every config read; failures."""
     chosen = [g for g in _sample(guests, MAX_SERIAL_READS) if g.node and g.vmid is not None]
 
-    async def ask(guest: ClusterResource) -> Marks:
+    async def ask(guest: Guest) -> Marks:
         return Marks.of(await proxmox.vm_config(guest.node or "", guest.vmid or 0))
 
     found, failed = await bounded(chosen, limit, lambda g: str(g.vmid), ask)
@@ -106,12 +118,12 @@ async def marks(
 
 
 async def template_disks(
-    proxmox: ProxmoxClient, guests: Sequence[ClusterResource], limit: int
+    proxmox: ProxmoxClient, guests: Sequence[Guest], limit: int
 ) -> tuple[dict[int, tuple[str, int]], int]:
     """vmid -> (storage ids, comma-separated; disks in MiB) of templates from their config
     (read once per template: the sync asks only for rows that lack them); failures."""
 
-    async def ask(guest: ClusterResource) -> tuple[str, int]:
+    async def ask(guest: Guest) -> tuple[str, int]:
         config = await proxmox.vm_config(guest.node or "", guest.vmid or 0)
         return ",".join(sorted(storages_of(config))), disk_mb_of(config)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
-from openvle_core.proxmox.models import ClusterResource
+from openvle_core.sync.cluster import Guest
 
 TTL_S = 600.0
 MAX_ENTRIES = 20_000
@@ -32,15 +32,13 @@ class SerialMemo:
 
     entries: dict[Key, tuple[Marks, float]] = field(default_factory=dict)
 
-    def split(
-        self, guests: Sequence[ClusterResource], now: float
-    ) -> tuple[dict[int, Marks], list[ClusterResource]]:
+    def split(self, guests: Sequence[Guest], now: float) -> tuple[dict[int, Marks], list[Guest]]:
         """The remembered marks of `guests` and the guests still to read; entries of VMs
         no longer listed (deleted, adopted, managed) or older than the TTL are dropped."""
         listed = {(g.vmid, g.name) for g in guests if g.vmid is not None}
         self.entries = {k: v for k, v in self.entries.items() if k in listed and now - v[1] < TTL_S}
         known: dict[int, Marks] = {}
-        unread: list[ClusterResource] = []
+        unread: list[Guest] = []
         for guest in guests:
             entry = self.entries.get((guest.vmid or 0, guest.name))
             if entry is None:
@@ -49,7 +47,7 @@ class SerialMemo:
                 known[guest.vmid or 0] = entry[0]
         return known, unread
 
-    def remember(self, guests: Sequence[ClusterResource], read: dict[int, Marks]) -> None:
+    def remember(self, guests: Sequence[Guest], read: dict[int, Marks]) -> None:
         """Keep the marks just read (failed reads are not remembered)."""
         now = time.monotonic()
         for guest in guests:

