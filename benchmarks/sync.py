@@ -122,6 +122,7 @@ def start_mongo(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
     port = free_port()
     args = [exe, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(workdir / "nx")]
+    args += ["--pid-file", str(workdir / "nx.pid"), "--log-file", str(workdir / "nx.log")]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(300):
         with socket.socket() as sock:

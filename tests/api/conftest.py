@@ -51,6 +51,11 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-async def api(backend: Backend, sim: Simulator) -> AsyncIterator[Api]:
-    async with open_api(backend, sim) as opened:
+async def api(
+    backend: Backend, sim: Simulator, request: pytest.FixtureRequest
+) -> AsyncIterator[Api]:
+    # each module its own snapshot database too (the MariaDB one is per module already):
+    # a module's sync must not be another's "last sync"
+    database = "api_" + request.module.__name__.rsplit(".", 1)[-1]
+    async with open_api(backend, sim, mongodb_database=database[:60]) as opened:
         yield opened

@@ -63,6 +63,7 @@ def own_mongodb(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     for _ in range(3):  # a free port can be taken by another process before nx binds it
         port = free_port()
         args = [exe, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
+        args += ["--pid-file", str(tmp_path / "nx.pid")]  # the default /tmp one is shared
         with log.open("ab") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         if _listening(proc, port, deadline=time.monotonic() + 60):
