@@ -23,7 +23,7 @@ from openvle_core.db.migrate import (
 )
 from openvle_core.db.migrate_lock import TableLock, choose
 from openvle_core.db.session import create_engine
-from tests.db.kit import TcpProxy
+from tests.support.proxy import TcpProxy
 from tests.support.services import MARIADB_HOST, free_port
 
 DbFactory = Callable[[str], Awaitable[str]]
@@ -154,7 +154,8 @@ async def test_migrate_waits_for_a_database_that_appears(
     """A closed port first, then a proxy (ours) to MariaDB starts listening on it."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     host, _, port = MARIADB_HOST.rpartition("@")[2].partition(":")
-    proxy = TcpProxy(free_port(), (host, int(port or 3306)))
+    proxy = TcpProxy(host, int(port or 3306))
+    proxy.port = free_port()  # known before it listens: closed until proxy.start()
     database = db_url.rsplit("/", 1)[1]
     via_proxy = f"mysql+asyncmy://root@127.0.0.1:{proxy.port}/{database}"
     task = asyncio.create_task(wait_for_database(via_proxy, wait=60))
