@@ -32,6 +32,7 @@ from openvle_cli.errors import DemoError
 from openvle_core.settings import (
     ProxmoxSettings,
     Settings,
+    WorkerSettings,
     load_settings,
 )
 
@@ -68,10 +69,18 @@ def demo_settings(sim: Simulator, database_url: str, options: DemoOptions) -> Se
             sim.hostname, DEMO_TOKEN, sim.tokens[DEMO_TOKEN], sim.ca_file or False
         ),
         database={"url": SecretStr(database_url)},
-        worker={"retry_backoff_scale": max(options.time_scale, 0.01)},
+        worker=demo_worker(options.time_scale),
         api={"host": options.host, "port": max(options.port, 1)},
         log={"level": options.log_level},
     )
+
+
+def demo_worker(time_scale: float) -> dict[str, float]:
+    """The worker's waits that follow the cluster's pace, scaled like the simulator: retry
+    pauses, and the pause before a fresh VM's agent is first asked for its address."""
+    scale = max(time_scale, 0.01)
+    first_poll = WorkerSettings.model_fields["agent_ip_first_poll"].default
+    return {"retry_backoff_scale": scale, "agent_ip_first_poll": first_poll * scale}
 
 
 @contextlib.contextmanager
