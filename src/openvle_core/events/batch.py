@@ -11,9 +11,11 @@ operation), wherever it runs:
   free slot takes it (`fan_out`), and the parent watches the rows of its children in
   flight (one query per `BUSY_POLL_S` for all of them). A child no worker took within
   `PICKUP_S` (every slot busy, e.g. with other events' parents) or whose runner's lease
-  ran out is run here, in the parent's job: a parent never waits for a slot that
-  another parent holds, so parents filling every slot cannot deadlock, and the claim
-  (row lock, lease) decides who runs a child that a worker takes at the same moment.
+  ran out is run here, in the parent's job; while one of its children waits untaken
+  (the workers are saturated), the parent runs its next children here at once instead
+  of offering them. A parent never waits for a slot that another parent holds, so
+  parents filling every slot cannot deadlock, and the claim (row lock, lease) decides
+  who runs a child that a worker takes at the same moment.
 
 An unfinished child left by a crashed run is run again (or, if a live runner elsewhere
 holds it, waited for) instead of getting a twin.
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 
 FINISHED = frozenset({OperationState.SUCCEEDED.value, OperationState.FAILED.value})
 BUSY_POLL_S = 0.5
-PICKUP_S = 3.0
+PICKUP_S = 1.5
 """Seconds an enqueued child may stay untaken before its parent runs it (arq workers
 poll Redis every 0.5 s: a worker with a free slot takes a job well within this)."""
 
@@ -115,17 +117,30 @@ class Board:
         self.runtime = runtime
         self.watched: set[str] = set()
         self.rows: dict[str, Operation] = {}
+        self.offered: dict[str, float] = {}  # monotonic time each child was enqueued
         self._tick = asyncio.Condition()
 
     @contextlib.contextmanager
     def watch(self, op_id: str) -> Iterator[None]:
         """Include the child in every read while the block runs."""
         self.watched.add(op_id)
+        self.offered[op_id] = time.monotonic()
         try:
             yield
         finally:
             self.watched.discard(op_id)
             self.rows.pop(op_id, None)
+            self.offered.pop(op_id, None)
+
+    def untaken(self, op_id: str) -> bool:
+        """The child waited `PICKUP_S` in the queue and no worker took it."""
+        row = self.rows.get(op_id)
+        waited = time.monotonic() - self.offered.get(op_id, time.monotonic())
+        return row is not None and row.state == OperationState.QUEUED.value and waited >= PICKUP_S
+
+    def saturated(self) -> bool:
+        """A child of this parent waits untaken: every worker's slots are busy."""
+        return any(self.untaken(op_id) for op_id in self.watched)
 
     async def next(self, op_id: str) -> Operation:
         """The child's row as the next read found it (watched)."""
@@ -181,25 +196,26 @@ async def _row(runtime: Runtime, op_id: str) -> Operation:
 async def spread(runtime: Runtime, board: Board, op_id: str) -> Operation:
     """Offer the child to every worker (enqueue) and wait for its end; run it here if no
     worker took it within `PICKUP_S` or its runner died (see the module docstring)."""
+    if board.saturated():  # no free slot anywhere: do not queue behind the others
+        await runtime.run(op_id)
+        return await _wait_finished(runtime, op_id)
     try:
         await runtime.queue.enqueue(op_id)
     except QueueUnavailable as exc:  # Redis away: this process runs it
         log.warning("child %s runs in its parent's job: %s", op_id, exc)
         await runtime.run(op_id)
         return await _wait_finished(runtime, op_id)
-    offered = time.monotonic()
     with board.watch(op_id):
         while True:
             op = await board.next(op_id)
             if op.state in FINISHED:
                 return op
-            untaken = op.state == OperationState.QUEUED.value
-            if (untaken and time.monotonic() - offered >= PICKUP_S) or _stale(runtime, op):
+            if board.untaken(op_id) or _stale(runtime, op):
                 await runtime.run(op_id)  # the claim decides: a live runner elsewhere keeps it
                 op = await _row(runtime, op_id)
                 if op.state in FINISHED:
                     return op
-                offered = time.monotonic()
+                board.offered[op_id] = time.monotonic()
 
 
 async def run_child(
