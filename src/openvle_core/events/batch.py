@@ -1,18 +1,35 @@
-"""Child operations of an event operation: one per VM, run here, bounded, resumable.
+"""Child operations of an event operation: one per VM, bounded, spread, resumable.
 
 `run_children` gives each VM an operation row (`parent_id` = the event operation; kind
-`event.vm_deploy` or `event.vm_archive`), runs it in this process through the runtime's
-`runtime.run` (same claim, lease, retries and failure hooks as any operation) with at
-most `WORKER_EVENT_PARALLEL_VMS` at once, and keeps the parent's progress (VMs done /
-total) current. An unfinished child left by a crashed run is run again (or, if a live
-runner elsewhere holds it, waited for) instead of getting a twin.
+`event.vm_deploy` or `event.vm_archive`) with at most `WORKER_EVENT_PARALLEL_VMS`
+unfinished at once, and keeps the parent's progress (VMs done / total) current. Every
+child runs through `runtime.run` (same claim, lease, retries and failure hooks as any
+operation), wherever it runs:
+
+- one process (the in-process queue, the embedded mode): in this process, directly;
+- a queue shared by several workers (arq): the child is enqueued, so any worker with a
+  free slot takes it (`fan_out`), and the parent watches the rows of its children in
+  flight (one query per `BUSY_POLL_S` for all of them). A child no worker took within
+  `PICKUP_S` (every slot busy, e.g. with other events' parents) or whose runner's lease
+  ran out is run here, in the parent's job; while one of its children waits untaken
+  (the workers are saturated), the parent runs its next children here at once instead
+  of offering them. A parent never waits for a slot that another parent holds, so
+  parents filling every slot cannot deadlock, and the claim (row lock, lease) decides
+  who runs a child that a worker takes at the same moment.
+
+An unfinished child left by a crashed run is run again (or, if a live runner elsewhere
+holds it, waited for) instead of getting a twin.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,15 +37,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
+from openvle_core.db.types import utcnow
 from openvle_core.operations.errors import TargetBusy
-from openvle_core.operations.kinds import OperationKind
+from openvle_core.operations.kinds import Handler, OperationKind
 from openvle_core.operations.repository import OperationRepository
+from openvle_core.queue import QueueUnavailable
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 FINISHED = frozenset({OperationState.SUCCEEDED.value, OperationState.FAILED.value})
 BUSY_POLL_S = 0.5
+PICKUP_S = 1.5
+"""Seconds an enqueued child may stay untaken before its parent runs it (arq workers
+poll Redis every 0.5 s: a worker with a free slot takes a job well within this)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +110,152 @@ async def _wait_finished(runtime: Runtime, op_id: str) -> Operation:
         await asyncio.sleep(BUSY_POLL_S)
 
 
+class Board:
+    """The rows of the children in flight, read for all of them once per `BUSY_POLL_S`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.watched: set[str] = set()
+        self.rows: dict[str, Operation] = {}
+        self.offered: dict[str, float] = {}  # monotonic time each child was enqueued
+        self._tick = asyncio.Condition()
+
+    @contextlib.contextmanager
+    def watch(self, op_id: str) -> Iterator[None]:
+        """Include the child in every read while the block runs."""
+        self.watched.add(op_id)
+        self.offered[op_id] = time.monotonic()
+        try:
+            yield
+        finally:
+            self.watched.discard(op_id)
+            self.rows.pop(op_id, None)
+            self.offered.pop(op_id, None)
+
+    def untaken(self, op_id: str) -> bool:
+        """The child waited `PICKUP_S` in the queue and no worker took it."""
+        row = self.rows.get(op_id)
+        waited = time.monotonic() - self.offered.get(op_id, time.monotonic())
+        return row is not None and row.state == OperationState.QUEUED.value and waited >= PICKUP_S
+
+    def saturated(self) -> bool:
+        """A child of this parent waits untaken: every worker's slots are busy."""
+        return any(self.untaken(op_id) for op_id in self.watched)
+
+    async def next(self, op_id: str) -> Operation:
+        """The child's row as the next read found it (watched)."""
+        while True:
+            async with self._tick:
+                await self._tick.wait()
+            row = self.rows.get(op_id)
+            if row is not None:
+                return row
+
+    async def read(self) -> None:
+        """Read the watched rows now and wake every waiter."""
+        ids = sorted(self.watched)
+        async with transaction(self.runtime.sessions) as session:
+            rows = await OperationRepository(session).many(ids)
+        self.rows.update({op.id: op for op in rows if op.id in self.watched})
+        async with self._tick:
+            self._tick.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def polling(self) -> AsyncIterator[Board]:
+        """Read every `BUSY_POLL_S` while the block runs (a failed read: the next one)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(BUSY_POLL_S)
+                if not self.watched:
+                    continue
+                try:
+                    await self.read()
+                except Exception as exc:  # a DB blip; the parent's lease covers a long one
+                    log.warning("children's rows not read: %s: %s", type(exc).__name__, exc)
+
+        task = asyncio.create_task(loop(), name="openvle-children-board")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+
+
+def _stale(runtime: Runtime, op: Operation) -> bool:
+    """A running child whose runner missed its lease (died): any runner may take it."""
+    stale = utcnow() - timedelta(seconds=runtime.lease_seconds)
+    return op.state == OperationState.RUNNING.value and op.updated_at <= stale
+
+
+async def _row(runtime: Runtime, op_id: str) -> Operation:
+    async with transaction(runtime.sessions) as session:
+        return await OperationRepository(session).require(op_id)
+
+
+async def spread(runtime: Runtime, board: Board, op_id: str) -> Operation:
+    """Offer the child to every worker (enqueue) and wait for its end; run it here if no
+    worker took it within `PICKUP_S` or its runner died (see the module docstring)."""
+    if board.saturated():  # no free slot anywhere: do not queue behind the others
+        await runtime.run(op_id)
+        return await _wait_finished(runtime, op_id)
+    try:
+        await runtime.queue.enqueue(op_id)
+    except QueueUnavailable as exc:  # Redis away: this process runs it
+        log.warning("child %s runs in its parent's job: %s", op_id, exc)
+        await runtime.run(op_id)
+        return await _wait_finished(runtime, op_id)
+    with board.watch(op_id):
+        while True:
+            op = await board.next(op_id)
+            if op.state in FINISHED:
+                return op
+            if board.untaken(op_id) or _stale(runtime, op):
+                await runtime.run(op_id)  # the claim decides: a live runner elsewhere keeps it
+                op = await _row(runtime, op_id)
+                if op.state in FINISHED:
+                    return op
+                board.offered[op_id] = time.monotonic()
+
+
 async def run_child(
-    runtime: Runtime, parent: Operation, kind: OperationKind, vm_id: str, params: dict[str, Any]
+    runtime: Runtime,
+    parent: Operation,
+    kind: OperationKind,
+    vm_id: str,
+    params: dict[str, Any],
+    board: Board | None = None,
 ) -> ChildOutcome:
-    """Run one VM's child operation to its end and say how it went."""
+    """Run one VM's child operation to its end (here, or spread over the workers through
+    `board`) and say how it went."""
     try:
         op_id = await _child_id(runtime.sessions, parent, kind, vm_id, params)
     except TargetBusy as exc:
         return ChildOutcome(vm_id, None, False, f"TargetBusy: {exc}")
-    await runtime.run(op_id)
-    op = await _wait_finished(runtime, op_id)
+    if board is not None:
+        op = await spread(runtime, board, op_id)
+    else:
+        await runtime.run(op_id)
+        op = await _wait_finished(runtime, op_id)
     if op.state == OperationState.SUCCEEDED.value:
         return ChildOutcome(vm_id, op.id, True)
     return ChildOutcome(vm_id, op.id, False, f"{op.error_type}: {op.error_message}")
+
+
+def in_event_limits(handler: Handler) -> Handler:
+    """A child's handler that, run by a worker of a shared queue outside its parent's
+    process, works inside that worker's event limits (`caps.active()`: its placement lock
+    and the cached reads of templates and cluster figures, as in the parent)."""
+
+    async def run(runtime: Runtime, op: Operation) -> None:
+        if not runtime.queue.shared or runtime.caps.current is not None:
+            await handler(runtime, op)
+            return
+        async with runtime.caps.active():
+            await handler(runtime, op)
+
+    run.__doc__ = handler.__doc__
+    return run
 
 
 async def set_progress(
@@ -119,19 +276,24 @@ async def run_children(
     already_done: int = 0,
     total: int,
 ) -> list[ChildOutcome]:
-    """Run a child per VM, `WORKER_EVENT_PARALLEL_VMS` at once; progress after each."""
+    """Run a child per VM, `WORKER_EVENT_PARALLEL_VMS` at once (spread over the workers
+    when the queue is shared); progress after each."""
     gate = asyncio.Semaphore(runtime.settings.worker.event_parallel_vms)
     done = already_done
     outcomes: list[ChildOutcome] = []
 
-    async def one(vm_id: str) -> None:
+    async def one(vm_id: str, board: Board | None) -> None:
         nonlocal done
         async with gate:
-            outcome = await run_child(runtime, parent, kind, vm_id, params)
+            outcome = await run_child(runtime, parent, kind, vm_id, params, board)
         outcomes.append(outcome)
         if outcome.succeeded:
             done += 1
             await set_progress(runtime.sessions, parent.id, done, total)
 
-    await asyncio.gather(*(one(vm_id) for vm_id in vm_ids))
+    if not runtime.queue.shared:
+        await asyncio.gather(*(one(vm_id, None) for vm_id in vm_ids))
+        return outcomes
+    async with Board(runtime).polling() as board:
+        await asyncio.gather(*(one(vm_id, board) for vm_id in vm_ids))
     return outcomes

@@ -170,6 +170,13 @@ class OperationRepository:
             self.session, stmt, Operation.id, limit=limit, cursor=cursor, descending=True
         )
 
+    async def many(self, op_ids: Sequence[str]) -> Sequence[Operation]:
+        """The operations with these ids (those that exist), in no particular order."""
+        if not op_ids:
+            return []
+        stmt = select(Operation).where(Operation.id.in_(list(op_ids)))
+        return (await self.session.scalars(stmt)).all()
+
     async def children(self, parent_id: str) -> Sequence[Operation]:
         """The child operations of a batch (deploy: one per VM), oldest first."""
         stmt = select(Operation).where(Operation.parent_id == parent_id).order_by(Operation.id)

@@ -16,6 +16,9 @@ from openvle_core.queue.inprocess import InProcessQueue
 class JobQueue(Protocol):
     """Where the API (after its commit) and the operations themselves put operation ids to run."""
 
+    shared: bool
+    """True when several processes take jobs from it (arq): an event spreads its VMs."""
+
     async def enqueue(self, op_id: str, *, key: str | None = None) -> None:
         """Ask for `run_operation(op_id)` to happen soon (duplicates are harmless).
 

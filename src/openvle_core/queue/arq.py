@@ -39,6 +39,8 @@ def job_id(op_id: str, key: str | None = None) -> str:
 class ArqQueue:
     """Enqueue operation ids as arq jobs."""
 
+    shared = True  # every worker on this Redis takes its jobs
+
     def __init__(self, pool: ArqRedis) -> None:
         self.pool = pool
 

@@ -16,6 +16,8 @@ Runner = Callable[[str], Awaitable[None]]
 class InProcessQueue:
     """`enqueue` puts an id on a local queue; `start(runner)` runs `concurrency` consumers."""
 
+    shared = False  # only this process takes its jobs
+
     def __init__(self, concurrency: int = 10) -> None:
         self.concurrency = concurrency
         self._queue: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
