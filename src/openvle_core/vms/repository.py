@@ -6,9 +6,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openvle_core.db.bulk import update_by_id
 from openvle_core.db.models import Event, Template, Vm
 from openvle_core.db.types import utcnow
 from openvle_core.placement.nodes import CloneNeeds, Pending
@@ -154,7 +155,8 @@ class VmRepository:
         ]
 
     async def bulk_update(self, changes: Sequence[Mapping[str, Any]]) -> int:
-        """Update many VMs by primary key in one executemany; each mapping has `id`.
+        """Update many VMs by primary key, one statement per 500 rows (`db.bulk`); each
+        mapping has `id`.
 
         Bypasses the identity map: VM objects already loaded in this session keep their
         old values (call `session.expire_all()` if you still hold some).
@@ -163,8 +165,7 @@ class VmRepository:
             return 0
         now = utcnow()
         rows = [{**change, "updated_at": now} for change in changes]
-        await self.session.execute(update(Vm), rows)
-        return len(rows)
+        return await update_by_id(self.session, Vm, rows)
 
     async def delete(self, vm_id: str) -> bool:
         """Delete the row; True if it existed."""
