@@ -57,11 +57,11 @@ class IdentityMemo:
             entry = self.entries.get(ref.vmid)
             return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
 
-        due = (  # a generator: only the `limit` smallest keys are kept alive
+        due = [
             ((r.vm_id not in first, when, r.vmid), r)
             for r in refs
             if now - (when := confirmed(r)) >= TTL_S
-        )
+        ]
         return [r for _key, r in heapq.nsmallest(limit, due, key=lambda d: d[0])]
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:

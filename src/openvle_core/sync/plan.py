@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from openvle_core.db.enums import (
     TRANSITIONAL_VM_STATUSES,
@@ -34,9 +34,10 @@ SKIPPED_TEMPLATE_STATUSES = frozenset({TemplateStatus.CREATING, TemplateStatus.D
 ADDRESS_HOLDING = frozenset({VmStatus.RUNNING.value, VmStatus.PAUSED.value})
 
 
-class GuestRef(NamedTuple):
-    """A VM row paired with the pool guest it is, for a live look at Proxmox (a named
-    tuple: the sync makes one per present row, 10,000 at a time; a tuple is cheap)."""
+@dataclass(frozen=True, slots=True)
+class GuestRef:
+    """A VM row paired with the pool guest it is, for a live look at Proxmox (one per
+    present row and sync)."""
 
     vm_id: str
     node: str
