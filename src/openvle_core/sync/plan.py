@@ -36,7 +36,8 @@ ADDRESS_HOLDING = frozenset({VmStatus.RUNNING.value, VmStatus.PAUSED.value})
 
 @dataclass(frozen=True, slots=True)
 class GuestRef:
-    """A VM row paired with the pool guest it is, for a live look at Proxmox."""
+    """A VM row paired with the pool guest it is, for a live look at Proxmox (one per
+    present row and sync)."""
 
     vm_id: str
     node: str
@@ -100,14 +101,15 @@ def plan_vms(
 ) -> VmPlan:
     """Compare every VM row with its guest; `adopted` maps VM ids to their new vmid."""
     plan = VmPlan()
+    present, guest_at = plan.present, guests.get
     for view in views:
-        vmid = adopted.get(view.id, view.vmid)
+        vmid = adopted.get(view.id, view.vmid) if adopted else view.vmid
         if view.identity == GuestIdentity.FOREIGN:
             continue  # its guest is gone: nothing at its vmid is about it
         if is_skipped(view, skip) or vmid is None:
             plan.skipped += 1
             continue
-        guest = guests.get(vmid)
+        guest = guest_at(vmid)
         if guest is None or guest.template:
             if view.status != VmStatus.MISSING:
                 plan.change(view.id, "status", view.status, VmStatus.MISSING.value)
@@ -118,12 +120,25 @@ def plan_vms(
             continue
         if vmid != view.vmid:
             plan.change(view.id, "vmid", view.vmid, vmid)
-        plan.present[view.id] = GuestRef(view.id, guest.node or view.node or "", vmid)
-        _plan_guest(plan, view, guest, vmid)
+        ref = present[view.id] = GuestRef(view.id, guest.node or view.node or "", vmid)
+        if not _unchanged(view, guest):
+            _plan_guest(plan, view, guest, ref)
     return plan
 
 
-def _plan_guest(plan: VmPlan, view: VmView, guest: Guest, vmid: int) -> None:
+def _unchanged(view: VmView, guest: Guest) -> bool:
+    """The common case, cheaply: node, status (running or stopped, no lock) and name as
+    the row has them, and no IPv4 wanted; `_plan_guest` would plan nothing for it."""
+    return (
+        guest.lock is None
+        and guest.status == view.status
+        and guest.node == view.node
+        and guest.name == view.name
+        and (view.ipv4 is not None or view.status == VmStatus.STOPPED)
+    )
+
+
+def _plan_guest(plan: VmPlan, view: VmView, guest: Guest, ref: GuestRef) -> None:
     """Node, status, name and the live looks for one VM present in the pool."""
     if guest.node and guest.node != view.node:
         plan.change(view.id, "node", view.node, guest.node)
@@ -131,7 +146,6 @@ def _plan_guest(plan: VmPlan, view: VmView, guest: Guest, vmid: int) -> None:
     if status is None:
         plan.unknown += 1  # stats lag after a clone: keep the DB's status, no flapping
         return
-    ref = GuestRef(view.id, guest.node or view.node or "", vmid)
     if view.status == VmStatus.PAUSED and status == VmStatus.RUNNING:
         plan.paused_checks.append(ref)
     else:
@@ -154,10 +168,12 @@ def plan_ipv4_duplicates(
     shared address with the ids of the VMs reporting it.
     """
     holders: dict[str, list[str]] = {}
+    diffs = plan.diffs
     for view in views:
-        diff = plan.diffs.get(view.id, {})
-        status = diff.get("status", (None, view.status))[1]
-        ipv4 = diff.get("ipv4", (None, view.ipv4))[1]
+        status, ipv4 = view.status, view.ipv4
+        if (diff := diffs.get(view.id)) is not None:
+            status = diff.get("status", (None, status))[1]
+            ipv4 = diff.get("ipv4", (None, ipv4))[1]
         if ipv4 is not None and status in ADDRESS_HOLDING:
             holders.setdefault(str(ipv4), []).append(view.id)
     shared = {address: ids for address, ids in holders.items() if len(ids) > 1}

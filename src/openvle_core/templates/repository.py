@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openvle_core.db.bulk import update_by_id
 from openvle_core.db.models import Template, Vm
 from openvle_core.db.pagination import Page, paginate
 from openvle_core.db.types import utcnow
@@ -55,12 +56,13 @@ class TemplateRepository:
         return (await self.session.scalars(select(Template).order_by(Template.id))).all()
 
     async def bulk_update(self, changes: Sequence[Mapping[str, Any]]) -> int:
-        """Update many templates by primary key in one executemany; each mapping has `id`."""
+        """Update many templates by primary key, one statement per 500 rows (`db.bulk`);
+        each mapping has `id`."""
         if not changes:
             return 0
         now = utcnow()
-        await self.session.execute(update(Template), [{**c, "updated_at": now} for c in changes])
-        return len(changes)
+        rows = [{**c, "updated_at": now} for c in changes]
+        return await update_by_id(self.session, Template, rows)
 
     async def count_vms(self, template_id: str) -> int:
         """How many VMs were cloned from the template (linked clones block its deletion)."""

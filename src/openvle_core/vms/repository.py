@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openvle_core.db.bulk import update_by_id
 from openvle_core.db.models import Event, Template, Vm
 from openvle_core.db.types import utcnow
 from openvle_core.placement.nodes import CloneNeeds, Pending
 from openvle_core.vms.errors import VmNotFound
 
 
-@dataclass(frozen=True, slots=True)
-class VmView:
+class VmView(NamedTuple):
     """The columns the sync compares with Proxmox (and the identity evidence it checks
-    before it changes a row), without loading ORM objects."""
+    before it changes a row), without loading ORM objects (a named tuple: the sync makes
+    10,000 per run, at a third of a frozen dataclass's cost)."""
 
     id: str
     vmid: int | None
@@ -154,7 +154,8 @@ class VmRepository:
         ]
 
     async def bulk_update(self, changes: Sequence[Mapping[str, Any]]) -> int:
-        """Update many VMs by primary key in one executemany; each mapping has `id`.
+        """Update many VMs by primary key, one statement per 500 rows (`db.bulk`); each
+        mapping has `id`.
 
         Bypasses the identity map: VM objects already loaded in this session keep their
         old values (call `session.expire_all()` if you still hold some).
@@ -163,8 +164,7 @@ class VmRepository:
             return 0
         now = utcnow()
         rows = [{**change, "updated_at": now} for change in changes]
-        await self.session.execute(update(Vm), rows)
-        return len(rows)
+        return await update_by_id(self.session, Vm, rows)
 
     async def delete(self, vm_id: str) -> bool:
         """Delete the row; True if it existed."""
@@ -173,6 +173,8 @@ class VmRepository:
 
 
 def _view(row: Any) -> VmView:
-    """A VmView from a row of `VIEW_COLUMNS` (SQLite answers a boolean as 0 or 1)."""
-    vm_id, vmid, name, node, status, ipv4, duplicate, *identity = row
-    return VmView(vm_id, vmid, name, node, status, ipv4, bool(duplicate), *identity)
+    """A VmView from a row of `VIEW_COLUMNS` (a boolean answered as 0 or 1 made a bool)."""
+    view = VmView._make(row)
+    if view.ipv4_duplicate is True or view.ipv4_duplicate is False:
+        return view
+    return view._replace(ipv4_duplicate=bool(view.ipv4_duplicate))
