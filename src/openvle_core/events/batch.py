@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading, transaction
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
@@ -45,7 +45,7 @@ async def children_by_vm(
     sessions: async_sessionmaker[AsyncSession], parent_id: str
 ) -> dict[str, Operation]:
     """The newest child operation of the parent per VM."""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         rows = await OperationRepository(session).children(parent_id)
     return {op.target_id: op for op in rows if op.target_id is not None}
 
@@ -65,7 +65,8 @@ async def _child_id(
 ) -> str:
     """An unfinished child of this parent for the VM, or a new one (TargetBusy if the VM
     has another operation in flight)."""
-    existing = (await children_by_vm(sessions, parent.id)).get(vm_id)
+    async with reading(sessions) as session:
+        existing = await OperationRepository(session).newest_child(parent.id, vm_id)
     if existing is not None and existing.state not in FINISHED:
         return existing.id
     async with transaction(sessions) as session:
@@ -78,7 +79,7 @@ async def _child_id(
 async def _wait_finished(runtime: Runtime, op_id: str) -> Operation:
     """The child's row once it finished (another runner may hold it for a while)."""
     while True:
-        async with transaction(runtime.sessions) as session:
+        async with reading(runtime.sessions) as session:
             op = await OperationRepository(session).require(op_id)
         if op.state in FINISHED:
             return op

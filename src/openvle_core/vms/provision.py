@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import GuestIdentity, VmStatus
 from openvle_core.db.models import Operation, Template, Vm
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
 from openvle_core.guests.errors import IdentityMismatch
@@ -66,7 +66,7 @@ async def _clone(
     when this run's clone request made it (None when an earlier run's did)."""
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     template_node = await require_member_node(runtime.proxmox, template.vmid)
     node = vm.node
@@ -242,7 +242,7 @@ async def place_clone(
 ) -> str:
     """The node for a new clone: filters, then the most free CPU (`placement.nodes`);
     NoCapacity when no node passes."""
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         pending = await VmRepository(session).pending(PENDING, exclude=vm.id)
         known = {n.name: n.cpu for n in await NodeRepository(session).all()}
     for name, cpu in known.items():
@@ -289,7 +289,7 @@ async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> Fres
         return await provision_vm(runtime, op)
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     node = await place_within_caps(runtime, vm, template)
     template_node = await require_member_node(runtime.proxmox, template.vmid)

@@ -14,7 +14,7 @@ from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.changelog.tracking import apply_changes
 from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Vm
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading, transaction
 from openvle_core.logging import bind
 from openvle_core.vms.repository import VmRepository
 
@@ -32,7 +32,7 @@ NO_EVIDENCE: dict[str, Any] = {
 
 async def load_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm:
     """The VM row (VmNotFound if it is gone)."""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         return await VmRepository(session).require(vm_id)
 
 
