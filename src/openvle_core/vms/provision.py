@@ -45,7 +45,13 @@ from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
 from openvle_core.vms.guard import confirm_vm
 from openvle_core.vms.power import Fresh, db_status, power_vm
-from openvle_core.vms.records import NO_EVIDENCE, load_vm, record_vmid, update_vm
+from openvle_core.vms.records import (
+    NO_EVIDENCE,
+    load_vm,
+    record_vmid,
+    update_vm,
+    update_vm_noting,
+)
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -141,22 +147,22 @@ async def provision_vm(
     assert vm.vmid is not None
     node = await require_member_node(runtime.proxmox, vm.vmid)
     fresh: Fresh | None = None
+    done = Journal(vmid=vm.vmid, node=node)
     if cloned is not None and not journal.read(op).configured:
         # cloned by this run, from a template: a new guest is stopped (nothing to read);
         # its config was read and its evidence recorded a moment ago
         config = await configure_clone(runtime, vm, node, confirmed=cloned)
-        await journal.write(runtime.sessions, op, Journal(configured=True))
+        done.configured = True  # the update was sent: recorded with the row's status
         fresh = Fresh(node, VmStatus.STOPPED, config)
         status = VmStatus.STOPPED
     else:
         status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
         if not journal.read(op).configured:
             await configure_clone(runtime, vm, node)  # confirms the guest is ours first
-            await journal.write(runtime.sessions, op, Journal(configured=True))
+            done.configured = True
         else:
             await confirm_vm(runtime, vm, node, "record")
-    await update_vm(runtime.sessions, vm_id, node=node, status=status.value)
-    await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
+    await update_vm_noting(runtime.sessions, vm_id, op, done, node=node, status=status.value)
     return fresh
 
 
