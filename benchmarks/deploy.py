@@ -26,6 +26,11 @@ deployed into the empty pool and into the full one, one after the other
 (`pool_deploy_s_empty`, `pool_deploy_s_full`, `pool_slowdown`, and the requests per VM of
 each).
 
+BENCH_PROFILE=FILE profiles the openvle deploy (this process: the service's HTTP, SQLite,
+queue and models; the simulator runs in its own) with cProfile into FILE (pstats), and
+prints its 30 costliest functions (own time) on stderr; BENCH_BASELINES=0 skips the two
+baselines (to profile or tune the openvle part alone).
+
 Prints progress lines, then one JSON line with `openvle_vms_per_min`,
 `sequential_vms_per_min`, `threads10_vms_per_min`, `openvle_failed`, `sequential_failed`,
 `threads10_failed`, the ratios, the request figures and the targets (`targets`: each
@@ -36,16 +41,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from proxmoxer import ProxmoxAPI
 from pydantic import SecretStr
@@ -70,12 +78,15 @@ VMS = int(os.environ.get("BENCH_VMS", "200"))
 SEQUENTIAL_VMS = int(os.environ.get("BENCH_SEQUENTIAL_VMS", "30"))
 POOL_VMS = int(os.environ.get("BENCH_POOL_VMS", "5000"))
 POOL_DEPLOY_VMS = int(os.environ.get("BENCH_POOL_DEPLOY_VMS", "30"))
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+BASELINES = os.environ.get("BENCH_BASELINES", "1") != "0"
 BASELINE_POLL = 0.05
 AGENT_FIRST_POLL = 20.0  # the service's default WORKER_AGENT_IP_FIRST_POLL, in PVE time
 TOKEN_ID = "openvle@pve!ci"
 POOL = "OpenVLE-VMs"
 TEMPLATE = (9000, "debian-12-template", "pve1")  # linked clones on shared ceph
 IGNORED_PREFIXES = ("127.", "169.254.", "172.17.")
+T = TypeVar("T")
 
 
 def start_simulator(pool_vms: int = 0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
@@ -280,7 +291,19 @@ def run_baseline(info: dict[str, Any], label: str, count: int, threads: int) -> 
 
 
 def per_min(count: int, failed: int, seconds: float) -> float:
-    return round((count - failed) / seconds * 60.0, 1)
+    return round((count - failed) / seconds * 60.0, 1) if seconds > 0 else 0.0
+
+
+def profiled(run: Callable[[], T]) -> T:
+    """`run()`, under cProfile into BENCH_PROFILE when set (top functions on stderr)."""
+    if not PROFILE:
+        return run()
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(run)
+    finally:
+        profiler.dump_stats(PROFILE)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
 
 
 def parse_args() -> argparse.Namespace:
@@ -298,9 +321,12 @@ def main() -> None:
     args = parse_args()
     proc, info = start_simulator()
     try:
-        openvle_s, openvle_failed, table = asyncio.run(bench_openvle(info, VMS))
-        seq_s, seq_failed = run_baseline(info, "seq", SEQUENTIAL_VMS, 1)
-        t10_s, t10_failed = run_baseline(info, "t10", VMS, 10)
+        openvle_s, openvle_failed, table = profiled(lambda: asyncio.run(bench_openvle(info, VMS)))
+        seq_s, seq_failed = (0.0, 0)
+        t10_s, t10_failed = (0.0, 0)
+        if BASELINES:
+            seq_s, seq_failed = run_baseline(info, "seq", SEQUENTIAL_VMS, 1)
+            t10_s, t10_failed = run_baseline(info, "t10", VMS, 10)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

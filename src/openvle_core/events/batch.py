@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading, transaction
 from openvle_core.db.types import utcnow
 from openvle_core.operations.errors import TargetBusy
 from openvle_core.operations.kinds import Handler, OperationKind
@@ -69,7 +69,7 @@ async def children_by_vm(
     sessions: async_sessionmaker[AsyncSession], parent_id: str
 ) -> dict[str, Operation]:
     """The newest child operation of the parent per VM."""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         rows = await OperationRepository(session).children(parent_id)
     return {op.target_id: op for op in rows if op.target_id is not None}
 
@@ -89,7 +89,8 @@ async def _child_id(
 ) -> str:
     """An unfinished child of this parent for the VM, or a new one (TargetBusy if the VM
     has another operation in flight)."""
-    existing = (await children_by_vm(sessions, parent.id)).get(vm_id)
+    async with reading(sessions) as session:
+        existing = await OperationRepository(session).newest_child(parent.id, vm_id)
     if existing is not None and existing.state not in FINISHED:
         return existing.id
     async with transaction(sessions) as session:
@@ -102,7 +103,7 @@ async def _child_id(
 async def _wait_finished(runtime: Runtime, op_id: str) -> Operation:
     """The child's row once it finished (another runner may hold it for a while)."""
     while True:
-        async with transaction(runtime.sessions) as session:
+        async with reading(runtime.sessions) as session:
             op = await OperationRepository(session).require(op_id)
         if op.state in FINISHED:
             return op
@@ -154,7 +155,7 @@ class Board:
     async def read(self) -> None:
         """Read the watched rows now and wake every waiter."""
         ids = sorted(self.watched)
-        async with transaction(self.runtime.sessions) as session:
+        async with reading(self.runtime.sessions) as session:
             rows = await OperationRepository(session).many(ids)
         self.rows.update({op.id: op for op in rows if op.id in self.watched})
         async with self._tick:
@@ -189,7 +190,7 @@ def _stale(runtime: Runtime, op: Operation) -> bool:
 
 
 async def _row(runtime: Runtime, op_id: str) -> Operation:
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         return await OperationRepository(session).require(op_id)
 
 

@@ -141,8 +141,8 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
         upid = await _start(runtime.proxmox, spec, vmid)
         if upid is None:
             return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)
-        await journal.write(runtime.sessions, op, Journal(clone_upid=upid, clone_vmid=vmid))
-        await journal.add_upid(runtime.sessions, op, upid)
+        sent = Journal(clone_upid=upid, clone_vmid=vmid)
+        await journal.write(runtime.sessions, op, sent, upid=upid)  # one commit: both
         spec.sent_here = True
     try:
         await runtime.proxmox.wait_task(upid, CLONE_TASK_TIMEOUT)

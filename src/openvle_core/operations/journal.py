@@ -59,17 +59,34 @@ def read(op: Operation) -> Journal:
 
 
 async def write(
-    sessions: async_sessionmaker[AsyncSession], op: Operation, entry: Journal
+    sessions: async_sessionmaker[AsyncSession],
+    op: Operation,
+    entry: Journal,
+    *,
+    upid: str | None = None,
 ) -> Journal:
-    """Merge the keys set on `entry` into the journal and commit; `op` sees the result."""
+    """Merge the keys set on `entry` into the journal and commit; `op` sees the result.
+    `upid`: a Proxmox task of the operation, added to its tasks in the same commit."""
+    async with transaction(sessions) as session:
+        await merge(session, op, entry, upid=upid)
+    return read(op)
+
+
+async def merge(
+    session: AsyncSession, op: Operation, entry: Journal, *, upid: str | None = None
+) -> None:
+    """`write`'s change inside the caller's transaction (it commits, with its own
+    changes: both or neither)."""
     values = entry.model_dump(exclude_unset=True)
     if values.get("vmid") is not None:
         bind(vmid=values["vmid"])  # later log lines of this operation name the VM
-    async with transaction(sessions) as session:
-        row = await OperationRepository(session).require(op.id)
-        row.result = {**(row.result or {}), **values}
-        op.result = dict(row.result)
-    return read(op)
+    repo = OperationRepository(session)
+    row = await repo.require(op.id)
+    row.result = {**(row.result or {}), **values}
+    if upid is not None:
+        await repo.add_upid(row, upid)
+        op.upids = list(row.upids)
+    op.result = dict(row.result)
 
 
 async def add_upid(sessions: async_sessionmaker[AsyncSession], op: Operation, upid: str) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
-from openvle_core.db.session import in_transaction, transaction
+from openvle_core.db.session import in_transaction, reading, transaction
 from openvle_core.db.types import utcnow
 from openvle_core.metrics import LEASE_LOST
 from openvle_core.operations.errors import LeaseLost
@@ -130,7 +130,7 @@ async def hand_back(runtime: Runtime, op: Operation) -> None:
 
 async def waiting_behind(sessions: async_sessionmaker[AsyncSession], op: Operation) -> str | None:
     """The oldest queued operation waiting for the same target, if any."""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         return await OperationRepository(session).next_waiting(op)
 
 

@@ -182,6 +182,16 @@ class OperationRepository:
         stmt = select(Operation).where(Operation.parent_id == parent_id).order_by(Operation.id)
         return (await self.session.scalars(stmt)).all()
 
+    async def newest_child(self, parent_id: str, target_id: str) -> Operation | None:
+        """The newest child operation of a batch for one target (its VM), or None."""
+        stmt = (
+            select(Operation)
+            .where(Operation.parent_id == parent_id, Operation.target_id == target_id)
+            .order_by(Operation.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)
+
     async def busy_targets(self, target_type: str) -> set[str]:
         """Ids of targets of that type with an operation queued or running (sync skips them)."""
         stmt = select(Operation.target_id).where(

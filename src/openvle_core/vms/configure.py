@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.models import Vm
-from openvle_core.db.session import in_transaction, transaction
+from openvle_core.db.session import in_transaction, reading
 from openvle_core.guests.smbios import SmbiosMetadata, build_smbios1
 from openvle_core.ipam.allocator import allocate_ip
 from openvle_core.proxmox.models import VmConfig
@@ -31,7 +31,7 @@ async def event_slug(sessions: async_sessionmaker[AsyncSession], event_id: str |
     """The slug of the VM's event ('' when it has none)."""
     if event_id is None:
         return ""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         return await VmRepository(session).event_slug(event_id) or ""
 
 

@@ -21,7 +21,7 @@ from openvle_core.operations.journal import Journal
 from openvle_core.proxmox.agent import NO_AGENT, NO_NET0
 from openvle_core.proxmox.models import VmConfig
 from openvle_core.vms.guard import confirm_vm
-from openvle_core.vms.records import update_vm
+from openvle_core.vms.records import update_vm_noting
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -63,8 +63,8 @@ async def read_agent_ip(
         lookup = await runtime.proxmox.get_ipv4(node, vmid, config=config)
         if lookup.address is not None:
             confirmed = await confirm_vm(runtime, vm, node, "read_ip")
-            await update_vm(runtime.sessions, vm_id, ipv4=str(lookup.address))
-            await journal.write(runtime.sessions, op, Journal(ipv4=str(lookup.address)))
+            address = str(lookup.address)
+            await update_vm_noting(runtime.sessions, vm_id, op, Journal(ipv4=address), ipv4=address)
             return confirmed
         if start_ended is not None:
             await start_ended()  # no address yet: did the start itself end well?

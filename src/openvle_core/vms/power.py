@@ -24,7 +24,7 @@ from openvle_core.proxmox.models import VmStatus as PveStatus
 from openvle_core.vms.errors import InvalidPowerState
 from openvle_core.vms.guard import confirm_vm, is_still_ours
 from openvle_core.vms.ipv4 import read_agent_ip
-from openvle_core.vms.records import load_vm, update_vm
+from openvle_core.vms.records import load_vm, update_vm, update_vm_noting
 
 if TYPE_CHECKING:
     from openvle_core.runtime import Runtime
@@ -150,8 +150,8 @@ async def _start_fresh(
     start's task is not waited for on its own: an address from the agent proves the VM
     runs (so the start ended well); only when the agent has none yet is the task's end
     asked for (a failed start raises as before)."""
-    vmid = require_vmid(await load_vm(runtime.sessions, vm_id))
-    await update_vm(runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node)
+    vm = await update_vm(runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node)
+    vmid = require_vmid(vm)
     upid = await runtime.proxmox.send_start(fresh.node, vmid)
     started: PveStatus | None = None
 
@@ -160,13 +160,13 @@ async def _start_fresh(
         if started is None:
             started = await runtime.proxmox.finish_start(fresh.node, vmid, upid)
 
-    vm = await load_vm(runtime.sessions, vm_id)
     confirmed = await read_agent_ip(
         runtime, op, vm, fresh.node, config=fresh.config, booting=True, start_ended=start_ended
     )
     ha = started.ha.managed if started is not None else False
-    await update_vm(runtime.sessions, vm_id, status=VmStatus.RUNNING.value, ha_managed=ha)
-    await journal.write(runtime.sessions, op, Journal(power="start", status=VmStatus.RUNNING.value))
+    running = VmStatus.RUNNING.value
+    entry = Journal(power="start", status=running)
+    await update_vm_noting(runtime.sessions, vm_id, op, entry, status=running, ha_managed=ha)
     return confirmed
 
 

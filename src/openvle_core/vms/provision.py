@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from openvle_core.db.enums import GuestIdentity, VmStatus
 from openvle_core.db.models import Operation, Template, Vm
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading
 from openvle_core.guests import vmids
 from openvle_core.guests.cloning import CloneSpec, clone_guest
 from openvle_core.guests.errors import IdentityMismatch
@@ -46,7 +46,13 @@ from openvle_core.templates.repository import TemplateRepository
 from openvle_core.vms.configure import allocate_address, configure_clone
 from openvle_core.vms.guard import confirm_vm
 from openvle_core.vms.power import Fresh, db_status, power_vm
-from openvle_core.vms.records import NO_EVIDENCE, load_vm, record_vmid, update_vm
+from openvle_core.vms.records import (
+    NO_EVIDENCE,
+    load_vm,
+    record_vmid,
+    update_vm,
+    update_vm_noting,
+)
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -67,7 +73,7 @@ async def _clone(
     when this run's clone request made it (None when an earlier run's did)."""
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     template_node = await require_member_node(runtime.proxmox, template.vmid)
     node = vm.node
@@ -142,22 +148,22 @@ async def provision_vm(
     assert vm.vmid is not None
     node = await require_member_node(runtime.proxmox, vm.vmid)
     fresh: Fresh | None = None
+    done = Journal(vmid=vm.vmid, node=node)
     if cloned is not None and not journal.read(op).configured:
         # cloned by this run, from a template: a new guest is stopped (nothing to read);
         # its config was read and its evidence recorded a moment ago
         config = await configure_clone(runtime, vm, node, confirmed=cloned)
-        await journal.write(runtime.sessions, op, Journal(configured=True))
+        done.configured = True  # the update was sent: recorded with the row's status
         fresh = Fresh(node, VmStatus.STOPPED, config)
         status = VmStatus.STOPPED
     else:
         status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
         if not journal.read(op).configured:
             await configure_clone(runtime, vm, node)  # confirms the guest is ours first
-            await journal.write(runtime.sessions, op, Journal(configured=True))
+            done.configured = True
         else:
             await confirm_vm(runtime, vm, node, "record")
-    await update_vm(runtime.sessions, vm_id, node=node, status=status.value)
-    await journal.write(runtime.sessions, op, Journal(vmid=vm.vmid, node=node))
+    await update_vm_noting(runtime.sessions, vm_id, op, done, node=node, status=status.value)
     return fresh
 
 
@@ -243,7 +249,7 @@ async def place_clone(
 ) -> str:
     """The node for a new clone: filters, then the most free CPU (`placement.nodes`);
     NoCapacity when no node passes."""
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         pending = await VmRepository(session).pending(PENDING, exclude=vm.id)
         known = {n.name: n.cpu for n in await NodeRepository(session).all()}
     for name, cpu in known.items():
@@ -290,7 +296,7 @@ async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> Fres
         return await provision_vm(runtime, op)
     vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
-    async with transaction(runtime.sessions) as session:
+    async with reading(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
     node = await place_within_caps(runtime, vm, template)
     template_node = await require_member_node(runtime.proxmox, template.vmid)

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_core.changelog.repository import ChangelogRepository
 from openvle_core.changelog.tracking import apply_changes
 from openvle_core.db.enums import GuestIdentity
-from openvle_core.db.models import Vm
-from openvle_core.db.session import transaction
+from openvle_core.db.models import Operation, Vm
+from openvle_core.db.session import reading, transaction
 from openvle_core.logging import bind
+from openvle_core.operations import journal
+from openvle_core.operations.journal import Journal
 from openvle_core.vms.repository import VmRepository
 
 if TYPE_CHECKING:
@@ -32,19 +34,38 @@ NO_EVIDENCE: dict[str, Any] = {
 
 async def load_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str) -> Vm:
     """The VM row (VmNotFound if it is gone)."""
-    async with transaction(sessions) as session:
+    async with reading(sessions) as session:
         return await VmRepository(session).require(vm_id)
 
 
 async def update_vm(sessions: async_sessionmaker[AsyncSession], vm_id: str, **fields: Any) -> Vm:
     """Set VM columns; every changed status/node/ipv4/vmid/identity goes to the changelog."""
+    async with transaction(sessions) as session:
+        return await _update(session, vm_id, fields)
+
+
+async def update_vm_noting(
+    sessions: async_sessionmaker[AsyncSession],
+    vm_id: str,
+    op: Operation,
+    entry: Journal,
+    **fields: Any,
+) -> Vm:
+    """`update_vm` and the operation's `journal.write` of `entry`, in one commit (a step's
+    outcome on the row and in the journal: both or neither, one write turn)."""
+    async with transaction(sessions) as session:
+        vm = await _update(session, vm_id, fields)
+        await journal.merge(session, op, entry)
+        return vm
+
+
+async def _update(session: AsyncSession, vm_id: str, fields: dict[str, Any]) -> Vm:
     if fields.get("vmid") is not None:
         bind(vmid=fields["vmid"])
-    async with transaction(sessions) as session:
-        vm = await VmRepository(session).require(vm_id)
-        changes = apply_changes(vm, "vm", vm_id, fields, TRACKED_VM_FIELDS)
-        await ChangelogRepository(session).add_many(changes)
-        return vm
+    vm = await VmRepository(session).require(vm_id)
+    changes = apply_changes(vm, "vm", vm_id, fields, TRACKED_VM_FIELDS)
+    await ChangelogRepository(session).add_many(changes)
+    return vm
 
 
 async def record_vmid(
