@@ -55,6 +55,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from openvle_pvesim.harness import SimulatorThread, start_in_thread
 
 SCALE = float(os.environ.get("BENCH_TIME_SCALE", "0.1"))
+AGENT_FIRST_POLL = 20.0  # WORKER_AGENT_IP_FIRST_POLL's default, for a real cluster
 PARTICIPANTS = int(os.environ.get("BENCH_PARTICIPANTS", "150"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1"))
@@ -201,6 +202,9 @@ def base_env(sim: CountingSimulator, workdir: Path) -> dict[str, str]:
         PVE_VERIFY_SSL=sim.info["ca"],
         PVE_VMS_POOL=POOL,
         WORKER_RETRY_BACKOFF_SCALE=str(SCALE),
+        # the simulated guests lease their address in 15 s x SCALE: the first agent read
+        # waits the default 20 s scaled the same way (as `openvle demo` and deploy.py do)
+        WORKER_AGENT_IP_FIRST_POLL=str(AGENT_FIRST_POLL * SCALE),
         LOG_LEVEL="WARNING",
         BENCH_WORKDIR=str(workdir),  # the processes' cwd: no stray .env is read
     )
