@@ -53,6 +53,7 @@ def make_settings(
             "database": mongodb_database,
         },
         redis={"url": SecretStr(redis_url) if redis_url else None},
+        worker={"agent_ip_first_poll": 0.05},  # the simulators here answer at once
         api={"METRICS_TOKEN": SecretStr(metrics_token) if metrics_token else None},
     )
 
