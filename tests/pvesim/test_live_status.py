@@ -117,3 +117,39 @@ async def test_cluster_resources_show_the_same_figures_a_tick_later(
     assert entry["diskread"] > 0  # the boot
     if sim.version == "9.1":
         assert entry["memhost"] == status["memhost"]
+
+
+async def test_a_background_stats_round_lets_requests_in_between_its_slices() -> None:
+    """pvestatd never holds pveproxy back: the background round yields every
+    TICK_SLICE VMs, and ends with the same entries as one `tick()`."""
+    import asyncio
+
+    from openvle_pvesim import run_simulator
+    from openvle_pvesim.cluster import TICK_SLICE
+
+    async with run_simulator(version="9.1", vms=2 * TICK_SLICE + 10) as sim:
+        cluster = sim.cluster
+        cluster.autotick = False
+        turns = 0
+        done = asyncio.Event()
+
+        async def other() -> None:
+            nonlocal turns
+            while not done.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        before = turns
+        await cluster.tick_in_slices()
+        during = turns - before
+        done.set()
+        await task
+        assert during >= 2  # two slice boundaries at least: others ran in between
+        sliced = {vmid: vm.entry for vmid, vm in cluster.vms.items()}
+        cluster.tick()
+        assert all(entry is not None for entry in sliced.values())
+        assert {vmid: vm.entry["status"] for vmid, vm in cluster.vms.items() if vm.entry} == {
+            vmid: entry["status"] for vmid, entry in sliced.items() if entry
+        }
