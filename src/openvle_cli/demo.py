@@ -37,8 +37,6 @@ from openvle_core.settings import (
 )
 
 if TYPE_CHECKING:  # the heavy imports wait until a demo runs: `openvle --help` stays quick
-    import uvicorn
-
     from openvle_core.runtime import Runtime
     from openvle_pvesim import Simulator
 
@@ -110,18 +108,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def _server(config: uvicorn.Config) -> uvicorn.Server:
-    """uvicorn without its own signal handling: the demo stops it when it stops itself."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server(config)
 
 
 async def prepare(runtime: Runtime) -> str:
@@ -253,7 +239,9 @@ async def _serve(
         access_log=debug,
         timeout_graceful_shutdown=3,
     )
-    server = _server(config)
+    from openvle_worker.probe import quiet_server
+
+    server = quiet_server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

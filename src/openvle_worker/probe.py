@@ -87,8 +87,9 @@ def _check(probe: Probe) -> dict[str, object]:
     return {"ok": probe.ok, "detail": probe.reason}
 
 
-def _server(config: uvicorn.Config) -> uvicorn.Server:
-    """uvicorn that leaves SIGINT/SIGTERM to the worker (arq stops it, then this server)."""
+def quiet_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn that leaves SIGINT/SIGTERM to its host process (the worker: arq stops it,
+    then this server; `openvle demo` stops it when it stops itself)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -119,7 +120,7 @@ async def serve_probes(runtime: Runtime) -> AsyncIterator[int | None]:
         lifespan="off",
         server_header=False,
     )
-    server = _server(config)
+    server = quiet_server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # bounded by the bind: a failed bind ends the task
         if task.done():

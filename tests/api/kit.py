@@ -116,6 +116,20 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[scope]}"}
 
 
+async def sync(api: Api) -> None:
+    """One sync of the cluster now, as the periodic tick runs it (no operation row)."""
+    from openvle_core.sync.service import sync_cluster
+
+    runtime = api.runtime
+    result = await sync_cluster(
+        sessions=runtime.sessions,
+        proxmox=runtime.proxmox,
+        snapshot=runtime.snapshot,
+        settings=runtime.settings,
+    )
+    assert result.ok, result.error
+
+
 @contextlib.asynccontextmanager
 async def open_api(backend: Backend, sim: Simulator, **settings_kw: Any) -> AsyncIterator[Api]:
     """The app on `backend` with its own runtime and one token per scope."""

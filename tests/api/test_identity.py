@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from openvle_core.db.enums import GuestIdentity
-from openvle_core.sync import sync_cluster
 from openvle_pvesim import Simulator
 from openvle_pvesim.cluster import VM
-from tests.api.kit import Api, Backend, open_api, seed, vm
+from tests.api.kit import Api, Backend, open_api, seed, sync, vm
 from tests.sync.kit import evidence_of
 
 POOL = "OpenVLE-VMs"
@@ -38,14 +37,7 @@ async def test_unmanaged_guests_and_the_identity_of_vms(api: Api) -> None:
     ours = vm(None, 700, name="ours", status="stopped", **evidence_of(api.sim, 700))
     gone = vm(None, 701, name="lab-01", status="missing", identity=GuestIdentity.FOREIGN.value)
     await seed(api.runtime.sessions, ours, gone)
-    runtime = api.runtime
-    result = await sync_cluster(
-        sessions=runtime.sessions,
-        proxmox=runtime.proxmox,
-        snapshot=runtime.snapshot,
-        settings=runtime.settings,
-    )
-    assert result.ok, result.error
+    await sync(api)
 
     page = (await api.client.get("/api/v1/vms/unmanaged", headers=api.auth("read"))).json()
     listed = [(g["vmid"], g["name"], g["vm_id"]) for g in page["items"]]

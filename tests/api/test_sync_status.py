@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openvle_core.sync.service import sync_cluster
 from openvle_pvesim import Simulator, run_simulator
-from tests.api.kit import Api
+from tests.api.kit import Api, sync
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,7 @@ async def test_synced_at_is_null_then_the_last_sync(api: Api) -> None:
         "interval_s": api.runtime.settings.worker.pve_periodic_interval,
     }
     started = datetime.now(UTC)
-    runtime = api.runtime
-    result = await sync_cluster(  # what the periodic tick runs (it records no operation)
-        sessions=runtime.sessions,
-        proxmox=runtime.proxmox,
-        snapshot=runtime.snapshot,
-        settings=runtime.settings,
-    )
-    assert result.ok, result.error
+    await sync(api)  # what the periodic tick runs (it records no operation)
     after = (await api.client.get("/api/v1/system/sync", headers=api.auth("read"))).json()
     synced_at = datetime.fromisoformat(after["synced_at"])
     assert synced_at.tzinfo is not None

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from openvle_core.sync import sync_cluster
 from openvle_pvesim import Simulator, run_simulator
-from tests.api.kit import Api
+from tests.api.kit import Api, sync
 
 OTHER_TEAM_VMID = 200  # the demo seed's ot-web-01, in pool Other-Team
 
@@ -18,17 +17,6 @@ async def sim() -> AsyncIterator[Simulator]:
     """This module's own cluster: the demo seed plus two ordinary VMs in our pool."""
     async with run_simulator(version="9.1", tls=True, time_scale=0.0, vms=2) as simulator:
         yield simulator
-
-
-async def _sync(api: Api) -> None:
-    runtime = api.runtime
-    result = await sync_cluster(
-        sessions=runtime.sessions,
-        proxmox=runtime.proxmox,
-        snapshot=runtime.snapshot,
-        settings=runtime.settings,
-    )
-    assert result.ok, result.error
 
 
 async def _create(api: Api, vmid: int) -> tuple[int, dict[str, object]]:
@@ -45,7 +33,7 @@ async def test_before_any_sync_no_vmid_is_known(api: Api) -> None:
 
 
 async def test_other_pool_is_404_and_our_pool_is_202(api: Api) -> None:
-    await _sync(api)
+    await sync(api)
     ours = await api.runtime.snapshot.list(type="qemu", pool="OpenVLE-VMs")
     member = next(int(r["vmid"]) for r in ours if not r.get("template"))
     status, body = await _create(api, OTHER_TEAM_VMID)

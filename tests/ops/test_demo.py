@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,32 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.demo import stop_group
+from tests.support.demo import demo_command, read_ready_line, stop_group
 
 pytestmark = pytest.mark.slow
-READY_TIMEOUT = 90.0
-
-
-def demo_command() -> list[str]:
-    """What `make demo` runs (`uv run --frozen openvle demo`), or the venv's script."""
-    uv = shutil.which("uv")
-    if uv is not None:
-        return [uv, "run", "--frozen", "openvle", "demo"]
-    return [str(Path(sys.executable).with_name("openvle")), "demo"]
-
-
-def read_ready_line(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    """Skip anything before the JSON line (uv may print), return it parsed."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"demo exited early ({proc.wait()}): {proc.stderr.read()}")  # type: ignore[union-attr]
-        if line.startswith("{"):
-            info: dict[str, Any] = json.loads(line)
-            return info
-    raise AssertionError("the demo printed no JSON line in time")
 
 
 @pytest.fixture

@@ -93,8 +93,8 @@ class OperationRepository:
         return await self.session.scalar(stmt)
 
     async def expire_lease(self, op_id: str, attempts: int, at: datetime) -> bool:
-        """Date a running operation's heartbeat back to `at` (a stopped run hands it
-        back); False unless it is still running as attempt `attempts`."""
+        """Set a running operation's heartbeat to `at` (back in time: a stopped run hands
+        it back; now: `touch`); False unless it is still running as attempt `attempts`."""
         stmt = (
             update(Operation)
             .where(
@@ -110,17 +110,7 @@ class OperationRepository:
     async def touch(self, op_id: str, attempts: int) -> bool:
         """Renew a running operation's heartbeat; False unless it is still running as
         attempt `attempts` (finished, or claimed again by another runner)."""
-        stmt = (
-            update(Operation)
-            .where(
-                Operation.id == op_id,
-                Operation.state == OperationState.RUNNING.value,
-                Operation.attempts == attempts,
-            )
-            .values(updated_at=utcnow())
-        )
-        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
-        return bool(getattr(result, "rowcount", 0))
+        return await self.expire_lease(op_id, attempts, utcnow())
 
     async def next_waiting(self, op: Operation) -> str | None:
         """The oldest queued operation waiting (without the guard) for `op`'s target."""
