@@ -13,18 +13,15 @@ from openvle_core.db.models import Event, IpAllocation, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.events import service
 from openvle_core.guests.smbios import parse_smbios1
-from openvle_core.handlers import run_operation
-from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
 from tests.vms.kit import (
-    FAST_POLL,
-    FAST_RETRY,
-    LEASE,
     POOL,
     MakeRuntime,
     add_template,
     arq_worker,
     make_settings,
+    open_fast_runtime,
     wait_op,
 )
 
@@ -124,14 +121,7 @@ def runtime_factory(sim: Simulator, database_url: str, redis_url: str | None) ->
     @contextlib.asynccontextmanager
     async def factory(**options: Any) -> AsyncIterator[Runtime]:
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
-        opened = open_runtime(
-            settings,
-            runner=run_operation,
-            in_process=redis_url is None,
-            lease_seconds=LEASE,
-            poll=FAST_POLL,
-            retry=FAST_RETRY,
-        )
+        opened = open_fast_runtime(settings, in_process=redis_url is None)
         async with opened as runtime:
             if redis_url is None:
                 yield runtime

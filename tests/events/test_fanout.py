@@ -23,7 +23,7 @@ from openvle_core.handlers import run_operation
 from openvle_core.operations.kinds import KindSpec, OperationKind
 from openvle_core.operations.lease import recover
 from openvle_core.operations.repository import OperationRepository
-from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
 from tests.events.kit import (
     DEBIAN,
@@ -35,7 +35,7 @@ from tests.events.kit import (
     run,
     tasks_of,
 )
-from tests.vms.kit import FAST_POLL, FAST_RETRY, LEASE, make_settings, wait_op
+from tests.vms.kit import LEASE, make_settings, open_fast_runtime, wait_op
 
 SIM_TIME_SCALE = 0.05  # a clone and a start take long enough for both workers to poll
 Ran = list[tuple[str, str, str]]  # (kind, target id, worker name), one per handler call
@@ -109,14 +109,7 @@ async def worker(settings: Any, name: str, max_jobs: int) -> AsyncIterator[Worke
 @contextlib.asynccontextmanager
 async def requester(settings: Any) -> AsyncIterator[Runtime]:
     """The API's side: stages operations and enqueues them in Redis; runs nothing."""
-    opened = open_runtime(
-        settings,
-        runner=run_operation,
-        in_process=False,
-        lease_seconds=LEASE,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-    )
+    opened = open_fast_runtime(settings, in_process=False)
     async with opened as runtime:
         yield runtime
 

@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from openvle_core.db.migrate import upgrade_to_head
-from openvle_core.handlers import run_operation
-from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator
-from tests.events.kit import DEBIAN, LEASE, make_event, run
-from tests.vms.kit import FAST_POLL, FAST_RETRY, make_settings
+from tests.events.kit import DEBIAN, make_event, run
+from tests.vms.kit import make_settings, open_fast_runtime
 
 CAP = 2
 # a linked clone's task runs about 0.5 s: the two deploys overlap even on a busy machine
@@ -33,14 +32,7 @@ async def worker_process(
 ) -> AsyncIterator[Runtime]:
     """A runtime running its own operations, sharing the database (and Redis, if given)."""
     settings = make_settings(sim, database_url, redis_url=redis_url, worker=WORKER)
-    opened = open_runtime(
-        settings,
-        runner=run_operation,
-        in_process=True,
-        lease_seconds=LEASE,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-    )
+    opened = open_fast_runtime(settings)
     async with opened as runtime:
         yield runtime
 

@@ -16,17 +16,14 @@ from typing import Any
 import pytest
 
 from openvle_core.db.migrate import upgrade_to_head
-from openvle_core.handlers import run_operation
-from openvle_core.runtime import Runtime, open_runtime
+from openvle_core.runtime import Runtime
 from openvle_pvesim import Simulator, run_simulator
 from tests.vms.kit import (
-    FAST_POLL,
-    FAST_RETRY,
-    LEASE,
     TIME_SCALE,
     MakeRuntime,
     arq_worker,
     make_settings,
+    open_fast_runtime,
     sqlite_url,
 )
 
@@ -92,14 +89,7 @@ def make_runtime(request: pytest.FixtureRequest, setup: Setup, sim: Simulator) -
     @contextlib.asynccontextmanager
     async def factory(**options: Any) -> AsyncIterator[Runtime]:
         settings = make_settings(sim, database_url, redis_url=redis_url, **options)
-        opened = open_runtime(
-            settings,
-            runner=run_operation,
-            in_process=transport == "inprocess",
-            lease_seconds=LEASE,
-            poll=FAST_POLL,
-            retry=FAST_RETRY,
-        )
+        opened = open_fast_runtime(settings, in_process=transport == "inprocess")
         async with opened as runtime:
             if transport == "arq":
                 async with arq_worker(settings):

@@ -16,8 +16,9 @@ from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Node, Operation, Template, Vm
 from openvle_core.db.session import transaction
 from openvle_core.guests.identity import Evidence, Marks
+from openvle_core.handlers import run_operation
 from openvle_core.proxmox import PollSchedule, RetryPolicy
-from openvle_core.runtime import Runtime
+from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.settings import (
     ProxmoxSettings,
     Settings,
@@ -149,6 +150,20 @@ def pool_vms(sim: Simulator) -> dict[int, str]:
 
 
 LEASE = 2.0
+
+
+def open_fast_runtime(
+    settings: Settings, *, in_process: bool = True
+) -> contextlib.AbstractAsyncContextManager[Runtime]:
+    """`open_runtime` with the tests' lease, task polls and retries (fast, bounded)."""
+    return open_runtime(
+        settings,
+        runner=run_operation,
+        in_process=in_process,
+        lease_seconds=LEASE,
+        poll=FAST_POLL,
+        retry=FAST_RETRY,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -23,23 +23,20 @@ from openvle_core.db.migrate import upgrade_to_head
 from openvle_core.db.models import Operation
 from openvle_core.db.session import transaction
 from openvle_core.events.deploy import ensure_vms
-from openvle_core.handlers import run_operation
 from openvle_core.operations.kinds import OperationKind
 from openvle_core.operations.repository import OperationRepository
 from openvle_core.placement.caps import holds_slot, read_disks
-from openvle_core.runtime import Runtime, clone_caps_prefix, open_runtime
+from openvle_core.runtime import Runtime, clone_caps_prefix
 from openvle_core.templates.service import request_create_template
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator, run_simulator
 from tests.events.kit import make_event
 from tests.vms.kit import (
-    FAST_POLL,
-    FAST_RETRY,
-    LEASE,
     SHARED_TEMPLATE,
     TIME_SCALE,
     add_template,
     make_settings,
+    open_fast_runtime,
     submit,
     wait_op,
 )
@@ -63,14 +60,7 @@ async def instance(
     url = f"sqlite+aiosqlite:///{directory}.sqlite3"
     await upgrade_to_head(url)
     settings = make_settings(sim, url, redis_url=redis_url, worker={**CAPS, **worker})
-    opened = open_runtime(
-        settings,
-        runner=run_operation,
-        in_process=True,
-        lease_seconds=LEASE,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-    )
+    opened = open_fast_runtime(settings)
     async with opened as runtime:
         yield runtime
 
