@@ -14,7 +14,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.session import engine_from_settings, session_factory
@@ -24,7 +23,7 @@ from openvle_core.placement.slots import RedisSlots
 from openvle_core.proxmox import PollSchedule, ProxmoxClient, RetryPolicy, build_http_client
 from openvle_core.queue import ArqQueue, InProcessQueue, JobQueue
 from openvle_core.redisconn import arq_settings, redis_client
-from openvle_core.settings import Settings
+from openvle_core.settings import RedisSettings, Settings
 from openvle_core.snapshot import SnapshotStore, create_snapshot_store
 
 Runner = Callable[["Runtime", str], Awaitable[None]]
@@ -58,6 +57,15 @@ def clone_caps_prefix(settings: Settings) -> str:
     return f"openvle:clone-slots:{settings.worker.clone_caps_key or settings.proxmox.hostname}:"
 
 
+def clone_caps_redis(settings: Settings) -> RedisSettings:
+    """Where the clone caps live: `WORKER_CLONE_CAPS_REDIS_URL` (another instance's
+    budget, a plain URL: no Sentinel, the system's CAs) or else `REDIS_*`."""
+    url = settings.worker.clone_caps_redis_url
+    if url is None:
+        return settings.redis
+    return settings.redis.model_copy(update={"url": url, "sentinels": "", "tls_ca_file": None})
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -88,17 +96,9 @@ async def open_runtime(
             queue = await ArqQueue.connect(arq_settings(settings.redis))
         stack.push_async_callback(queue.close)
         slots = None
-        caps_url = settings.worker.clone_caps_redis_url  # another instance's budget
-        redis: Redis | None = None
-        if caps_url is not None:
-            redis = Redis.from_url(
-                caps_url.get_secret_value(),
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
-        elif settings.redis.url is not None:
-            redis = redis_client(settings.redis, timeout=REDIS_TIMEOUT)
-        if redis is not None:
+        caps_redis = clone_caps_redis(settings)
+        if caps_redis.url is not None:
+            redis = redis_client(caps_redis, timeout=REDIS_TIMEOUT)
             stack.push_async_callback(redis.aclose)
             slots = RedisSlots(redis, clone_caps_prefix(settings))
         caps = CloneCaps(settings.worker, slots)
