@@ -405,3 +405,60 @@ async def test_pve_http_transport_httpcore_switches_back_to_httpx_s_own(
     monkeypatch.setenv("PVE_HTTP_TRANSPORT", "aiohttp")
     with pytest.raises(ConfigError, match="PVE_HTTP_TRANSPORT"):
         load_settings(None)
+
+
+async def test_warm_opens_the_connections_parallel_requests_then_use(sim: Simulator) -> None:
+    """`ProxmoxClient.warm(n)` opens n connections at once (fewer when some are idle);
+    n parallel reads after it open none."""
+    settings = settings_for(sim)
+    async with build_http_client(settings) as http:
+        client = ProxmoxClient(http, settings)
+        await client.version()  # one connection, idle now
+        before = sim.connections_accepted
+        assert await client.warm(6) == 5
+        assert sim.connections_accepted - before == 5
+        assert await client.warm(6) == 0  # six idle already
+        await asyncio.gather(*(client.vm_status("pve1", 9000) for _ in range(6)))
+        assert sim.connections_accepted - before == 5
+        assert await client.warm(100) == 20 - 6  # never beyond max_connections
+
+
+async def test_warm_is_best_effort_and_cancelling_it_keeps_nothing() -> None:
+    with socket.socket() as bound:  # bound, not listening: the port refuses connections
+        bound.bind(("127.0.0.1", 0))
+        url = httpx.URL(f"http://127.0.0.1:{bound.getsockname()[1]}/")
+        transport = KeepAliveTransport()
+        assert await transport.warm(url, 3, connect_timeout=5) == 0  # refused: no error
+
+    async def mute(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read()  # the ClientHello is never answered
+
+    async with serve(mute) as server:
+        transport = KeepAliveTransport(verify=False)
+        url = httpx.URL(server.url.replace("http://", "https://"))
+        warming = asyncio.create_task(transport.warm(url, 2, connect_timeout=5))  # hangs
+        await until(lambda: server.connections == 2)
+        warming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await warming
+        await until(lambda: server.closed_by_client == 2)
+        assert transport.idle_connections == 0
+
+
+async def test_warm_does_nothing_without_a_pool_of_its_own(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(sim)
+    async with build_http_client(
+        settings.model_copy(update={"http_transport": "httpcore"})
+    ) as http:
+        assert await ProxmoxClient(http, settings).warm(4) == 0
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # requests would go through it
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    before = sim.connections_accepted
+    async with build_http_client(settings) as http:
+        assert await ProxmoxClient(http, settings).warm(4) == 0
+    assert sim.connections_accepted == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,6 +119,28 @@ async def test_agent_failures_are_counted_not_fatal(harness: Harness) -> None:
     async with harness.sessions() as session:
         row = await VmRepository(session).require(vm.id)
     assert (row.status, row.ipv4) == (VmStatus.RUNNING, None)
+
+
+async def test_a_vm_just_booted_is_asked_for_its_ipv4_by_a_later_sync(harness: Harness) -> None:
+    """Started behind OpenVLE's back seconds ago: its agent is not asked until the guest
+    has been up for WORKER_AGENT_IP_FIRST_POLL (its status is written at once)."""
+    vm = await one_vm(harness, RUNNING_VMID, VmStatus.STOPPED)
+    guest = harness.sim.cluster.vms[RUNNING_VMID]
+    guest.started_at = time.time() - 2  # booted 2 s ago
+    harness.sim.cluster.tick()
+    agent = ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
+    asked = harness.sim.request_log[agent]
+    result = await harness.sync()
+    assert (result.vms_updated, result.ip_deferred, result.ip_lookups) == (1, 1, 0)
+    assert harness.sim.request_log[agent] == asked  # no agent request
+    assert await status_of(harness, vm.id) == VmStatus.RUNNING
+    guest.started_at = time.time() - harness.settings.worker.agent_ip_first_poll - 5
+    harness.sim.cluster.tick()
+    later = await harness.sync()
+    assert (later.ip_deferred, later.ip_lookups, later.ip_found) == (0, 1, 1)
+    assert harness.sim.request_log[agent] == asked + 1
+    async with harness.sessions() as session:
+        assert (await VmRepository(session).require(vm.id)).ipv4 is not None
 
 
 async def test_a_pool_that_suddenly_looks_empty_marks_nothing_missing(harness: Harness) -> None:

@@ -43,7 +43,7 @@ def plan_replace(
         old = previous.get(rid)
         if old is None:
             new.append(item)
-        elif old != item:
+        elif old is not item and old != item:  # the sync hands unchanged guests' documents back
             modified.append(item)
     removed = [rid for rid in previous if rid not in seen]
     return WritePlan(new, modified, removed, len(seen) - len(new) - len(modified))

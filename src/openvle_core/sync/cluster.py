@@ -67,13 +67,15 @@ GUEST_FIELDS = Guest._fields
 @dataclass(frozen=True)
 class ClusterView:
     """The pool's guests by vmid, the nodes, their storages, and how many entries came back
-    in all; `guest_documents`: the guests' snapshot documents when already made."""
+    in all; `guest_documents`: the guests' snapshot documents when already made;
+    `uptimes`: seconds each running pool guest has been up, by vmid (where shown)."""
 
     guests: dict[int, Guest]
     nodes: list[ClusterResource]
     total: int
     storages: list[ClusterResource] = field(default_factory=list)
     guest_documents: list[Document] | None = None
+    uptimes: dict[int, int] = field(default_factory=dict)
 
     def snapshot_documents(self) -> list[dict[str, Any]]:
         """What the snapshot store keeps: the nodes with their figures, and our pool's guests
@@ -146,6 +148,11 @@ async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
         total=len(entries),
         storages=[r for r in others if r.type == "storage" and r.node and r.storage],
         guest_documents=[document for _guest, document in taken],
+        uptimes={
+            e["vmid"]: e["uptime"]
+            for e in ours
+            if e.get("status") == "running" and isinstance(e.get("uptime"), int)
+        },
     )
 
 

@@ -21,8 +21,9 @@ class SyncResult:
     this sync marked missing, first 100 in `foreign_vmids`). `identity_checks` counts
     the configs read to confirm a guest before its row changed; `identity_deferred` the
     rows whose changes wait for a later sync (their config could not be read, or more
-    rows changed than one sync checks). `ipv4_duplicates` counts the running VMs that
-    report an IPv4 another one reports too.
+    rows changed than one sync checks). `ip_deferred` counts the running VMs lacking an
+    IPv4 whose guest agent was not asked yet: up for less than WORKER_AGENT_IP_FIRST_POLL.
+    `ipv4_duplicates` counts the running VMs that report an IPv4 another one reports too.
     """
 
     ok: bool = True
@@ -45,6 +46,7 @@ class SyncResult:
     identity_checks: int = 0
     identity_deferred: int = 0
     ip_lookups: int = 0
+    ip_deferred: int = 0
     ip_found: int = 0
     lookups_failed: int = 0
     ipv4_duplicates: int = 0

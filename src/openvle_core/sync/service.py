@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from functools import partial
 
 from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +39,7 @@ from openvle_core.sync.adopt import adopt
 from openvle_core.sync.cluster import ClusterView, fetch_cluster
 from openvle_core.sync.errors import PoolLooksEmpty
 from openvle_core.sync.plan import (
+    GuestRef,
     TemplatePlan,
     VmPlan,
     apply_template_checks,
@@ -104,10 +106,15 @@ async def _sync(
     """Fetch (reading the DB's view meanwhile), then write the snapshot and update the DB
     (at once when they are separate)."""
     reading = asyncio.create_task(read_state(sessions, now))  # while Proxmox answers
+    # and the connections for the per-VM reads after the fetch are opened meanwhile
+    warming = asyncio.create_task(proxmox.warm(settings.worker.sync_agent_concurrency))
     try:
         view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
+    except BaseException:
+        warming.cancel()  # no per-VM reads follow
+        raise
     finally:  # the read ends either way: a query cancelled midway spoils its connection
-        await asyncio.gather(reading, return_exceptions=True)
+        await asyncio.gather(reading, warming, return_exceptions=True)
     state = reading.result()
     result.resources, result.pool_guests, result.nodes = (
         view.total,
@@ -145,13 +152,16 @@ async def _update_db(
     limit = settings.worker.sync_agent_concurrency
     adopted = await adopt(result, proxmox, state, view, limit)
     plan = plan_vms(state.views, view.guests, state.skip_vms, adopted)
+    first_poll = settings.worker.agent_ip_first_poll
+    plan.ip_wanted = _booted(result, plan.ip_wanted, view.uptimes, first_poll)
     views = {v.id: v for v in state.views}
     early = {ref.vm_id for ref in lookups.ip_sample(plan.ip_wanted)}
+    booted = partial(_booted, result, uptimes=view.uptimes, first_poll=first_poll)
     checked = await identity.check_vms(proxmox, plan, views, limit, state.refused, early)
     apply_verdicts(plan, views, checked.needed, checked.verdicts)
     result.identity_checks = checked.reads
     result.lookups_failed += checked.failed
-    await _live_looks(result, proxmox, plan, views, limit, checked, early)
+    await _live_looks(result, proxmox, plan, views, limit, checked, early, booted)
     _report_duplicates(result, plan_ipv4_duplicates(plan, state.views, state.skip_vms))
     vm_vmids = {v.vmid for v in state.views if v.vmid is not None} | set(adopted.values())
     templates = plan_templates(
@@ -172,6 +182,18 @@ async def _update_db(
         import_disks=templates.disks,
     )
     _tally(result, plan, templates, written, settings.proxmox.vms_pool)
+
+
+def _booted(
+    result: SyncResult, refs: list[GuestRef], uptimes: Mapping[int, int], first_poll: float
+) -> list[GuestRef]:
+    """The running VMs whose guest agent is worth asking for their IPv4: up for at least
+    `first_poll` seconds (WORKER_AGENT_IP_FIRST_POLL), or of unknown uptime. One that
+    booted since (started behind OpenVLE's back) leases its address first; a later sync
+    asks it (`ip_deferred`)."""
+    kept = [ref for ref in refs if uptimes.get(ref.vmid, first_poll) >= first_poll]
+    result.ip_deferred += len(refs) - len(kept)
+    return kept
 
 
 def _present(state: DbState) -> int:
@@ -267,17 +289,20 @@ async def _live_looks(
     limit: int,
     checked: identity.Checked,
     early: Collection[str],
+    booted: Callable[[list[GuestRef]], list[GuestRef]],
 ) -> None:
     """Settle paused VMs through qmpstatus, then fetch IPv4 for running VMs lacking one
-    (but those the identity checks asked already, `early`)."""
+    and `booted` (but those the identity checks asked already, `early`)."""
     statuses, failed = await lookups.live_statuses(proxmox, plan.paused_checks, limit)
     result.status_checks = len(plan.paused_checks)
+    resumed: list[GuestRef] = []
     for ref in plan.paused_checks:
         status, current = statuses.get(ref.vm_id), views[ref.vm_id]
         if status is not None and status != current.status:
             plan.change(ref.vm_id, "status", current.status, status.value)
         if status == VmStatus.RUNNING and current.ipv4 is None:
-            plan.ip_wanted.append(ref)
+            resumed.append(ref)
+    plan.ip_wanted += booted(resumed)
     rest = [ref for ref in plan.ip_wanted if ref.vm_id not in early]
     found, asked, ip_failed = await lookups.ipv4_addresses(
         proxmox, rest, limit, checked.configs, lookups.MAX_IP_LOOKUPS - len(early)
