@@ -17,7 +17,10 @@ the end, its peak RSS. Then, in one run:
 2. `changed_sync_s`: the median over ROUNDS of a sync after CHANGED of the pool VMs were
    changed behind OpenVLE's back (40% started, 40% stopped, 20% migrated) through the
    admin token and the stats tick passed; each changed VM's config is read once to
-   confirm its identity before its row changes (`changed_sync_identity_checks`).
+   confirm its identity before its row changes (`changed_sync_identity_checks`). The
+   VMs just started are not asked for their IPv4 yet (up for less than
+   WORKER_AGENT_IP_FIRST_POLL, 20 s: `changed_sync_ip_deferred`); the rounds after
+   20 s ask them (`changed_sync_ip_lookups`, per round).
 3. `resources_fetch_s`: the floor any sync pays, one GET /cluster/resources?type=vm
    fetched and JSON-parsed by a bare httpx client (the sync's token, one connection
    kept open), median of FETCHES before each changed sync; `changed_sync_over_fetch` is
@@ -345,7 +348,8 @@ def describe(label: str, timed: Timed) -> None:
     print(
         f"{label}: {timed.seconds:.3f} s ({timed.cpu_s:.3f} s CPU in the worker); "
         f"{result['vms_updated']} VMs updated, {result['changes']} changes, "
-        f"{result['identity_checks']} identity checks, {result['ip_lookups']} IP lookups, "
+        f"{result['identity_checks']} identity checks, {result['ip_lookups']} IP lookups "
+        f"({result['ip_deferred']} deferred), "
         f"{result['snapshot_written']} snapshot documents written; worker peak RSS "
         f"{timed.peak_rss_mb} MB",
         flush=True,
@@ -442,6 +446,8 @@ def figures(args: argparse.Namespace, run: Measured) -> dict[str, Any]:
         "changed_sync_changes": last["changes"],
         "changed_sync_vms_updated": last["vms_updated"],
         "changed_sync_identity_checks": last["identity_checks"],
+        "changed_sync_ip_lookups": [t.result["ip_lookups"] for t in run.changed],
+        "changed_sync_ip_deferred": [t.result["ip_deferred"] for t in run.changed],
         "resources_fetch_s": round(fetch_s, 3),
         "resources_fetches": len(run.fetches),
         "changed_sync_over_fetch": round(changed_s / fetch_s, 2),

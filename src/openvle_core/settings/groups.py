@@ -283,7 +283,8 @@ class WorkerSettings(BaseSettings):
         description=(
             "Seconds after a start before the guest agent is first asked for the IPv4 "
             "(a cloud image boots and leases its address first, typically 15-20 s after "
-            "the start request); later asks follow at growing pauses from a quarter of it."
+            "the start request); later asks follow at growing pauses from a quarter of it. "
+            "The periodic sync asks a running VM lacking an IPv4 once it has been up this long."
         ),
     )
     shutdown_timeout: float = Field(
