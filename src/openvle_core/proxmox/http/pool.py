@@ -14,7 +14,9 @@ threefold (docs/explanation/benchmarks.md, "Proxmox client"):
   timeout for a slot raises `httpx.PoolTimeout` (nothing was sent);
 - connecting raises `httpx.ConnectTimeout` or `httpx.ConnectError` (chained to the
   OSError or `ssl.SSLCertVerificationError`); before that nothing is on the wire;
-- a request that fails or is cancelled half-way closes its connection.
+- a request that fails or is cancelled half-way closes its connection;
+- `warm(url, n)` opens connections ahead of n parallel requests (the sync does while it
+  waits for /cluster/resources), best effort.
 
 Redirects, cookies, auth, content decoding (gzip, deflate) and proxies from the
 environment stay in `httpx.AsyncClient`; `PVE_HTTP_TRANSPORT=httpcore` switches back to
