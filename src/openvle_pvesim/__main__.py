@@ -37,9 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra API token (repeatable); openvle@pve tokens get the OpenVLE ACLs, "
         "others full rights",
     )
+    parser.add_argument(
+        "--stats-interval",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between pvestatd-like stats rounds, real time "
+        "(default: 10 x --time-scale, at least 0.05)",
+    )
     parser.add_argument("--faults", default="", help="fault spec, see docs/reference/simulator.md")
     parser.add_argument("--random-seed", type=int, default=0)
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _token(text: str) -> tuple[str, str]:
@@ -78,6 +96,7 @@ async def serve(args: argparse.Namespace) -> None:
         tokens=args.token,
         faults=args.faults,
         random_seed=args.random_seed,
+        stats_interval=args.stats_interval,
         host=args.host,
         port=args.port,
     ) as sim:

@@ -61,6 +61,9 @@ class Cluster(ClusterState):
     ) -> None:
         super().__init__(version, time_scale, faults, rng)
         self.autotick = True
+        self.stats_interval: float | None = None
+        """Seconds between background stats rounds, real time; None: STATS_INTERVAL
+        scaled by the time scale (at least 0.05 s)."""
         self._loops: list[asyncio.Task[None]] = []
 
     # --- stats view ------------------------------------------------------------------
@@ -138,15 +141,19 @@ class Cluster(ClusterState):
     def start(self) -> None:
         """Spawn the stats tick and HA loops in the running event loop."""
         loop = asyncio.get_running_loop()
-        self._loops.append(loop.create_task(self._every(STATS_INTERVAL, self._tick_async)))
+        stats = self._every(STATS_INTERVAL, self._tick_async, fixed=self.stats_interval)
+        self._loops.append(loop.create_task(stats))
         self._loops.append(loop.create_task(self._every(HA_INTERVAL, self.ha_round)))
 
     async def _tick_async(self) -> None:
         await self.tick_in_slices()
 
-    async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
-        """Run `step` every scaled `interval`, but never spend over ~20 % of the CPU on it."""
-        period = max(self.scaled(interval), 0.05)
+    async def _every(
+        self, interval: float, step: Callable[[], Awaitable[None]], fixed: float | None = None
+    ) -> None:
+        """Run `step` every scaled `interval` (or every `fixed` seconds), but never spend
+        over ~20 % of the CPU on it."""
+        period = max(self.scaled(interval), 0.05) if fixed is None else fixed
         cost = 0.0
         while True:
             await asyncio.sleep(max(period, cost * 4))

@@ -110,10 +110,14 @@ async def run_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
     check_responses: bool = False,
+    stats_interval: float | None = None,
 ) -> AsyncIterator[Simulator]:
-    """Start a simulator in the current loop; stop it (and its cluster) on exit."""
+    """Start a simulator in the current loop; stop it (and its cluster) on exit.
+    `stats_interval`: seconds between stats rounds, real time (default: 10 s x
+    `time_scale`, at least 0.05 s)."""
     injector = FaultInjector(faults, random_seed)
     cluster = _build(seed, version, vms, time_scale, injector, random_seed, tokens)
+    cluster.stats_interval = stats_interval
     app = SimulatorApp(
         cluster,
         cluster.access,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import ssl
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from openvle_pvesim import run_simulator
+from openvle_pvesim.seeds import ADMIN_TOKEN
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
@@ -94,3 +98,32 @@ def test_cli_seed_file_vms_and_version(tmp_path: Path) -> None:
         assert process.wait(timeout=20) == 0
     assert [node["node"] for node in nodes["data"]] == ["lab1"]
     assert len(vms["data"]) == 5
+
+
+def test_cli_rejects_a_stats_interval_that_is_not_positive() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "openvle_pvesim", "--stats-interval", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--stats-interval: must be a number of seconds above 0" in result.stderr
+
+
+async def test_stats_interval_sets_the_stats_round_in_real_seconds() -> None:
+    """With time scale 1 a round would come every 10 s; `stats_interval=0.1` makes it
+    every 0.1 s, whatever the time scale, and /cluster/resources moves that soon."""
+    async with run_simulator(time_scale=1.0, stats_interval=0.1) as sim:
+        vm = sim.cluster.vms[9000]
+        vm.config["name"] = "renamed-behind-the-stats"
+        headers = {"Authorization": f"PVEAPIToken={ADMIN_TOKEN}={sim.tokens[ADMIN_TOKEN]}"}
+        verify = ssl.create_default_context(cafile=str(sim.ca_file))
+        async with httpx.AsyncClient(base_url=sim.url, headers=headers, verify=verify) as http:
+            for _ in range(100):  # at most 5 s
+                resources = (await http.get("/cluster/resources")).json()["data"]
+                names = {r.get("vmid"): r.get("name") for r in resources}
+                if names[9000] == "renamed-behind-the-stats":
+                    break
+                await asyncio.sleep(0.05)
+        assert names[9000] == "renamed-behind-the-stats"
