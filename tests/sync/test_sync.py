@@ -43,20 +43,6 @@ async def log_of(h: Harness, entity_id: str) -> list[tuple[str, str | None, str 
         return [(e.field, e.old, e.new) for e in page.items]
 
 
-async def test_the_per_vm_reads_go_over_connections_opened_during_the_fetch(
-    harness: Harness,
-) -> None:
-    """The sync opens its WORKER_SYNC_AGENT_CONCURRENCY connections while Proxmox answers
-    /cluster/resources; the identity and agent reads after it open no more."""
-    await known_vms(harness)
-    limit = harness.settings.worker.sync_agent_concurrency
-    before = harness.sim.connections_accepted
-    result = await harness.sync()
-    assert result.ok, result.error
-    assert result.identity_checks + result.ip_lookups > limit  # more reads than connections
-    assert harness.sim.connections_accepted - before == 1 + limit  # the fetch's, and those
-
-
 async def test_first_sync_takes_status_node_and_ipv4_from_the_pool(harness: Harness) -> None:
     vms = await known_vms(harness)
     result = await harness.sync()

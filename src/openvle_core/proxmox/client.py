@@ -105,11 +105,6 @@ class ProxmoxClient(VmOperations):
             self._guard.replace_from_resources(resources)
         return resources
 
-    async def warm(self, connections: int) -> int:
-        """Open up to `connections` keep-alive connections ahead of parallel requests (a
-        sync's per-VM reads), while the caller waits for something else; how many opened."""
-        return await self._api.warm(connections)
-
     async def cluster_resources_raw(self) -> list[dict[str, Any]]:
         """GET /cluster/resources (every type) as the plain dicts PVE sent, each with a
         string `id` and `type`: for a caller that validates only the entries it uses (the

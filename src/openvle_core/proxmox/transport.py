@@ -12,8 +12,6 @@ import json
 import random
 import ssl
 import time
-import urllib.request
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,34 +54,7 @@ def build_http_client(settings: ProxmoxSettings, *, max_connections: int = 20) -
         return httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
     transport = KeepAliveTransport(verify=verify, max_connections=max_connections)
     # verify and limits still apply to the transports httpx mounts for environment proxies.
-    client = httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout, limits=limits)
-    _POOLED[client] = transport
-    return client
-
-
-_POOLED: weakref.WeakKeyDictionary[httpx.AsyncClient, KeepAliveTransport] = (
-    weakref.WeakKeyDictionary()
-)
-"""The KeepAliveTransport of each client `build_http_client` made (to warm it up)."""
-
-
-def pooled_transport(http: httpx.AsyncClient, url: str) -> KeepAliveTransport | None:
-    """The KeepAliveTransport `http` sends requests for `url` through: None when it has
-    none (PVE_HTTP_TRANSPORT=httpcore, a client made elsewhere) or a proxy from the
-    environment carries them."""
-    transport = _POOLED.get(http)
-    if transport is None or (http.trust_env and _proxied(url)):
-        return None
-    return transport
-
-
-def _proxied(url: str) -> bool:
-    """Whether HTTP(S)_PROXY / ALL_PROXY (and NO_PROXY) route `url` through a proxy."""
-    parsed = httpx.URL(url)
-    proxies = urllib.request.getproxies()
-    if not (proxies.get(parsed.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(parsed.host)
+    return httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout, limits=limits)
 
 
 def tls_verify(verify: bool | Path) -> ssl.SSLContext | bool:
@@ -128,15 +99,6 @@ class ApiCaller:
         self._retry = retry
         self._observer: ProxmoxObserver = observer or NullObserver()
         self._rng = random.Random()  # backoff jitter; one per caller, not one per call
-
-    async def warm(self, connections: int) -> int:
-        """Open connections to Proxmox until `connections` are idle, for requests about to
-        be sent in parallel (the TLS handshakes paid now, beside other work); best effort,
-        nothing when the client has no pool of its own here. Returns how many opened."""
-        transport = pooled_transport(self._http, self._base)
-        if transport is None:
-            return 0
-        return await transport.warm(httpx.URL(self._base), connections, self._http.timeout.connect)
 
     async def get(self, template: str, params: Params | None = None, **path: object) -> Any:
         """GET and return `data` (retried on transient errors)."""

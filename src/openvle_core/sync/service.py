@@ -106,15 +106,10 @@ async def _sync(
     """Fetch (reading the DB's view meanwhile), then write the snapshot and update the DB
     (at once when they are separate)."""
     reading = asyncio.create_task(read_state(sessions, now))  # while Proxmox answers
-    # and the connections for the per-VM reads after the fetch are opened meanwhile
-    warming = asyncio.create_task(proxmox.warm(settings.worker.sync_agent_concurrency))
     try:
         view = await fetch_cluster(proxmox, settings.proxmox.vms_pool)
-    except BaseException:
-        warming.cancel()  # no per-VM reads follow
-        raise
     finally:  # the read ends either way: a query cancelled midway spoils its connection
-        await asyncio.gather(reading, warming, return_exceptions=True)
+        await asyncio.gather(reading, return_exceptions=True)
     state = reading.result()
     result.resources, result.pool_guests, result.nodes = (
         view.total,

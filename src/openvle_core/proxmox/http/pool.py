@@ -14,9 +14,7 @@ threefold (docs/explanation/benchmarks.md, "Proxmox client"):
   timeout for a slot raises `httpx.PoolTimeout` (nothing was sent);
 - connecting raises `httpx.ConnectTimeout` or `httpx.ConnectError` (chained to the
   OSError or `ssl.SSLCertVerificationError`); before that nothing is on the wire;
-- a request that fails or is cancelled half-way closes its connection;
-- `warm(url, n)` opens connections ahead of n parallel requests (the sync does while it
-  waits for /cluster/resources), best effort.
+- a request that fails or is cancelled half-way closes its connection.
 
 Redirects, cookies, auth, content decoding (gzip, deflate) and proxies from the
 environment stay in `httpx.AsyncClient`; `PVE_HTTP_TRANSPORT=httpcore` switches back to
@@ -51,15 +49,6 @@ def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     return context
 
 
-def _origin(request: httpx.Request) -> Origin:
-    """(scheme, host, port) of the request's URL; only http and https are spoken."""
-    url = request.url
-    scheme = url.scheme
-    if scheme not in _DEFAULT_PORTS:
-        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
-    return (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-
-
 class KeepAliveTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with keep-alive for `httpx.AsyncClient(transport=...)`."""
 
@@ -71,7 +60,6 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
     ) -> None:
         self._ssl = client_ssl_context(verify)
-        self._max = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._expiry = keepalive_expiry
         self._idle: dict[Origin, list[Connection]] = {}
@@ -93,7 +81,11 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, request: httpx.Request, timeouts: dict[str, float | None]
     ) -> httpx.Response:
-        origin = _origin(request)
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
         body = await request.aread()
         connection = self._take_idle(origin) or await self._connect(
             origin, request, timeouts.get("connect")
@@ -108,41 +100,6 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         else:
             connection.close()
         return response
-
-    async def warm(self, url: httpx.URL, count: int, connect_timeout: float | None) -> int:
-        """Open connections to `url`'s origin until `count` are idle there (at most
-        `max_connections`), all at once: a caller about to send that many requests in
-        parallel pays the TCP and TLS handshakes now, while it waits for something else.
-        Best effort: a connection that fails is left to the requests to report. Returns
-        how many were opened."""
-        request = httpx.Request("GET", url)
-        origin = _origin(request)
-        oldest_kept = asyncio.get_running_loop().time() - self._expiry
-        fit = sum(c.reusable and c.idle_since > oldest_kept for c in self._idle.get(origin, ()))
-        wanted = max(0, min(count, self._max) - fit)
-        dials = [
-            asyncio.ensure_future(self._connect(origin, request, connect_timeout))
-            for _ in range(wanted)
-        ]
-        kept = True
-        try:
-            if dials:
-                await asyncio.wait(dials)
-        except BaseException:  # cancelled: nothing is kept
-            kept = False
-            raise
-        finally:
-            opened = 0
-            for dial in dials:
-                if not dial.done():
-                    dial.cancel()
-                elif not dial.cancelled() and dial.exception() is None:
-                    if kept and not self._closed:
-                        self._put_idle(origin, dial.result())
-                        opened += 1
-                    else:
-                        dial.result().close()
-        return opened
 
     async def _wait_for_slot(self, request: httpx.Request, pool_timeout: float | None) -> None:
         try:
