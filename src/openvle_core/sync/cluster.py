@@ -170,11 +170,6 @@ def observed_status(resource: Guest) -> VmStatus | None:
     return None
 
 
-def is_locked_busy(resource: Guest) -> bool:
-    """True while a Proxmox-side transition (clone, migrate, ...) holds the guest's lock."""
-    return resource.lock in BUSY_LOCKS
-
-
 def memory_mb(resource: Guest) -> int | None:
     """`maxmem` in MiB (templates show their configured memory here)."""
     return None if resource.maxmem is None else resource.maxmem // MIB
