@@ -69,14 +69,19 @@ def test_cli_plain_http_and_sigint() -> None:
     assert returncode == 0
 
 
-def test_cli_rejects_a_malformed_token() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "openvle_pvesim", "--token", "no-secret"],
+def _refused(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command with `args`, expecting it to refuse them (exit code 2)."""
+    return subprocess.run(
+        [sys.executable, "-m", "openvle_pvesim", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_cli_rejects_a_malformed_token() -> None:
+    result = _refused("--token", "no-secret")
     assert result.returncode == 2
     assert "USER@REALM!ID=SECRET" in result.stderr
 
@@ -101,12 +106,7 @@ def test_cli_seed_file_vms_and_version(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_a_stats_interval_that_is_not_positive() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "openvle_pvesim", "--stats-interval", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _refused("--stats-interval", "0")
     assert result.returncode == 2
     assert "--stats-interval: must be a number of seconds above 0" in result.stderr
 

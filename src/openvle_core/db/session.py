@@ -20,7 +20,7 @@ import asyncio
 import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
@@ -240,27 +240,28 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-@asynccontextmanager
-async def transaction(
+def transaction(
     factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+) -> AbstractAsyncContextManager[AsyncSession]:
     """The outermost caller's unit of work: commit on success, roll back on error."""
-    token = _READING.set(False)
-    try:
-        async with factory() as session, session.begin():
-            yield session
-    finally:
-        _READING.reset(token)
+    return _unit_of_work(factory, read_only=False)
 
 
-@asynccontextmanager
-async def reading(
+def reading(
     factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+) -> AbstractAsyncContextManager[AsyncSession]:
     """A unit of work that only reads. On SQLite it begins deferred: it reads beside the
     one writer (WAL) instead of waiting for the write lock behind every other transaction;
     a statement that writes in it raises `ReadOnlyWrite`. Elsewhere: `transaction`."""
-    token = _READING.set(True)
+    return _unit_of_work(factory, read_only=True)
+
+
+@asynccontextmanager
+async def _unit_of_work(
+    factory: async_sessionmaker[AsyncSession], *, read_only: bool
+) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction, marked read-only or not for the SQLite begin hook."""
+    token = _READING.set(read_only)
     try:
         async with factory() as session, session.begin():
             yield session
