@@ -70,6 +70,25 @@ async def test_unchanged_vms_cause_no_row_writes(harness: Harness, db_engine: As
     assert rows == [1]  # the one row that changed, nothing for the others
 
 
+async def test_changed_syncs_of_any_size_add_nothing_to_the_statement_cache(
+    harness: Harness, db_engine: AsyncEngine
+) -> None:
+    """The bulk UPDATE's shape follows its rows (a CASE branch each): cached, every new
+    count of changed rows would keep one more compiled statement (about 1 MB at 150
+    rows) for the life of the worker."""
+    await known(harness)
+    assert (await harness.sync()).ok
+    cache = db_engine.sync_engine._compiled_cache
+    assert cache is not None
+    sizes = []
+    for count in (1, 2, 3, 5, 7):  # one row and many: each kind of statement seen once
+        for vmid in range(10000, 10000 + count):
+            move(harness, vmid)
+        assert (await harness.sync()).vms_updated == count
+        sizes.append(len(cache))
+    assert sizes[1:] == [sizes[1]] * 4, sizes
+
+
 async def test_only_changed_guest_entries_are_validated(harness: Harness) -> None:
     await known(harness)
     memo = guest_memo(harness.proxmox)

@@ -20,6 +20,11 @@ from openvle_core.db.models import Base
 # Rows per statement: with ~10 columns, about 10,000 bound values, below SQLite's
 # 32,766 and far below MariaDB's 65,535 placeholders.
 CHUNK = 500
+# Each statement's shape depends on its rows (a CASE branch per row and column), so
+# SQLAlchemy's compiled cache would keep one entry per shape seen: about 1 MB each at
+# 150 rows, up to 500 entries per engine (`query_cache_size`), in a worker that runs
+# for weeks. They are compiled each time instead (a few ms per changed sync).
+UNCACHED = {"compiled_cache": None}
 
 
 async def update_by_id(
@@ -29,7 +34,8 @@ async def update_by_id(
     the rows given. Bypasses the session's identity map, like an executemany."""
     table = cast(Table, model.__table__)
     for start in range(0, len(rows), CHUNK):
-        await session.execute(_statement(table, rows[start : start + CHUNK]))
+        statement = _statement(table, rows[start : start + CHUNK])
+        await session.execute(statement, execution_options=UNCACHED)
     return len(rows)
 
 
