@@ -192,3 +192,32 @@ async def test_schema_mismatch_is_bad_response(
     assert isinstance(info.value.__cause__, ValidationError)
     with pytest.raises(ProxmoxBadResponse, match="not a vmid"):
         await client.next_vmid()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "qemu/100"},  # not a list
+        [{"id": "qemu/100", "type": "qemu"}, "qemu/101"],  # an entry not an object
+        [{"id": "qemu/100"}],  # no type
+        [{"type": "qemu"}],  # no id
+        [{"id": 100, "type": "qemu"}],  # id not a string
+        [{"id": "qemu/100", "type": None}],  # type not a string
+    ],
+)
+async def test_raw_resources_must_be_entries_with_id_and_type(
+    mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings, data: object
+) -> None:
+    mock.get(BASE + "/cluster/resources").respond(json={"data": data})
+    with pytest.raises(ProxmoxBadResponse, match="not a list of resources"):
+        await make_client(http, settings).cluster_resources_raw()
+
+
+async def test_raw_resources_are_returned_as_sent(
+    mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings
+) -> None:
+    data = [{"id": "qemu/100", "type": "qemu", "vmid": 100}, {"id": "node/pve1", "type": "node"}]
+    mock.get(BASE + "/cluster/resources").respond(json={"data": data})
+    assert await make_client(http, settings).cluster_resources_raw() == data
+    mock.get(BASE + "/cluster/resources").respond(json={"data": []})
+    assert await make_client(http, settings).cluster_resources_raw() == []

@@ -133,12 +133,21 @@ def guest_memo(proxmox: ProxmoxClient) -> GuestMemo:
 async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
     """One GET /cluster/resources, split into our pool's guests and the nodes."""
     entries = await proxmox.cluster_resources_raw()
-    guests = [e for e in entries if e["type"] in GUEST_TYPES and e.get("vmid") is not None]
-    if any(e.get("pool") is not None for e in guests):
-        ours = [e for e in guests if e.get("pool") == pool]
-    else:
+    # one pass over every entry (`pool` first: it rules out the other pools' guests)
+    ours = [
+        e
+        for e in entries
+        if e.get("pool") == pool and e["type"] in GUEST_TYPES and e.get("vmid") is not None
+    ]
+    if not ours and not any(
+        e.get("pool") is not None and e["type"] in GUEST_TYPES for e in entries
+    ):  # no guest carries its pool (no Pool.Audit): the pool's member list says
         members = {m.vmid for m in (await proxmox.get_pool()).members if m.vmid is not None}
-        ours = [e for e in guests if e.get("vmid") in members]
+        ours = [
+            e
+            for e in entries
+            if e["type"] in GUEST_TYPES and e.get("vmid") is not None and e["vmid"] in members
+        ]
     taken = guest_memo(proxmox).take(ours)
     proxmox.remember_pool(guest for guest, _document in taken)
     others = [parse(ClusterResource, e) for e in entries if e["type"] in {"node", "storage"}]

@@ -51,18 +51,19 @@ class IdentityMemo:
         """Up to `limit` of `refs` not confirmed within the TTL, the least recent first;
         those in `first` (by VM id) before all others, whatever the memo says."""
 
-        def confirmed(ref: GuestRef) -> float:
-            if ref.vm_id in first:
-                return float("-inf")
-            entry = self.entries.get(ref.vmid)
-            return entry[1] if entry is not None and entry[0] == ref.vm_id else float("-inf")
-
-        due = [
-            ((r.vm_id not in first, when, r.vmid), r)
-            for r in refs
-            if now - (when := confirmed(r)) >= TTL_S
-        ]
-        return [r for _key, r in heapq.nsmallest(limit, due, key=lambda d: d[0])]
+        never, fresh, entry_of = float("-inf"), now - TTL_S, self.entries.get
+        due: list[tuple[bool, float, int, GuestRef]] = []
+        for ref in refs:  # runs per present row: no call per row but the dict lookup
+            vm_id, vmid = ref.vm_id, ref.vmid
+            if vm_id in first:
+                due.append((False, never, vmid, ref))
+                continue
+            entry = entry_of(vmid)
+            when = entry[1] if entry is not None and entry[0] == vm_id else never
+            if when <= fresh:
+                due.append((True, when, vmid, ref))
+        # refused rows first, then the least recently confirmed, then by vmid
+        return [d[3] for d in heapq.nsmallest(limit, due)]
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
         """Remember the rows just confirmed; forget those found foreign or not read."""
@@ -112,10 +113,12 @@ async def check_vms(
     IPv4 looked up at once, by the same task (at most `limit` requests in flight)."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
-    rest = [r for vm_id, r in plan.present.items() if vm_id not in needed]
-    legacy = [r for r in rest if views[r.vm_id].identity == GuestIdentity.LEGACY]
+    rest: list[GuestRef] = []
+    legacy: list[GuestRef] = []
+    for vm_id, ref in plan.present.items():  # one pass over every present row
+        if vm_id not in needed:
+            (legacy if views[vm_id].identity == GuestIdentity.LEGACY else rest).append(ref)
     chosen += legacy[: MAX_READS - len(chosen)]  # each records its evidence, once
-    rest = [r for r in rest if views[r.vm_id].identity != GuestIdentity.LEGACY]
     room = min(SWEEP, MAX_READS - len(chosen))
     memo = memo_for(proxmox)
     chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
