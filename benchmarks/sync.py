@@ -31,8 +31,10 @@ the end, its peak RSS. Then, in one run:
    changed_sync_s / resources_fetch_s (target: at most 2.0).
 4. `worker_peak_rss_mb`: the sync process's peak RSS (VmHWM) over the first sync and
    every changed sync (target: at most 150 MB); `worker_start_rss_mb` is its RSS once
-   the runtime was open, before any sync. (`ru_maxrss` would report this process's RSS
-   when it started the worker: Linux carries it over fork and exec.)
+   the runtime was open, before any sync; `worker_peak_rss_by_round_mb`: the peak after
+   each changed sync (a worker runs for weeks: it must level off; run `--rounds 25`).
+   (`ru_maxrss` would report this process's RSS when it started the worker: Linux
+   carries it over fork and exec.)
 5. `baseline_s`: what a proxmoxer loop does: per VM, GET status/current, then UPDATE its
    row and commit. Timed on BASELINE_SAMPLE VMs and extrapolated linearly to all of them
    (the output says so); the same run, the same servers.
@@ -459,6 +461,7 @@ def figures(args: argparse.Namespace, run: Measured) -> dict[str, Any]:
         "changed_sync_over_fetch_target": 2.0,
         "worker_start_rss_mb": run.worker["start_rss_mb"],
         "worker_peak_rss_mb": run.worker["peak_rss_mb"],
+        "worker_peak_rss_by_round_mb": [t.peak_rss_mb for t in run.changed],
         "worker_peak_rss_target_mb": 150,
         "baseline_s": round(baseline_s, 2),
         "baseline_note": note,
