@@ -7,7 +7,10 @@ re-enqueues operations whose runner died (a crash, a SIGKILL); the `recover` cro
 doing so every 10 s. On SIGTERM (or SIGINT) it takes no new job, lets its running ones
 finish for WORKER_STOP_TIMEOUT seconds, then stops the rest: each hands its operation
 back (`lease.hand_back`) and arq leaves its job queued, so another worker resumes it at
-once. Then it exits 0.
+once. Then it exits 0. Without `REDIS_URL` (`run_embedded`) the same: the scheduler stops,
+what runs or is queued in the process gets WORKER_STOP_TIMEOUT, the rest is handed back
+to the next start, exit 0 (it used to die by the signal, and its operations waited for
+their leases to expire).
 
 Once its runtime is open the worker moves every object it holds so far (modules,
 classes, settings, the runtime) out of the garbage collector's sight (`settle_heap`):
@@ -22,6 +25,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 from arq import cron, func
@@ -34,6 +39,7 @@ from openvle_core.handlers import run_operation
 from openvle_core.metrics import WORKER_JOB_CRASHES
 from openvle_core.operations.lease import recover
 from openvle_core.queue.arq import JOB_FUNCTION
+from openvle_core.queue.inprocess import InProcessQueue
 from openvle_core.redisconn import arq_settings as arq_redis
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, open_runtime
 from openvle_core.scheduler import recover_tick, scheduler
@@ -186,11 +192,44 @@ async def worker_pool(redis: Any) -> ArqRedis:
 
 
 async def run_embedded(settings: Settings, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
-    """In-process queue plus the scheduler; recovers unfinished operations first."""
-    opened = open_runtime(
-        settings, runner=run_operation, in_process=True, lease_seconds=lease_seconds
-    )
-    async with opened as runtime, serve_probes(runtime), scheduler(runtime):
-        settle_heap()
-        await recover(runtime)
-        await asyncio.Event().wait()
+    """In-process queue plus the scheduler; recovers unfinished operations first. On
+    SIGTERM or SIGINT (even one that comes during start-up) the scheduler stops, running
+    and already queued operations get WORKER_STOP_TIMEOUT seconds to finish, then the rest
+    are stopped and hand their operations back (`lease.hand_back`: the next start resumes
+    them at once); exit 0, as the arq worker does."""
+    with stop_signals() as stopped:
+        opened = open_runtime(
+            settings, runner=run_operation, in_process=True, lease_seconds=lease_seconds
+        )
+        async with opened as runtime, serve_probes(runtime):
+            async with scheduler(runtime):
+                settle_heap()
+                await recover(runtime)
+                signal_name = await stopped
+            timeout = settings.worker.stop_timeout
+            log.info("worker stopping on %s: operations get %.0f s to finish", signal_name, timeout)
+            queue = runtime.queue
+            assert isinstance(queue, InProcessQueue)  # in_process=True
+            with contextlib.suppress(TimeoutError):  # then closing the queue stops the rest
+                await asyncio.wait_for(queue.join(), timeout)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Future[str]]:
+    """While the block runs, SIGTERM and SIGINT set the future yielded (to the name of
+    the first that came) instead of ending the process."""
+    loop = asyncio.get_running_loop()
+    came: asyncio.Future[str] = loop.create_future()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, _settle, came, signum.name)
+    try:
+        yield came
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def _settle(came: asyncio.Future[str], name: str) -> None:
+    if not came.done():
+        came.set_result(name)
