@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from openvle_core.health import Probe, check_database, check_queue, queue_depth
 from openvle_core.metrics import QUEUE_DEPTH, bearer_token_ok, exposition
-from openvle_worker.resilience import polling_state
+from openvle_worker.resilience import polling_problem, polling_state
 
 if TYPE_CHECKING:
     import uvicorn
@@ -68,8 +68,7 @@ def probe_app(runtime: Runtime) -> Starlette:
         checks = {"database": database, "queue": queue}
         polling = polling_state()
         if polling is not None:  # an arq worker: is its poll loop getting through to Redis?
-            reason = None if polling else "the worker's poll of Redis fails; it retries"
-            checks["polling"] = Probe(polling, reason)
+            checks["polling"] = Probe(polling, polling_problem())
         ok = all(probe.ok for probe in checks.values())
         body = {"ready": ok, "checks": {name: _check(p) for name, p in checks.items()}}
         return JSONResponse(body, status_code=200 if ok else 503)

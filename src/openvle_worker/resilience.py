@@ -57,6 +57,17 @@ def polling_state() -> bool | None:
     return None if worker is None else worker.ready
 
 
+def polling_problem() -> str | None:
+    """Why this process's arq worker is not ready, in words; None when it is (or when
+    no arq worker runs here)."""
+    worker = _current() if _current is not None else None
+    if worker is None or worker.ready:
+        return None
+    if not worker.polled:
+        return "the worker has not polled Redis yet (starting, or Redis is away)"
+    return "the worker's poll of Redis fails; it retries"
+
+
 class Backoff:
     """Growing delays, capped and jittered; `reset()` after a success."""
 

@@ -57,6 +57,7 @@ async def test_ready_names_a_poll_loop_that_cannot_reach_redis(
 
     class Polling:
         ready = False
+        polled = False
 
     worker = Polling()
     async with run_simulator(version="9.1", time_scale=0.01) as sim:
@@ -66,9 +67,19 @@ async def test_ready_names_a_poll_loop_that_cannot_reach_redis(
             async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
                 assert "polling" not in (await client.get("/health/ready")).json()["checks"]
                 monkeypatch.setattr(resilience, "_current", weakref.ref(worker))
+                starting = await client.get("/health/ready")
+                assert starting.status_code == 503
+                assert starting.json()["checks"]["polling"] == {
+                    "ok": False,
+                    "detail": "the worker has not polled Redis yet (starting, or Redis is away)",
+                }
+                worker.polled = True  # it had polled; now a poll fails
                 down = await client.get("/health/ready")
                 assert down.status_code == 503
-                assert down.json()["checks"]["polling"]["ok"] is False
+                assert down.json()["checks"]["polling"] == {
+                    "ok": False,
+                    "detail": "the worker's poll of Redis fails; it retries",
+                }
                 worker.ready = True
                 up = (await client.get("/health/ready")).json()["checks"]["polling"]
                 assert up == {"ok": True, "detail": None}

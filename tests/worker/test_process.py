@@ -112,8 +112,12 @@ async def test_worker_serves_metrics_and_health(
             open_runtime(settings, runner=run_operation, in_process=False) as runtime,
         ):
             assert (await answered(client, "/health/live", worker)).json() == {"status": "ok"}
-            ready = await client.get("/health/ready")
-            assert ready.status_code == 200, ready.text
+
+            async def polled() -> httpx.Response | None:  # ready once its first poll got through
+                reply = await client.get("/health/ready")
+                return reply if reply.status_code == 200 else None
+
+            ready = await until(polled, timeout=60)
             assert ready.json()["checks"]["database"]["ok"] is True
             assert ready.json()["checks"]["queue"]["ok"] is True
             refused = await client.get("/metrics")

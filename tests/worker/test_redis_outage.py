@@ -34,7 +34,7 @@ from openvle_core.queue import ArqQueue
 from openvle_core.runtime import Runtime, open_runtime
 from openvle_core.vms.service import request_clone
 from openvle_pvesim import Simulator, run_simulator
-from openvle_worker.resilience import ResilientWorker, connect, worker_ready
+from openvle_worker.resilience import ResilientWorker, connect, polling_problem, worker_ready
 from openvle_worker.worker import arq_settings
 from tests.events.kit import (
     DEBIAN,
@@ -212,11 +212,16 @@ async def test_worker_ready_follows_redis_and_a_start_waits_for_it(
             **{**options, "handle_signals": False, "poll_delay": 0.05}, redis_pool=pool
         )
         assert not worker_ready()  # not polled yet
+        assert polling_problem() == (
+            "the worker has not polled Redis yet (starting, or Redis is away)"
+        )
         task = asyncio.create_task(worker.main())
         try:
             await until(lambda: _ready(True))
+            assert polling_problem() is None
             await proxy.pause()
             await until(lambda: _ready(False))
+            assert polling_problem() == "the worker's poll of Redis fails; it retries"
             assert redis_up() == 0
             assert not task.done()
             await proxy.resume()
