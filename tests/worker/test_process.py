@@ -10,7 +10,6 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from openvle_core.handlers import run_operation
 from openvle_core.runtime import DEFAULT_LEASE_SECONDS, Runtime, open_runtime
 from openvle_core.sync.service import request_sync
 from openvle_core.vms.service import request_clone
-from openvle_pvesim import Simulator, run_simulator
+from openvle_pvesim import Simulator
 from tests.events import kit as events
 from tests.support.monitoring import API_METRICS, exposed_names, samples, used_metric_names
 from tests.support.services import free_port
@@ -66,15 +65,6 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with run_simulator(version="9.1", time_scale=0.01) as simulator:
-        try:
-            yield simulator
-        finally:
-            simulator.cluster.tasks.gate.set()
 
 
 @pytest.fixture
