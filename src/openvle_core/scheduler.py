@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 
+from openvle_core.db.session import note_unavailable
 from openvle_core.events.schedule import EVENTS_INTERVAL_S, events_tick
 from openvle_core.metrics import REGISTRY
 from openvle_core.operations.lease import recover
@@ -43,9 +45,15 @@ class PeriodicJob:
 
 
 async def recover_tick(ctx: dict[str, Any]) -> int:
-    """Re-enqueue operations whose runner died (shared with the arq worker's cron)."""
+    """Re-enqueue operations whose runner died (shared with the arq worker's cron); while
+    the database is unavailable, nothing (the outage is logged once, not per tick)."""
     runtime: Runtime = ctx["runtime"]
-    return await recover(runtime)
+    try:
+        return await recover(runtime)
+    except SQLAlchemyError as exc:
+        if not note_unavailable(exc):
+            raise
+        return 0
 
 
 def default_jobs(runtime: Runtime) -> list[PeriodicJob]:

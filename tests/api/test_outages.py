@@ -28,8 +28,8 @@ from openvle_core.db.models import Operation, Vm
 from openvle_core.metrics import REGISTRY
 from openvle_pvesim import Simulator, run_simulator
 from tests.api.kit import Api, Backend, event_body, open_api, seed, template
-from tests.support.proxy import TcpProxy, split_host, tcp_proxy
-from tests.support.services import MARIADB_HOST, REDIS_HOST
+from tests.support.proxy import TcpProxy, mariadb_behind_proxy, split_host, tcp_proxy
+from tests.support.services import REDIS_HOST
 
 pytestmark = [pytest.mark.redis]
 AVAILABILITY_LOG = "openvle_core.availability"
@@ -71,12 +71,8 @@ async def count(api: Api, model: Any) -> int:
 async def test_database_cut_answers_503_once_logged_and_recovers_without_restart(
     sim: Simulator, mariadb_database_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    direct = await mariadb_database_factory("outage")
-    await upgrade_to_head(direct)
-    DATABASE.restored()  # whatever an earlier test left: this one starts with it up
-    async with tcp_proxy(*split_host(MARIADB_HOST)) as proxy:
-        url = make_url(direct).set(host="127.0.0.1", port=proxy.port)
-        backend = Backend("mariadb-through-proxy", url.render_as_string(hide_password=False))
+    async with mariadb_behind_proxy(mariadb_database_factory, "outage") as (proxy, url):
+        backend = Backend("mariadb-through-proxy", url)
         async with open_api(backend, sim) as api:
             tpl = template(9600, "tpl-9600")
             await seed(api.runtime.sessions, tpl)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 CHUNK = 65536
 
@@ -119,3 +120,24 @@ def split_host(hostport: str) -> tuple[str, int]:
     hostpart = hostport.rpartition("@")[2]
     host, _, port = hostpart.partition(":")
     return host, int(port)
+
+
+@contextlib.asynccontextmanager
+async def mariadb_behind_proxy(
+    mariadb_database_factory: Any, label: str
+) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A fresh MariaDB database migrated to head, reached through a proxy the test owns:
+    (the proxy, the URL through it). The process's database tracker starts as up,
+    whatever an earlier test left."""
+    from sqlalchemy.engine import make_url
+
+    from openvle_core.availability import DATABASE
+    from openvle_core.db.migrate import upgrade_to_head
+    from tests.support.services import MARIADB_HOST
+
+    direct = await mariadb_database_factory(label)
+    await upgrade_to_head(direct)
+    DATABASE.restored()
+    async with tcp_proxy(*split_host(MARIADB_HOST)) as proxy:
+        url = make_url(direct).set(host="127.0.0.1", port=proxy.port)
+        yield proxy, url.render_as_string(hide_password=False)

@@ -346,6 +346,16 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def note_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (`is_unavailable`);
+    if so the outage is noted (`DATABASE.lost`: one log line per outage, the
+    `openvle_dependency_up` gauge), for a caller that then skips its work quietly."""
+    if not is_unavailable(exc):
+        return False
+    DATABASE.lost(exc)
+    return True
+
+
 def is_contention(exc: DBAPIError) -> bool:
     """Whether the DB aborted the transaction because of lock contention."""
     args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))

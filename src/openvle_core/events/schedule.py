@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.models import Operation
-from openvle_core.db.session import transaction
+from openvle_core.db.session import note_unavailable, transaction
 from openvle_core.db.types import utcnow
 from openvle_core.errors import ConflictError
 from openvle_core.events.errors import CapacityExceeded
@@ -127,6 +128,12 @@ async def run_schedule(runtime: Runtime, now: datetime | None = None) -> Schedul
 
 
 async def events_tick(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The cron job (arq and the in-process scheduler): one `run_schedule`."""
+    """The cron job (arq and the in-process scheduler): one `run_schedule`; while the
+    database is unavailable, none (the outage is logged once, not per tick)."""
     runtime: Runtime = ctx["runtime"]
-    return (await run_schedule(runtime)).as_dict()
+    try:
+        return (await run_schedule(runtime)).as_dict()
+    except SQLAlchemyError as exc:
+        if not note_unavailable(exc):
+            raise
+        return {"ok": False, "not_run": "the database is unavailable"}

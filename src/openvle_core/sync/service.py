@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from openvle_core import metrics
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Operation
+from openvle_core.db.session import note_unavailable
 from openvle_core.db.types import utcnow
 from openvle_core.errors import OpenVLEError
 from openvle_core.guests.identity import Evidence, Marks
@@ -80,6 +81,7 @@ async def sync_cluster(
         await _sync(result, sessions, proxmox, snapshot, settings, now or utcnow())
     except* SYNC_ERRORS as failures:  # the snapshot write runs beside the DB work
         result.fail(failures.exceptions[0])
+        note_unavailable(failures.exceptions[0])  # the database's outage: logged once more
         log.warning("cluster sync failed: %s", result.error)
     result.duration_s = round(time.perf_counter() - started, 4)
     if result.ok:
