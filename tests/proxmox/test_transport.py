@@ -14,10 +14,14 @@ from openvle_core.proxmox import (
     ProxmoxBadResponse,
     ProxmoxClient,
     ProxmoxConflict,
+    ProxmoxPermissionDenied,
     ProxmoxUnavailable,
     RetryPolicy,
 )
+from openvle_core.proxmox.models import ClusterResource
+from openvle_core.proxmox.resources import FIELDS, GUEST_KEPT, as_dict, kept
 from openvle_core.settings import ProxmoxSettings
+from openvle_core.sync.cluster import Guest
 
 BASE = "https://pve.test:8006/api2/json"
 STATUS_URL = BASE + "/version"
@@ -205,19 +209,64 @@ async def test_schema_mismatch_is_bad_response(
         [{"id": "qemu/100", "type": None}],  # type not a string
     ],
 )
-async def test_raw_resources_must_be_entries_with_id_and_type(
+async def test_resource_entries_must_have_id_and_type(
     mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings, data: object
 ) -> None:
     mock.get(BASE + "/cluster/resources").respond(json={"data": data})
-    with pytest.raises(ProxmoxBadResponse, match="not a list of resources"):
-        await make_client(http, settings).cluster_resources_raw()
+    with pytest.raises(ProxmoxBadResponse, match="not a list of resources") as info:
+        await make_client(http, settings).cluster_resource_entries()
+    assert info.value.path == "/cluster/resources"
 
 
-async def test_raw_resources_are_returned_as_sent(
+async def test_resource_entries_not_json_or_no_envelope(
     mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings
 ) -> None:
-    data = [{"id": "qemu/100", "type": "qemu", "vmid": 100}, {"id": "node/pve1", "type": "node"}]
+    client = make_client(http, settings)
+    for body in (b"<html>proxy error</html>", b'{"errors": {}}', b""):
+        mock.get(BASE + "/cluster/resources").respond(200, content=body)
+        with pytest.raises(ProxmoxBadResponse, match="not a list of resources"):
+            await client.cluster_resource_entries()
+
+
+async def test_resource_entries_error_answers_are_translated(
+    mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings
+) -> None:
+    """A 4xx/5xx answer is the usual typed error (its JSON body read as for every call),
+    and a 503 is retried like any GET."""
+    route = mock.get(BASE + "/cluster/resources")
+    route.side_effect = [
+        httpx.Response(503, json={"data": None}),
+        httpx.Response(200, json={"data": [{"id": "node/pve1", "type": "node"}]}),
+    ]
+    entries = await make_client(http, settings).cluster_resource_entries()
+    assert [e.id for e in entries] == ["node/pve1"]
+    assert route.call_count == 2
+    mock.get(BASE + "/cluster/resources").respond(403, json={"message": "no Sys.Audit"})
+    with pytest.raises(ProxmoxPermissionDenied, match=r"no Sys\.Audit"):
+        await make_client(http, settings).cluster_resource_entries()
+
+
+async def test_resource_entries_keep_the_fields_as_sent(
+    mock: respx.MockRouter, http: httpx.AsyncClient, settings: ProxmoxSettings
+) -> None:
+    """Values are not coerced (the sync validates what it uses), missing fields are None,
+    fields OpenVLE never reads (traffic counters) are dropped."""
+    guest = {"id": "qemu/100", "type": "qemu", "vmid": 100, "template": 1, "netin": 5}
+    guest |= {"maxcpu": 2, "uptime": 30, "status": "running", "future-field": {"a": 1}}
+    data = [guest, {"id": "node/pve1", "type": "node", "maxmem": 2**40}]
     mock.get(BASE + "/cluster/resources").respond(json={"data": data})
-    assert await make_client(http, settings).cluster_resources_raw() == data
+    vm, node = await make_client(http, settings).cluster_resource_entries()
+    sent = ("qemu/100", "qemu", None, 100, None, "running", 1, *[None] * 4, 2, None, None)
+    assert kept(vm) == sent
+    assert as_dict(vm) == {k: v for k, v in guest.items() if k not in {"netin", "future-field"}}
+    assert vm.template == 1
+    assert vm.template is not True
+    assert vm.uptime == 30
+    assert as_dict(node) == data[1]
     mock.get(BASE + "/cluster/resources").respond(json={"data": []})
-    assert await make_client(http, settings).cluster_resources_raw() == []
+    assert await make_client(http, settings).cluster_resource_entries() == []
+
+
+def test_resource_entries_lead_with_the_fields_the_sync_keeps() -> None:
+    assert FIELDS[: len(GUEST_KEPT)] == GUEST_KEPT == Guest._fields
+    assert set(FIELDS) == set(ClusterResource.model_fields)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openvle_core.db.enums import VmStatus
 from openvle_core.db.models import Vm
 from openvle_core.proxmox.models import ClusterResource
+from openvle_core.proxmox.resources import ResourceEntry
 from openvle_core.sync.cluster import GUEST_FIELDS, GUEST_USAGE, GuestMemo, guest_memo
 from openvle_pvesim.seeds import start_now
 from tests.sync.kit import POOL_VMS, Harness, evidence_of
@@ -112,12 +113,14 @@ def test_the_memo_keeps_compact_guests_and_revalidates_only_what_changed() -> No
     entry = {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve1", "pool": "P"}
     entry |= {"status": "running", "template": 0, "maxcpu": 2, "maxmem": 2 << 30, "cpu": 0.5}
     memo = GuestMemo()
-    [(guest, document)] = memo.take([entry])
+    [(guest, document)] = memo.take([ResourceEntry(**entry)])
     assert (memo.parsed, guest.template, guest.maxcpu) == (1, False, 2.0)
     assert document == {k: v for k, v in entry.items() if k != "cpu"} | {"template": False}
-    memo.take([entry | {"cpu": 0.9}])  # usage moved; 0 and 2 were coerced to equal values
+    memo.take(
+        [ResourceEntry(**entry | {"cpu": 0.9})]
+    )  # usage moved; 0 and 2 were coerced to equal values
     assert memo.parsed == 0
-    [(renamed, _document)] = memo.take([entry | {"name": "lab-1"}])
+    [(renamed, _document)] = memo.take([ResourceEntry(**entry | {"name": "lab-1"})])
     assert (memo.parsed, renamed.name) == (1, "lab-1")
     assert memo.entries["qemu/100"][0] is renamed
     gc.collect()  # a document of plain values is out of the collector's sight

@@ -12,7 +12,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -104,6 +104,15 @@ class ApiCaller:
         """GET and return `data` (retried on transient errors)."""
         return (await self.call("GET", template, params, **path))["data"]
 
+    async def get_decoded(
+        self, template: str, decode: Callable[[bytes], Any], **path: object
+    ) -> Any:
+        """GET (retried as `get`) and return `decode(body)` of a 2xx answer: for a large
+        answer decoded straight into its own types (`resources.decode_entries`). `decode`
+        raises `ValueError` for a body it cannot take, which becomes
+        `ProxmoxBadResponse`; an error answer is translated as for every call."""
+        return (await self._call("GET", template, None, path, decode))["data"]
+
     async def write(
         self, method: str, template: str, params: Params | None = None, **path: object
     ) -> Any:
@@ -114,6 +123,17 @@ class ApiCaller:
         self, method: str, template: str, params: Params | None = None, **path: object
     ) -> dict[str, Any]:
         """Send with retries; return the whole envelope (for `total` beside `data`)."""
+        return await self._call(method, template, params, path)
+
+    async def _call(
+        self,
+        method: str,
+        template: str,
+        params: Params | None,
+        path: Mapping[str, object],
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> dict[str, Any]:
+        """`call`; with `decode`, a 2xx answer is `{"data": decode(body)}`."""
         url = self._base + template.format_map(
             {key: quote(str(value), safe="") for key, value in path.items()}
         )
@@ -123,7 +143,7 @@ class ApiCaller:
             self._observer.retrying(method, template, type(exc).__name__)
 
         async def attempt() -> dict[str, Any]:
-            return await self._send(method, template, url, encoded)
+            return await self._send(method, template, url, encoded, decode)
 
         return await call_with_retry(
             attempt,
@@ -134,7 +154,12 @@ class ApiCaller:
         )
 
     async def _send(
-        self, method: str, template: str, url: str, params: dict[str, str]
+        self,
+        method: str,
+        template: str,
+        url: str,
+        params: dict[str, str],
+        decode: Callable[[bytes], Any] | None = None,
     ) -> dict[str, Any]:
         """One attempt; the choke point where failures become `ProxmoxError`s."""
         started = time.perf_counter()
@@ -149,6 +174,8 @@ class ApiCaller:
                 headers=self._headers,
             )
             status = response.status_code
+            if decode is not None and response.is_success:
+                return {"data": _decoded(response, decode, method=method, path=template)}
             return _envelope(response, method=method, path=template)
         except ProxmoxError as exc:
             error = exc
@@ -183,6 +210,18 @@ def _envelope(response: httpx.Response, *, method: str, path: str) -> dict[str, 
         if isinstance(raw_errors, dict):
             errors = {str(key): str(value) for key, value in raw_errors.items()}
     raise translate_response(response.status_code, message, errors, method=method, path=path)
+
+
+def _decoded(
+    response: httpx.Response, decode: Callable[[bytes], Any], *, method: str, path: str
+) -> Any:
+    """`decode` of a 2xx body; its `ValueError` as `ProxmoxBadResponse`."""
+    try:
+        return decode(response.content)
+    except ValueError as exc:
+        raise ProxmoxBadResponse(
+            f"unexpected {path}: {exc}", status=response.status_code, method=method, path=path
+        ) from exc
 
 
 def _json_or_none(content: bytes) -> Any:

@@ -17,13 +17,12 @@ its IPv4 is asked for it by the same task right after its config confirmed it
 
 from __future__ import annotations
 
-import heapq
 import time
 import weakref
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
-from openvle_core.db.enums import GuestIdentity
 from openvle_core.db.models import Template
 from openvle_core.guests.identity import Marks
 from openvle_core.proxmox.client import ProxmoxClient
@@ -41,39 +40,62 @@ TTL_S = 600.0
 
 @dataclass
 class IdentityMemo:
-    """vmid -> (VM id, when its guest was last confirmed, monotonic seconds)."""
+    """vmid -> (VM id, when its guest was last confirmed, monotonic seconds), in the order
+    of confirmation (oldest first)."""
 
     entries: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     def stale(
-        self, refs: Sequence[GuestRef], now: float, limit: int, first: Collection[str] = ()
+        self,
+        present: Mapping[str, GuestRef],
+        skip: Collection[str],
+        now: float,
+        limit: int,
+        first: Collection[str] = (),
     ) -> list[GuestRef]:
-        """Up to `limit` of `refs` not confirmed within the TTL, the least recent first;
-        those in `first` (by VM id) before all others, whatever the memo says."""
-
-        never, fresh, entry_of = float("-inf"), now - TTL_S, self.entries.get
-        due: list[tuple[bool, float, int, GuestRef]] = []
-        for ref in refs:  # runs per present row: no call per row but the dict lookup
-            vm_id, vmid = ref.vm_id, ref.vmid
-            if vm_id in first:
-                due.append((False, never, vmid, ref))
-                continue
-            entry = entry_of(vmid)
-            when = entry[1] if entry is not None and entry[0] == vm_id else never
-            if when <= fresh:
-                due.append((True, when, vmid, ref))
-        # refused rows first, then the least recently confirmed, then by vmid
-        return [d[3] for d in heapq.nsmallest(limit, due)]
+        """Up to `limit` of the `present` rows (VM id -> ref; but those in `skip`) not
+        confirmed within the TTL: those in `first` (VM ids) before all others, whatever
+        the memo says, by vmid; then rows never confirmed, in the order of `present`; then
+        the least recently confirmed. It stops once it has `limit` (the memo is kept in
+        the order of confirmation, oldest first): no sort of every row per sync."""
+        if limit <= 0:
+            return []
+        chosen = sorted(
+            (present[vm_id] for vm_id in first if vm_id in present and vm_id not in skip),
+            key=lambda ref: ref.vmid,
+        )[:limit]
+        taken = {ref.vm_id for ref in chosen}
+        entry_of, nobody = self.entries.get, ("", 0.0)
+        never = (  # runs per present row until `limit` are found: no call but the lookups
+            ref
+            for vm_id, ref in present.items()
+            if entry_of(ref.vmid, nobody)[0] != vm_id and vm_id not in skip and vm_id not in taken
+        )
+        chosen += islice(never, limit - len(chosen))
+        if len(chosen) < limit:
+            fresh, taken = now - TTL_S, {ref.vm_id for ref in chosen}
+            for vmid, (vm_id, when) in self.entries.items():  # oldest confirmation first
+                if when > fresh or len(chosen) >= limit:
+                    break
+                ref = present.get(vm_id)
+                if (
+                    ref is not None
+                    and ref.vmid == vmid
+                    and vm_id not in skip
+                    and vm_id not in taken
+                ):
+                    chosen.append(ref)
+        return chosen
 
     def settle(self, refs: Sequence[GuestRef], verdicts: Mapping[str, Verdict]) -> None:
-        """Remember the rows just confirmed; forget those found foreign or not read."""
+        """Remember the rows just confirmed (moved to the end: the memo stays in the order
+        of confirmation); forget those found foreign or not read."""
         now = time.monotonic()
         for ref in refs:
             verdict = verdicts.get(ref.vm_id)
+            self.entries.pop(ref.vmid, None)
             if verdict is not None and verdict.reason is None:
                 self.entries[ref.vmid] = (ref.vm_id, now)
-            else:
-                self.entries.pop(ref.vmid, None)
 
 
 _MEMOS: weakref.WeakKeyDictionary[ProxmoxClient, IdentityMemo] = weakref.WeakKeyDictionary()
@@ -113,15 +135,12 @@ async def check_vms(
     IPv4 looked up at once, by the same task (at most `limit` requests in flight)."""
     needed = needs_check(plan)
     chosen = list(needed.values())[:MAX_READS]
-    rest: list[GuestRef] = []
-    legacy: list[GuestRef] = []
-    for vm_id, ref in plan.present.items():  # one pass over every present row
-        if vm_id not in needed:
-            (legacy if views[vm_id].identity == GuestIdentity.LEGACY else rest).append(ref)
+    legacy = [ref for ref in plan.legacy if ref.vm_id not in needed]
     chosen += legacy[: MAX_READS - len(chosen)]  # each records its evidence, once
     room = min(SWEEP, MAX_READS - len(chosen))
     memo = memo_for(proxmox)
-    chosen += memo.stale(rest, time.monotonic(), max(room, 0), first=refused)
+    skip = needed.keys() | {ref.vm_id for ref in legacy}
+    chosen += memo.stale(plan.present, skip, time.monotonic(), room, first=refused)
 
     verdicts: dict[str, Verdict] = {}
     checked = Checked(set(needed), verdicts, {}, len(chosen))

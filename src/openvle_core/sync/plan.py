@@ -58,6 +58,7 @@ class VmPlan:
     ip_wanted: list[GuestRef] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     present: dict[str, GuestRef] = field(default_factory=dict)  # rows whose vmid is in the pool
+    legacy: list[GuestRef] = field(default_factory=list)  # ... made before evidence existed
     foreign: list[GuestRef] = field(default_factory=list)  # ... held by a guest not theirs
     unverified: int = 0
     skipped: int = 0
@@ -108,6 +109,7 @@ def plan_vms(
     plan = VmPlan()
     present, guest_at = plan.present, guests.get
     foreign, transitional = GuestIdentity.FOREIGN, TRANSITIONAL_VM_STATUSES
+    legacy = GuestIdentity.LEGACY
     for view in views:  # the loop runs per VM row: checks inlined (is_skipped, ...)
         vm_id = view.id
         vmid = adopted.get(vm_id, view.vmid) if adopted else view.vmid
@@ -128,6 +130,8 @@ def plan_vms(
         if vmid != view.vmid:
             plan.change(vm_id, "vmid", view.vmid, vmid)
         ref = present[vm_id] = GuestRef(vm_id, guest.node or view.node or "", vmid)
+        if view.identity == legacy:
+            plan.legacy.append(ref)
         if (
             guest.lock is None  # the common case: `_plan_guest` would plan nothing
             and guest.status == view.status
