@@ -9,9 +9,12 @@ error or PVE error response into the error tree of `errors.py`, chained with `fr
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,14 @@ from openvle_core.proxmox.retry import RetryPolicy, call_with_retry
 from openvle_core.settings import ProxmoxSettings
 
 Params = Mapping[str, object]
+# Where httpx.AsyncClient (trust_env) would send through a proxy: not sent directly then.
+_PROXY_VARIABLES = tuple(
+    name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower())
+)
+_HTTPX_LOG = logging.getLogger("httpx")
+_DIRECT: weakref.WeakKeyDictionary[httpx.AsyncClient, KeepAliveTransport] = (
+    weakref.WeakKeyDictionary()
+)
 # A connection that is never established carries no request: safe to retry any method.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
@@ -54,7 +65,20 @@ def build_http_client(settings: ProxmoxSettings, *, max_connections: int = 20) -
         return httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
     transport = KeepAliveTransport(verify=verify, max_connections=max_connections)
     # verify and limits still apply to the transports httpx mounts for environment proxies.
-    return httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout, limits=limits)
+    client = httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout, limits=limits)
+    if not any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        _DIRECT[client] = transport
+    return client
+
+
+def direct_transport(http: httpx.AsyncClient) -> KeepAliveTransport | None:
+    """The transport `ApiCaller` sends through without the client's layers
+    (`KeepAliveTransport.request`): that of a client made by `build_http_client` with our
+    transport and no proxy from the environment; None for any other client (tests' mocks,
+    PVE_HTTP_TRANSPORT=httpcore, a proxy), which is used as it is. So is a client given
+    event hooks, and any client while httpx's logger is at INFO (its line per request;
+    both checked per request)."""
+    return _DIRECT.get(http)
 
 
 def tls_verify(verify: bool | Path) -> ssl.SSLContext | bool:
@@ -96,6 +120,11 @@ class ApiCaller:
         self._base = settings.base_url
         secret = settings.token_value.get_secret_value()
         self._headers = {"Authorization": f"PVEAPIToken={settings.token_id}={secret}"}
+        # the direct path: the client's default headers and timeouts, taken once
+        self._direct = direct_transport(http)
+        self._direct_headers = httpx.Headers(http.headers)  # merged as the client merges
+        self._direct_headers.update(self._headers)
+        self._timeouts = http.timeout.as_dict()
         self._retry = retry
         self._observer: ProxmoxObserver = observer or NullObserver()
         self._rng = random.Random()  # backoff jitter; one per caller, not one per call
@@ -165,14 +194,27 @@ class ApiCaller:
         started = time.perf_counter()
         status: int | None = None
         error: ProxmoxError | None = None
+        query = params if params and method in {"GET", "DELETE"} else None
+        form = params if params and method in {"POST", "PUT"} else None
         try:
-            response = await self._http.request(
-                method,
-                url,
-                params=params if params and method in {"GET", "DELETE"} else None,
-                data=params if params and method in {"POST", "PUT"} else None,
-                headers=self._headers,
-            )
+            direct, hooks = self._direct, self._http.event_hooks
+            if (
+                direct is not None
+                and not (hooks["request"] or hooks["response"])
+                and not _HTTPX_LOG.isEnabledFor(logging.INFO)
+            ):
+                response = await direct.request(
+                    method,
+                    url,
+                    headers=self._direct_headers,
+                    timeouts=self._timeouts,
+                    params=query,
+                    data=form,
+                )
+            else:
+                response = await self._http.request(
+                    method, url, params=query, data=form, headers=self._headers
+                )
             status = response.status_code
             if decode is not None and response.is_success:
                 return {"data": _decoded(response, decode, method=method, path=template)}
