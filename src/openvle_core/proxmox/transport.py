@@ -197,24 +197,7 @@ class ApiCaller:
         query = params if params and method in {"GET", "DELETE"} else None
         form = params if params and method in {"POST", "PUT"} else None
         try:
-            direct, hooks = self._direct, self._http.event_hooks
-            if (
-                direct is not None
-                and not (hooks["request"] or hooks["response"])
-                and not _HTTPX_LOG.isEnabledFor(logging.INFO)
-            ):
-                response = await direct.request(
-                    method,
-                    url,
-                    headers=self._direct_headers,
-                    timeouts=self._timeouts,
-                    params=query,
-                    data=form,
-                )
-            else:
-                response = await self._http.request(
-                    method, url, params=query, data=form, headers=self._headers
-                )
+            response = await self._exchange(method, url, query, form)
             status = response.status_code
             if decode is not None and response.is_success:
                 return {"data": _decoded(response, decode, method=method, path=template)}
@@ -229,6 +212,31 @@ class ApiCaller:
             seconds = time.perf_counter() - started
             kind = type(error).__name__ if error is not None else None
             self._observer.request_done(method, template, status, seconds, kind)
+
+    async def _exchange(
+        self, method: str, url: str, query: dict[str, str] | None, form: dict[str, str] | None
+    ) -> httpx.Response:
+        """Send through the direct path when nothing of httpx's client layers would act
+        now (no event hooks, httpx's logger not at INFO; see `direct_transport`), else
+        through the client."""
+        direct, hooks = self._direct, self._http.event_hooks
+        if (
+            direct is None
+            or hooks["request"]
+            or hooks["response"]
+            or _HTTPX_LOG.isEnabledFor(logging.INFO)
+        ):
+            return await self._http.request(
+                method, url, params=query, data=form, headers=self._headers
+            )
+        return await direct.request(
+            method,
+            url,
+            headers=self._direct_headers,
+            timeouts=self._timeouts,
+            params=query,
+            data=form,
+        )
 
 
 def _envelope(response: httpx.Response, *, method: str, path: str) -> dict[str, Any]:
