@@ -38,6 +38,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from openvle_core.availability import DATABASE
+from openvle_core.db import sqlite_driver
 from openvle_core.settings import DatabaseSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -134,6 +135,8 @@ def create_engine(
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
         if async_creator is not None:
             kwargs = {"async_creator": async_creator}
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs["module"] = sqlite_driver.dbapi()  # a statement per trip to its thread
         memory = parsed.database in (None, "", ":memory:")
         if memory:
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
