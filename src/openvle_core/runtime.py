@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from openvle_core.db.models import Operation
 from openvle_core.db.session import engine_from_settings, session_factory
 from openvle_core.metrics import PrometheusObserver
 from openvle_core.placement.caps import CloneCaps
@@ -26,7 +27,7 @@ from openvle_core.redisconn import arq_settings, redis_client
 from openvle_core.settings import RedisSettings, Settings
 from openvle_core.snapshot import SnapshotStore, create_snapshot_store
 
-Runner = Callable[["Runtime", str], Awaitable[None]]
+Runner = Callable[["Runtime", str], Awaitable[Operation | None]]
 DEFAULT_LEASE_SECONDS = 30.0
 REDIS_TIMEOUT = 5.0  # seconds per Redis call of the clone slots: a stalled Redis fails them
 
@@ -46,9 +47,10 @@ class Runtime:
     node_cpu: dict[str, float] = field(default_factory=dict)  # last CPU sample > 0 per node
     vmid_hint: tuple[int, float] | None = None  # (next free vmid hint, monotonic read time)
 
-    async def run(self, op_id: str) -> None:
-        """Run one operation in this process (see `OperationRunner`)."""
-        await self.runner(self, op_id)
+    async def run(self, op_id: str) -> Operation | None:
+        """Run one operation in this process (see `OperationRunner`); returns it as this
+        run finished it, or None (not run here, or the runner does not say)."""
+        return await self.runner(self, op_id)
 
 
 def clone_caps_prefix(settings: Settings) -> str:

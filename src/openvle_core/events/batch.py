@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 FINISHED = frozenset({OperationState.SUCCEEDED.value, OperationState.FAILED.value})
 BUSY_POLL_S = 0.5
 PICKUP_S = 1.5
+PROGRESS_EVERY_S = 0.25  # at most one write of the parent's progress per this while VMs end
 """Seconds an enqueued child may stay untaken before its parent runs it (arq workers
 poll Redis every 0.5 s: a worker with a free slot takes a job well within this)."""
 
@@ -89,14 +90,12 @@ async def _child_id(
 ) -> str:
     """An unfinished child of this parent for the VM, or a new one (TargetBusy if the VM
     has another operation in flight)."""
-    async with reading(sessions) as session:
-        existing = await OperationRepository(session).newest_child(parent.id, vm_id)
-    if existing is not None and existing.state not in FINISHED:
-        return existing.id
-    async with transaction(sessions) as session:
-        op = await OperationRepository(session).create(
-            kind, "vm", vm_id, params=params, parent_id=parent.id
-        )
+    async with transaction(sessions) as session:  # one unit of work: look, then make
+        repo = OperationRepository(session)
+        existing = await repo.newest_child(parent.id, vm_id)
+        if existing is not None and existing.state not in FINISHED:
+            return existing.id
+        op = await repo.create(kind, "vm", vm_id, params=params, parent_id=parent.id)
         return op.id
 
 
@@ -109,6 +108,15 @@ async def _wait_finished(runtime: Runtime, op_id: str) -> Operation:
             return op
         await runtime.run(op_id)  # takes it over once its runner's lease expired
         await asyncio.sleep(BUSY_POLL_S)
+
+
+async def _run_here(runtime: Runtime, op_id: str) -> Operation:
+    """Run the child in this process; its row once finished (as the run ended it, or
+    read once whoever runs it finished it)."""
+    ran = await runtime.run(op_id)
+    if ran is not None and ran.state in FINISHED:
+        return ran
+    return await _wait_finished(runtime, op_id)
 
 
 class Board:
@@ -198,14 +206,12 @@ async def spread(runtime: Runtime, board: Board, op_id: str) -> Operation:
     """Offer the child to every worker (enqueue) and wait for its end; run it here if no
     worker took it within `PICKUP_S` or its runner died (see the module docstring)."""
     if board.saturated():  # no free slot anywhere: do not queue behind the others
-        await runtime.run(op_id)
-        return await _wait_finished(runtime, op_id)
+        return await _run_here(runtime, op_id)
     try:
         await runtime.queue.enqueue(op_id)
     except QueueUnavailable as exc:  # Redis away: this process runs it
         log.warning("child %s runs in its parent's job: %s", op_id, exc)
-        await runtime.run(op_id)
-        return await _wait_finished(runtime, op_id)
+        return await _run_here(runtime, op_id)
     with board.watch(op_id):
         while True:
             op = await board.next(op_id)
@@ -236,8 +242,7 @@ async def run_child(
     if board is not None:
         op = await spread(runtime, board, op_id)
     else:
-        await runtime.run(op_id)
-        op = await _wait_finished(runtime, op_id)
+        op = await _run_here(runtime, op_id)
     if op.state == OperationState.SUCCEEDED.value:
         return ChildOutcome(vm_id, op.id, True)
     return ChildOutcome(vm_id, op.id, False, f"{op.error_type}: {op.error_message}")
@@ -267,6 +272,57 @@ async def set_progress(
         await OperationRepository(session).set_progress(parent_id, done, total)
 
 
+class Progress:
+    """The parent's progress as its children succeed: written `PROGRESS_EVERY_S` after the
+    first success since the last write (one write for the VMs that end meanwhile, not one
+    each), and at the end (`close`). A write that fails is logged; the next one catches up."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], parent_id: str, done: int, total: int
+    ) -> None:
+        self.sessions, self.parent_id, self.total = sessions, parent_id, total
+        self.done = self.written = done
+        self._soon: asyncio.Task[None] | None = None
+        self._sleeping = False
+
+    def add(self) -> None:
+        """One more child succeeded."""
+        self.done += 1
+        if self._soon is None:
+            self._soon = asyncio.create_task(self._write_soon(), name="openvle-progress")
+
+    async def _write_soon(self) -> None:
+        self._sleeping = True
+        try:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+        finally:
+            self._sleeping = False
+        self._soon = None  # successes from here on schedule the next write
+        try:
+            await self._write()
+        except Exception as exc:  # a DB blip: the next write (or `close`) catches up
+            log.warning("progress not written: %s: %s", type(exc).__name__, exc)
+
+    async def _write(self) -> None:
+        done = self.done
+        if done != self.written:
+            await set_progress(self.sessions, self.parent_id, done, self.total)
+            self.written = done
+
+    async def close(self) -> None:
+        """Write what is not written yet (instead of a pending write that has not begun)."""
+        await self.drop()
+        await self._write()
+
+    async def drop(self) -> None:
+        """Cancel a pending write that has not begun; wait for one that has."""
+        soon, self._soon = self._soon, None
+        if soon is not None:
+            if self._sleeping:
+                soon.cancel()
+            await asyncio.wait([soon])
+
+
 async def run_children(
     runtime: Runtime,
     parent: Operation,
@@ -278,23 +334,26 @@ async def run_children(
     total: int,
 ) -> list[ChildOutcome]:
     """Run a child per VM, `WORKER_EVENT_PARALLEL_VMS` at once (spread over the workers
-    when the queue is shared); progress after each."""
+    when the queue is shared); the progress as they succeed (`Progress`)."""
     gate = asyncio.Semaphore(runtime.settings.worker.event_parallel_vms)
-    done = already_done
+    progress = Progress(runtime.sessions, parent.id, already_done, total)
     outcomes: list[ChildOutcome] = []
 
     async def one(vm_id: str, board: Board | None) -> None:
-        nonlocal done
         async with gate:
             outcome = await run_child(runtime, parent, kind, vm_id, params, board)
         outcomes.append(outcome)
         if outcome.succeeded:
-            done += 1
-            await set_progress(runtime.sessions, parent.id, done, total)
+            progress.add()
 
-    if not runtime.queue.shared:
-        await asyncio.gather(*(one(vm_id, None) for vm_id in vm_ids))
-        return outcomes
-    async with Board(runtime).polling() as board:
-        await asyncio.gather(*(one(vm_id, board) for vm_id in vm_ids))
+    try:
+        if not runtime.queue.shared:
+            await asyncio.gather(*(one(vm_id, None) for vm_id in vm_ids))
+        else:
+            async with Board(runtime).polling() as board:
+                await asyncio.gather(*(one(vm_id, board) for vm_id in vm_ids))
+    except BaseException:  # stopped or failed: the next run counts from the children's rows
+        await asyncio.shield(progress.drop())
+        raise
+    await progress.close()
     return outcomes

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import EventStatus, VmStatus
 from openvle_core.db.models import Event, Operation, Template, Vm
-from openvle_core.db.session import transaction
+from openvle_core.db.session import reading, transaction
 from openvle_core.events.batch import ChildOutcome, done_vms, run_children
 from openvle_core.events.outcome import finish_event
 from openvle_core.events.repository import EventRepository
@@ -95,6 +95,8 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
     """Deploy the event `op.target_id` (see the module docstring)."""
     assert op.target_id is not None
     vm_ids = await ensure_vms(runtime, op.target_id)
+    async with reading(runtime.sessions) as session:
+        slug = (await EventRepository(session).require(op.target_id)).slug  # for SMBIOS
     outcomes: list[ChildOutcome] = []
     async with runtime.caps.active() as limits:
         for _ in range(DEPLOY_ROUNDS):
@@ -107,7 +109,7 @@ async def deploy_event(runtime: Runtime, op: Operation) -> None:
                 op,
                 OperationKind.EVENT_VM_DEPLOY,
                 todo,
-                {"start": False},
+                {"start": False, "slug": slug},
                 already_done=len(done),
                 total=len(vm_ids),
             )
@@ -120,7 +122,7 @@ async def deploy_vm(runtime: Runtime, op: Operation) -> None:
     assert op.target_id is not None
     vm = await load_vm(runtime.sessions, op.target_id)
     if vm.status == VmStatus.ERROR.value:
-        await update_vm(runtime.sessions, vm.id, status=VmStatus.CLONING.value)
-    fresh = await clone_within_caps(runtime, op, vm.id)
+        vm = await update_vm(runtime.sessions, vm.id, status=VmStatus.CLONING.value)
+    fresh = await clone_within_caps(runtime, op, vm.id, vm, starting=True)
     confirmed = await power_vm(runtime, op, vm.id, "start", fresh=fresh)
-    await ha_add_vm(runtime, vm.id, confirmed=confirmed)
+    await ha_add_vm(runtime, vm.id, confirmed=confirmed, vm=fresh.vm if fresh else None)

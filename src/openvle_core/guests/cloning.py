@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from openvle_core.db.models import Operation
 from openvle_core.errors import TransientStep
 from openvle_core.guests import vmids
@@ -78,6 +80,9 @@ class CloneSpec:
     vm_id: str | None
     vmid: int | None
     record_vmid: Callable[[int | None], Awaitable[None]]
+    # records a reserved vmid inside the reservation's transaction (one commit for both)
+    # instead of `record_vmid` after it
+    record_vmid_in: Callable[[AsyncSession, int], Awaitable[object]] | None = None
     evidence: Evidence = field(default_factory=Evidence)
     legacy: bool = False  # a row made before evidence existed (see guests/identity.py)
     record_evidence: Callable[[Evidence], Awaitable[None]] = _nothing
@@ -104,12 +109,10 @@ async def _clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
     vmid = spec.vmid
     lost: set[int] = set(journal.read(op).collisions)
     for _ in range(MAX_COLLISIONS):
+        reserved_now = vmid is None
         if vmid is None:
-            avoid = frozenset(lost)
-            vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, avoid=avoid)
-            await spec.record_vmid(vmid)
-            spec.evidence, spec.legacy = Evidence(), False
-        if await _clone_once(runtime, op, spec, vmid):
+            vmid = await _reserve(runtime, op, spec, frozenset(lost))
+        if await _clone_once(runtime, op, spec, vmid, intent_noted=reserved_now):
             return vmid
         await vmids.release(runtime.sessions, vmid)
         await spec.record_vmid(None)
@@ -120,13 +123,33 @@ async def _clone_guest(runtime: Runtime, op: Operation, spec: CloneSpec) -> int:
     raise VmidCollisions(f"gave up after {MAX_COLLISIONS} vmid collisions: {sorted(lost)}")
 
 
-async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int) -> bool:
-    """True when `vmid` now holds our clone (evidence recorded); False on a collision."""
+async def _reserve(runtime: Runtime, op: Operation, spec: CloneSpec, avoid: frozenset[int]) -> int:
+    """A new vmid, recorded (on the row through `spec`) with the intent to clone into it
+    in the reservation's commit: nothing else happens before the clone request."""
+    intent_at = int(time.time())
+
+    async def record(session: AsyncSession, vmid: int) -> None:
+        if spec.record_vmid_in is not None:
+            await spec.record_vmid_in(session, vmid)
+        await journal.merge(session, op, Journal(clone_intent=vmid, clone_intent_at=intent_at))
+
+    vmid = await vmids.reserve(runtime, vm_id=spec.vm_id, op_id=op.id, avoid=avoid, also=record)
+    if spec.record_vmid_in is None:
+        await spec.record_vmid(vmid)
+    spec.evidence, spec.legacy = Evidence(), False
+    return vmid
+
+
+async def _clone_once(
+    runtime: Runtime, op: Operation, spec: CloneSpec, vmid: int, *, intent_noted: bool = False
+) -> bool:
+    """True when `vmid` now holds our clone (evidence recorded); False on a collision.
+    `intent_noted`: this run has just reserved `vmid` and noted its intent to clone."""
     steps = journal.read(op)
     upid = steps.clone_upid if steps.clone_vmid == vmid else None
     # An earlier run recorded its intent but not the UPID: it may have died right after
     # Proxmox accepted the clone. A collision on this vmid may then be our own clone.
-    maybe_started = upid is None and steps.clone_intent == vmid
+    maybe_started = upid is None and steps.clone_intent == vmid and not intent_noted
     if upid is None:
         # Nothing was ever sent for a vmid just reserved: what holds it is not ours, and
         # the clone request finds that out itself (`already exists`: a collision).
@@ -136,8 +159,9 @@ async def _clone_once(runtime: Runtime, op: Operation, spec: CloneSpec, vmid: in
             existing = await _existing(runtime.proxmox, spec, vmid, maybe_ours=maybe_started)
         if existing is not None:
             return existing
-        intent = Journal(clone_intent=vmid, clone_intent_at=int(time.time()))
-        await journal.write(runtime.sessions, op, intent)
+        if not intent_noted:
+            intent = Journal(clone_intent=vmid, clone_intent_at=int(time.time()))
+            await journal.write(runtime.sessions, op, intent)
         upid = await _start(runtime.proxmox, spec, vmid)
         if upid is None:
             return maybe_started and await _await_earlier(runtime.proxmox, op, spec, vmid)

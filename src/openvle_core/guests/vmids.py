@@ -15,6 +15,7 @@ collision (`avoid` not empty) asks Proxmox again.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,9 +43,15 @@ async def _hint(runtime: Runtime, fresh: bool) -> int:
 
 
 async def reserve(
-    runtime: Runtime, *, vm_id: str | None, op_id: str, avoid: frozenset[int] = frozenset()
+    runtime: Runtime,
+    *,
+    vm_id: str | None,
+    op_id: str,
+    avoid: frozenset[int] = frozenset(),
+    also: Callable[[AsyncSession, int], Awaitable[object]] | None = None,
 ) -> int:
-    """Reserve the first free vmid at or after Proxmox's hint, skipping `avoid` (lost ids)."""
+    """Reserve the first free vmid at or after Proxmox's hint, skipping `avoid` (lost ids).
+    `also(session, vmid)`: the caller's record of the id, in the reservation's commit."""
     hint = await _hint(runtime, fresh=bool(avoid))
 
     async def claim(session: AsyncSession) -> int | None:
@@ -55,6 +62,8 @@ async def reserve(
             free = candidate not in reserved and candidate not in avoid
             free = free and not await reservations.in_use(candidate)
             if free and await reservations.try_reserve(candidate, vm_id=vm_id, operation_id=op_id):
+                if also is not None:
+                    await also(session, candidate)
                 return candidate
             candidate += 1
         return None

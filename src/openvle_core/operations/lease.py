@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openvle_core.db.enums import OperationState
 from openvle_core.db.models import Operation
-from openvle_core.db.session import in_transaction, reading, transaction
+from openvle_core.db.session import in_transaction, transaction
 from openvle_core.db.types import utcnow
 from openvle_core.metrics import LEASE_LOST
 from openvle_core.operations.errors import LeaseLost
@@ -126,12 +126,6 @@ async def hand_back(runtime: Runtime, op: Operation) -> None:
                 log.info("operation %s (%s) handed back", op.id, op.kind)
     except (DBAPIError, OSError, TimeoutError) as exc:
         log.warning("operation %s not handed back (its lease will expire): %s", op.id, exc)
-
-
-async def waiting_behind(sessions: async_sessionmaker[AsyncSession], op: Operation) -> str | None:
-    """The oldest queued operation waiting for the same target, if any."""
-    async with reading(sessions) as session:
-        return await OperationRepository(session).next_waiting(op)
 
 
 async def recoverable(runtime: Runtime) -> Sequence[tuple[str, str]]:

@@ -42,11 +42,12 @@ class OperationRunner:
     def __init__(self, kinds: Kinds) -> None:
         self.kinds = kinds
 
-    async def __call__(self, runtime: Runtime, op_id: str) -> None:
-        """Do the work of one operation row."""
+    async def __call__(self, runtime: Runtime, op_id: str) -> Operation | None:
+        """Do the work of one operation row; returns it as this run finished it (None when
+        this run did not: taken by another runner, finished already, or handed back)."""
         with log_context(operation_id=op_id):  # every log line of the run carries the id
             try:
-                await self._run(runtime, op_id)
+                return await self._run(runtime, op_id)
             except Exception as exc:  # escaped the handler's own failure path: record it
                 await _record_crash(runtime.sessions, op_id, exc)
                 raise
@@ -55,18 +56,18 @@ class OperationRunner:
         """The handler of `kind`, or None for a kind nobody handles."""
         return self.kinds.get(kind)
 
-    async def _run(self, runtime: Runtime, op_id: str) -> None:
+    async def _run(self, runtime: Runtime, op_id: str) -> Operation | None:
         outcome, op = await lease.claim(runtime, op_id)
         if outcome is not lease.Claim.TAKEN or op is None:
             log.debug("operation %s not run: %s", op_id, outcome.value)
-            return
+            return None
         bind(kind=op.kind)
         log.info("%s %s started", op.kind, _target(op))
         spec = self.spec(op.kind)
         try:
             async with lease.heartbeat(runtime, op):
                 if spec is None:
-                    await _finish(
+                    follower = await _finish(
                         runtime.sessions,
                         op,
                         OperationState.FAILED,
@@ -74,16 +75,16 @@ class OperationRunner:
                         f"no kind {op.kind}",
                     )
                 else:
-                    await _run_with_retries(runtime, op, spec)
+                    follower = await _run_with_retries(runtime, op, spec)
         except LeaseLost as exc:  # recovery may run it elsewhere: leave the row alone
             log.error("operation %s (%s) stopped: %s", op.id, op.kind, exc)
-            return
+            return None
         except asyncio.CancelledError:  # stopped (a worker shutting down): hand it back
             await lease.hand_back(runtime, op)
             raise
-        follower = await lease.waiting_behind(runtime.sessions, op)
         if follower is not None:
             await runtime.queue.enqueue(follower)
+        return op
 
 
 async def _record_crash(
@@ -108,8 +109,9 @@ async def _record_crash(
         log.exception("could not mark crashed operation %s failed", op_id)
 
 
-async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> None:
-    """Call the handler until it succeeds, fails permanently, or retries run out."""
+async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> str | None:
+    """Call the handler until it succeeds, fails permanently, or retries run out; returns
+    `_finish`'s follower."""
     retry = max(op.attempts - 1, 0)
     max_retry = runtime.settings.worker.max_retry
     while True:
@@ -121,10 +123,8 @@ async def _run_with_retries(runtime: Runtime, op: Operation, spec: KindSpec) -> 
                 await asyncio.sleep(backoff(op.kind, retry, _scale(runtime)))
                 retry += 1
                 continue
-            await _fail(runtime, op, spec, exc, gave_up=is_transient(exc))
-            return
-        await _finish(runtime.sessions, op, OperationState.SUCCEEDED)
-        return
+            return await _fail(runtime, op, spec, exc, gave_up=is_transient(exc))
+        return await _finish(runtime.sessions, op, OperationState.SUCCEEDED)
 
 
 def _scale(runtime: Runtime) -> float:
@@ -153,7 +153,7 @@ async def _note_retry(
 
 async def _fail(
     runtime: Runtime, op: Operation, spec: KindSpec, exc: Exception, *, gave_up: bool
-) -> None:
+) -> str | None:
     """Record a permanent failure (or retries exhausted) and let the kind tidy its target."""
     if not isinstance(exc, OpenVLEError):
         log.exception("operation %s (%s) crashed", op.id, op.kind, exc_info=exc)
@@ -165,7 +165,7 @@ async def _fail(
             await spec.on_failure(runtime, op, exc)
         except Exception as hook_exc:  # the failure itself is what the row must show
             message += f" (and tidying up failed: {type(hook_exc).__name__}: {hook_exc})"
-    await _finish(runtime.sessions, op, OperationState.FAILED, type(exc).__name__, message)
+    return await _finish(runtime.sessions, op, OperationState.FAILED, type(exc).__name__, message)
 
 
 async def _finish(
@@ -174,22 +174,40 @@ async def _finish(
     state: OperationState,
     error_type: str | None = None,
     message: str | None = None,
-) -> None:
-    """End the row, release its target and record the metrics."""
+) -> str | None:
+    """End the row, release its target and record the metrics; `op` shows the end.
+    Returns the oldest operation queued behind it for the same target, if any (read in
+    the same commit, to be enqueued now that the target is free)."""
     async with transaction(sessions) as session:
-        row = await OperationRepository(session).require(op.id)
+        repo = OperationRepository(session)
+        row = await repo.require(op.id)
         result: dict[str, Any] = {**(row.result or {}), **(op.result or {})}
-        await OperationRepository(session).finish(
-            row, state, error_type=error_type, error_message=message, result=result
-        )
+        await repo.finish(row, state, error_type=error_type, error_message=message, result=result)
         if state is OperationState.SUCCEEDED:
             row.progress_done = max(row.progress_total, 1)
             row.progress_total = max(row.progress_total, 1)
+        follower = await repo.next_waiting(row)
+        for name in _SHOWN:
+            setattr(op, name, getattr(row, name))
     OPERATIONS.labels(op.kind, state.value).inc()
     seconds = max((utcnow() - (op.started_at or utcnow())).total_seconds(), 0.0)
     OPERATION_SECONDS.labels(op.kind).observe(seconds)
     outcome = f": {message}" if message else ""
     log.info("%s %s %s in %.1f s%s", op.kind, _target(op), state.value, seconds, outcome)
+    return follower
+
+
+# what `_finish` copies from the finished row onto the caller's `op`
+_SHOWN = (
+    "state",
+    "error_type",
+    "error_message",
+    "result",
+    "lock_key",
+    "finished_at",
+    "progress_done",
+    "progress_total",
+)
 
 
 def _target(op: Operation) -> str:

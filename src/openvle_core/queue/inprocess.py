@@ -10,7 +10,7 @@ from openvle_core.metrics import QUEUE_DEPTH, WORKER_JOB_CRASHES
 
 log = logging.getLogger(__name__)
 CLOSE_RECHECK_S = 1.0
-Runner = Callable[[str], Awaitable[None]]
+Runner = Callable[[str], Awaitable[object]]
 
 
 class InProcessQueue:

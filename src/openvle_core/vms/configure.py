@@ -76,11 +76,19 @@ async def allocate_address(runtime: Runtime, vm_id: str) -> IPv4Address:
 
 
 async def configure_clone(
-    runtime: Runtime, vm: Vm, node: str, *, confirmed: VmConfig | None = None
+    runtime: Runtime,
+    vm: Vm,
+    node: str,
+    *,
+    confirmed: VmConfig | None = None,
+    slug: str | None = None,
+    record_serial: bool = True,
 ) -> VmConfig:
     """Apply our config in one update; returns the config it was based on (read and
     confirmed now, or `confirmed`: the config the clone step has just read and checked
-    against the evidence it recorded; the update's digest makes it the one changed)."""
+    against the evidence it recorded; the update's digest makes it the one changed).
+    `slug`: the VM's event slug if the caller knows it; `record_serial=False`: the
+    caller records the serial as evidence itself, in its next write of the row."""
     assert vm.vmid is not None
     settings = runtime.settings
     if confirmed is not None:
@@ -90,15 +98,15 @@ async def configure_clone(
         config = await confirm_vm(runtime, vm, node, "configure")
     options: dict[str, object] = {}
     if settings.vms.smbios_metadata:
-        options.update(
-            smbios_options(settings, config, vm, await event_slug(runtime.sessions, vm.event_id))
-        )
+        if slug is None:
+            slug = await event_slug(runtime.sessions, vm.event_id)
+        options.update(smbios_options(settings, config, vm, slug))
     address: str | None = None
     if settings.cloudinit.enabled:
         address = str(await allocate_address(runtime, vm.id))
         options.update(cloudinit_options(settings, config, address))
     if options:
         await runtime.proxmox.update_vm_config(node, vm.vmid, options, digest=config.digest)
-    if settings.vms.smbios_metadata and vm.identity_serial != vm.id:
+    if record_serial and settings.vms.smbios_metadata and vm.identity_serial != vm.id:
         await update_vm(runtime.sessions, vm.id, identity_serial=vm.id)
     return config

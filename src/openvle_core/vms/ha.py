@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from openvle_core.db.models import Vm
 from openvle_core.guests.identity import require_member_node, require_pool_node, require_vmid
 from openvle_core.proxmox import ProxmoxClient, ProxmoxConflict
 from openvle_core.proxmox.models import VmConfig
@@ -28,12 +29,16 @@ async def ha_vmids(proxmox: ProxmoxClient) -> set[int]:
     return {r.vmid for r in await proxmox.ha_resources() if r.vmid is not None}
 
 
-async def ha_add_vm(runtime: Runtime, vm_id: str, *, confirmed: VmConfig | None = None) -> bool:
+async def ha_add_vm(
+    runtime: Runtime, vm_id: str, *, confirmed: VmConfig | None = None, vm: Vm | None = None
+) -> bool:
     """Make our VM HA-managed (state started); False when HA is disabled. `confirmed`:
-    the guest's config the caller has just read and confirmed as ours (no other read)."""
+    the guest's config the caller has just read and confirmed as ours (no other read);
+    `vm`: with `confirmed`, the row as the caller last wrote it (its vmid and name)."""
     if not runtime.settings.vms.ha_enabled:
         return False
-    vm = await load_vm(runtime.sessions, vm_id)
+    if vm is None or confirmed is None:
+        vm = await load_vm(runtime.sessions, vm_id)
     vmid = require_vmid(vm)
     if confirmed is None:
         node = await require_member_node(runtime.proxmox, vmid)

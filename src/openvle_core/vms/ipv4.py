@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openvle_core.db.models import Operation, Vm
 from openvle_core.operations import journal
@@ -40,13 +40,16 @@ async def read_agent_ip(
     config: VmConfig | None = None,
     booting: bool = False,
     start_ended: Callable[[], Awaitable[None]] | None = None,
+    with_address: tuple[Journal, Callable[[], dict[str, Any]]] | None = None,
 ) -> VmConfig | None:
     """Wait for the agent's IPv4, store it on the VM. `config`: the guest's config as
     confirmed before the start (read now if not given); `booting`: the guest was just
     started (its agent is not up yet: the first read waits); `start_ended`: waits for the
     end of a start not yet waited for (raising if it failed), called once the agent has
-    no address to give. Returns the config read to confirm the guest right before the
-    address was written (None if no address)."""
+    no address to give; `with_address`: a journal entry and the row's other fields
+    (asked for when the address is written) to write in the address's commit. Returns the
+    config read to confirm the guest right before the address was written (None if no
+    address, and then nothing of `with_address` was written)."""
     assert vm.vmid is not None
     vm_id, vmid = vm.id, vm.vmid
     worker = runtime.settings.worker
@@ -64,7 +67,12 @@ async def read_agent_ip(
         if lookup.address is not None:
             confirmed = await confirm_vm(runtime, vm, node, "read_ip")
             address = str(lookup.address)
-            await update_vm_noting(runtime.sessions, vm_id, op, Journal(ipv4=address), ipv4=address)
+            entry, fields = Journal(ipv4=address), {"ipv4": address}
+            if with_address is not None:
+                noted, more = with_address
+                entry = Journal(ipv4=address, **noted.model_dump(exclude_unset=True))
+                fields.update(more())
+            await update_vm_noting(runtime.sessions, vm_id, op, entry, **fields)
             return confirmed
         if start_ended is not None:
             await start_ended()  # no address yet: did the start itself end well?

@@ -11,10 +11,10 @@ for the `hastart`/`hastop` task. After a start the IPv4 is read through the gues
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openvle_core.db.enums import VmStatus
-from openvle_core.db.models import Operation
+from openvle_core.db.models import Operation, Vm
 from openvle_core.guests.errors import IdentityMismatch
 from openvle_core.guests.identity import pool_node, require_pool_node, require_vmid
 from openvle_core.operations import journal
@@ -43,11 +43,13 @@ class Fresh:
     """A guest this very run has just cloned, confirmed as ours on `config` and
     configured (the update carried that config's digest, so the guest checked was the
     guest changed): its node and state are known and its config (net0, agent) is at hand,
-    so the start that follows reads neither again."""
+    so the start that follows reads neither again; `vm` is the row as the configure
+    step's write left it (`starting` already when that step knew the start follows)."""
 
     node: str
     status: VmStatus
     config: VmConfig
+    vm: Vm
 
 
 def db_status(status: PveStatus) -> VmStatus:
@@ -109,11 +111,11 @@ async def power_vm(
     just cloned and configured by this run (its state and identity need no re-read).
     Returns the guest's config if it was read and confirmed as ours at the end (after
     the IP lookup), for a next step to use as its identity check."""
-    vm = await load_vm(runtime.sessions, vm_id)
-    vmid = require_vmid(vm)
     agent_ip = action == "start" and not runtime.settings.cloudinit.enabled
     if fresh is not None and agent_ip and fresh.status is VmStatus.STOPPED:
         return await _start_fresh(runtime, op, vm_id, fresh)
+    vm = await load_vm(runtime.sessions, vm_id)
+    vmid = require_vmid(vm)
     if fresh is not None:
         node, current, config = fresh.node, fresh.status, fresh.config
     else:
@@ -149,8 +151,13 @@ async def _start_fresh(
     """Start a guest this run has just cloned and configured, and read its address. The
     start's task is not waited for on its own: an address from the agent proves the VM
     runs (so the start ended well); only when the agent has none yet is the task's end
-    asked for (a failed start raises as before)."""
-    vm = await update_vm(runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node)
+    asked for (a failed start raises as before). The address and the running state are
+    written in one commit."""
+    vm = fresh.vm
+    if vm.status != VmStatus.STARTING.value or vm.node != fresh.node:
+        vm = await update_vm(
+            runtime.sessions, vm_id, status=VmStatus.STARTING.value, node=fresh.node
+        )
     vmid = require_vmid(vm)
     upid = await runtime.proxmox.send_start(fresh.node, vmid)
     started: PveStatus | None = None
@@ -160,13 +167,23 @@ async def _start_fresh(
         if started is None:
             started = await runtime.proxmox.finish_start(fresh.node, vmid, upid)
 
+    def running() -> dict[str, Any]:
+        ha = started.ha.managed if started is not None else False
+        return {"status": VmStatus.RUNNING.value, "ha_managed": ha}
+
+    entry = Journal(power="start", status=VmStatus.RUNNING.value)
     confirmed = await read_agent_ip(
-        runtime, op, vm, fresh.node, config=fresh.config, booting=True, start_ended=start_ended
+        runtime,
+        op,
+        vm,
+        fresh.node,
+        config=fresh.config,
+        booting=True,
+        start_ended=start_ended,
+        with_address=(entry, running),
     )
-    ha = started.ha.managed if started is not None else False
-    running = VmStatus.RUNNING.value
-    entry = Journal(power="start", status=running)
-    await update_vm_noting(runtime.sessions, vm_id, op, entry, status=running, ha_managed=ha)
+    if confirmed is None:  # no address: the running state was not written with it
+        await update_vm_noting(runtime.sessions, vm_id, op, entry, **running())
     return confirmed
 
 

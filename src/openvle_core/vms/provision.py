@@ -15,7 +15,10 @@ limits; otherwise in `clone_guest`.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openvle_core.db.enums import GuestIdentity, VmStatus
 from openvle_core.db.models import Operation, Template, Vm
@@ -50,6 +53,7 @@ from openvle_core.vms.records import (
     NO_EVIDENCE,
     load_vm,
     record_vmid,
+    update_in,
     update_vm,
     update_vm_noting,
 )
@@ -66,15 +70,32 @@ async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
         await update_vm(runtime.sessions, vm_id, ipv4=str(address))
 
 
+@dataclass(frozen=True, slots=True)
+class Cloned:
+    """A guest this run's clone request made: its config as read to record its evidence,
+    and the VM row as that record left it."""
+
+    config: VmConfig
+    vm: Vm
+
+
 async def _clone(
-    runtime: Runtime, op: Operation, vm_id: str, source: TemplateDisks | None
-) -> VmConfig | None:
-    """Place and clone; returns the new guest's config as read to record its evidence
-    when this run's clone request made it (None when an earlier run's did)."""
-    vm = await load_vm(runtime.sessions, vm_id)
+    runtime: Runtime,
+    op: Operation,
+    vm_id: str,
+    source: TemplateDisks | None,
+    vm: Vm | None = None,
+    template: Template | None = None,
+) -> Cloned | None:
+    """Place and clone; returns what `Cloned` holds when this run's clone request made
+    the guest (None when an earlier run's did). `vm`, `template`: the rows if the
+    caller has just read them."""
+    if vm is None:
+        vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
-    async with reading(runtime.sessions) as session:
-        template = await TemplateRepository(session).require(vm.template_id)
+    if template is None:
+        async with reading(runtime.sessions) as session:
+            template = await TemplateRepository(session).require(vm.template_id)
     template_node = await require_member_node(runtime.proxmox, template.vmid)
     node = vm.node
     if node is None:
@@ -83,12 +104,19 @@ async def _clone(
         figures = await cluster_figures(runtime.proxmox)
         node = await place_clone(runtime, vm, template, source, figures)
         await update_vm(runtime.sessions, vm_id, node=node)
+    latest: list[Vm] = []  # the row as the last of the writes below left it
 
     async def set_vmid(vmid: int | None) -> None:
-        await record_vmid(runtime.sessions, vm_id, vmid)
+        latest[:] = [await record_vmid(runtime.sessions, vm_id, vmid)]
+
+    async def set_vmid_in(session: AsyncSession, vmid: int) -> None:
+        latest[:] = [await update_in(session, vm_id, vmid=vmid, **NO_EVIDENCE)]
 
     async def set_evidence(evidence: Evidence) -> None:
-        await update_vm(runtime.sessions, vm_id, **evidence.columns())
+        # recorded only for our finished clone: the journal's `cloned` in the same commit
+        noted = Journal(cloned=True)
+        columns = evidence.columns()
+        latest[:] = [await update_vm_noting(runtime.sessions, vm_id, op, noted, **columns)]
 
     claim = claim_of(vm)
     spec = CloneSpec(
@@ -100,14 +128,18 @@ async def _clone(
         vm_id=vm.id,
         vmid=vm.vmid,
         record_vmid=set_vmid,
+        record_vmid_in=set_vmid_in,
         evidence=claim.evidence,
         legacy=claim.legacy,
         record_evidence=set_evidence,
         source_config=source.config if source is not None else None,
     )
     await clone_guest(runtime, op, spec)
-    await journal.write(runtime.sessions, op, Journal(cloned=True))
-    return spec.config if spec.sent_here else None
+    if not journal.read(op).cloned:
+        await journal.write(runtime.sessions, op, Journal(cloned=True))
+    if spec.sent_here and spec.config is not None and latest:
+        return Cloned(spec.config, latest[-1])
+    return None
 
 
 async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> None:
@@ -126,45 +158,69 @@ async def clone_failed(runtime: Runtime, op: Operation, exc: BaseException) -> N
 
 async def clone_vm(runtime: Runtime, op: Operation) -> None:
     """Operation kind `vm.clone` (target: the VM row made by `request_clone`)."""
-    fresh = await provision_vm(runtime, op)
+    fresh = await provision_vm(runtime, op, starting=bool(op.params.get("start")))
     if op.params.get("start"):
         assert op.target_id is not None
         await power_vm(runtime, op, op.target_id, "start", fresh=fresh)
 
 
 async def provision_vm(
-    runtime: Runtime, op: Operation, source: TemplateDisks | None = None
+    runtime: Runtime,
+    op: Operation,
+    source: TemplateDisks | None = None,
+    *,
+    vm: Vm | None = None,
+    template: Template | None = None,
+    starting: bool = False,
 ) -> Fresh | None:
     """Clone (unless done) and configure the VM of `op`; `source`: its template's disks
-    and config if the caller has them. Returns what the start needs not read again when
-    this run cloned and configured the guest itself (`Fresh`), else None."""
+    and config if the caller has them; `vm`, `template`: the rows if the caller has just
+    read them; `starting`: the caller starts the VM right after, so a guest this run
+    cloned goes to `starting` in the configure step's write (not `stopped`, then
+    `starting` in one more). Returns what the start needs not read again when this run
+    cloned and configured the guest itself (`Fresh`), else None."""
     assert op.target_id is not None
     vm_id = op.target_id
-    await _reserve_ip(runtime, vm_id)
-    cloned: VmConfig | None = None
+    if runtime.settings.cloudinit.enabled:
+        await _reserve_ip(runtime, vm_id)
+        vm = None  # the address is on the row now
+    cloned: Cloned | None = None
     if not journal.read(op).cloned:
-        cloned = await _clone(runtime, op, vm_id, source)
-    vm = await load_vm(runtime.sessions, vm_id)
-    assert vm.vmid is not None
-    node = await require_member_node(runtime.proxmox, vm.vmid)
-    fresh: Fresh | None = None
-    done = Journal(vmid=vm.vmid, node=node)
+        cloned = await _clone(runtime, op, vm_id, source, vm, template)
     if cloned is not None and not journal.read(op).configured:
         # cloned by this run, from a template: a new guest is stopped (nothing to read);
         # its config was read and its evidence recorded a moment ago
-        config = await configure_clone(runtime, vm, node, confirmed=cloned)
-        done.configured = True  # the update was sent: recorded with the row's status
-        fresh = Fresh(node, VmStatus.STOPPED, config)
-        status = VmStatus.STOPPED
+        vm = cloned.vm
+        assert vm.vmid is not None
+        node = await require_member_node(runtime.proxmox, vm.vmid)
+        slug = op.params.get("slug")  # an event's deploy names it for every VM
+        config = await configure_clone(
+            runtime,
+            vm,
+            node,
+            confirmed=cloned.config,
+            slug=slug if isinstance(slug, str) else None,
+            record_serial=False,
+        )
+        done = Journal(vmid=vm.vmid, node=node, configured=True)  # the update was sent
+        status = VmStatus.STARTING if starting else VmStatus.STOPPED
+        fields: dict[str, Any] = {"node": node, "status": status.value}
+        if runtime.settings.vms.smbios_metadata and vm.identity_serial != vm.id:
+            fields["identity_serial"] = vm.id  # our serial is in the config now
+        vm = await update_vm_noting(runtime.sessions, vm_id, op, done, **fields)
+        return Fresh(node, VmStatus.STOPPED, config, vm)
+    vm = await load_vm(runtime.sessions, vm_id)
+    assert vm.vmid is not None
+    node = await require_member_node(runtime.proxmox, vm.vmid)
+    done = Journal(vmid=vm.vmid, node=node)
+    status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
+    if not journal.read(op).configured:
+        await configure_clone(runtime, vm, node)  # confirms the guest is ours first
+        done.configured = True
     else:
-        status = db_status(await runtime.proxmox.vm_status(node, vm.vmid))
-        if not journal.read(op).configured:
-            await configure_clone(runtime, vm, node)  # confirms the guest is ours first
-            done.configured = True
-        else:
-            await confirm_vm(runtime, vm, node, "record")
+        await confirm_vm(runtime, vm, node, "record")
     await update_vm_noting(runtime.sessions, vm_id, op, done, node=node, status=status.value)
-    return fresh
+    return None
 
 
 PENDING = (VmStatus.CLONING.value, VmStatus.STARTING.value)
@@ -273,10 +329,10 @@ async def place_clone(
     return chosen
 
 
-async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str:
-    """The VM's node: kept if set, else chosen now (one placement at a time)."""
+async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> Vm:
+    """The VM row with its node: kept if set, else chosen now (one placement at a time)."""
     if vm.node is not None:
-        return vm.node
+        return vm
     limits = runtime.caps.current
     assert limits is not None
     template_node = await require_member_node(runtime.proxmox, template.vmid)
@@ -284,22 +340,27 @@ async def place_within_caps(runtime: Runtime, vm: Vm, template: Template) -> str
     async with limits.placing:
         figures = await batch_figures(runtime.proxmox, limits)
         node = await place_clone(runtime, vm, template, disks, figures)
-        await update_vm(runtime.sessions, vm.id, node=node, status=VmStatus.CLONING.value)
-    return node
+        return await update_vm(runtime.sessions, vm.id, node=node, status=VmStatus.CLONING.value)
 
 
-async def clone_within_caps(runtime: Runtime, op: Operation, vm_id: str) -> Fresh | None:
+async def clone_within_caps(
+    runtime: Runtime, op: Operation, vm_id: str, vm: Vm | None = None, *, starting: bool = False
+) -> Fresh | None:
     """The clone-and-configure of `clone_vm`, inside the node and storage slots when limited
-    (`provision_vm`'s result)."""
+    (`provision_vm`'s result). `vm`: the row if the caller has just read it; `starting`:
+    as for `provision_vm`."""
     limits = runtime.caps.current
     if limits is None or journal.read(op).cloned:
-        return await provision_vm(runtime, op)
-    vm = await load_vm(runtime.sessions, vm_id)
+        return await provision_vm(runtime, op, starting=starting)
+    if vm is None:
+        vm = await load_vm(runtime.sessions, vm_id)
     assert vm.template_id is not None
     async with reading(runtime.sessions) as session:
         template = await TemplateRepository(session).require(vm.template_id)
-    node = await place_within_caps(runtime, vm, template)
+    if vm.node is None:
+        vm = await place_within_caps(runtime, vm, template)
+    assert vm.node is not None
     template_node = await require_member_node(runtime.proxmox, template.vmid)
     disks = await template_disks(runtime.proxmox, limits, template.vmid, template_node)
-    async with limits.clone_slot(node, disks, vm.full_clone):
-        return await provision_vm(runtime, op, disks)
+    async with limits.clone_slot(vm.node, disks, vm.full_clone):
+        return await provision_vm(runtime, op, disks, vm=vm, template=template, starting=starting)

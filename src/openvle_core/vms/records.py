@@ -59,6 +59,11 @@ async def update_vm_noting(
         return vm
 
 
+async def update_in(session: AsyncSession, vm_id: str, **fields: Any) -> Vm:
+    """`update_vm` inside the caller's transaction (it commits, with its own changes)."""
+    return await _update(session, vm_id, fields)
+
+
 async def _update(session: AsyncSession, vm_id: str, fields: dict[str, Any]) -> Vm:
     if fields.get("vmid") is not None:
         bind(vmid=fields["vmid"])
