@@ -60,7 +60,7 @@ def _run(
         finally:
             cursor.close()
     finally:
-        adapted.done += 1  # written in this thread only
+        adapted.done += 1  # written here only (aiosqlite's thread, or the caller's inline)
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):

@@ -275,15 +275,16 @@ async def set_progress(
 class Progress:
     """The parent's progress as its children succeed: written `PROGRESS_EVERY_S` after the
     first success since the last write (one write for the VMs that end meanwhile, not one
-    each), and at the end (`close`). A write that fails is logged; the next one catches up."""
+    each), and at the end (`close`). Writes go one at a time, in order; a write that fails
+    is logged, and the next one catches up."""
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], parent_id: str, done: int, total: int
     ) -> None:
         self.sessions, self.parent_id, self.total = sessions, parent_id, total
         self.done = self.written = done
-        self._soon: asyncio.Task[None] | None = None
-        self._sleeping = False
+        self._soon: asyncio.Task[None] | None = None  # a write not begun yet
+        self._writing = asyncio.Lock()
 
     def add(self) -> None:
         """One more child succeeded."""
@@ -292,35 +293,35 @@ class Progress:
             self._soon = asyncio.create_task(self._write_soon(), name="openvle-progress")
 
     async def _write_soon(self) -> None:
-        self._sleeping = True
-        try:
-            await asyncio.sleep(PROGRESS_EVERY_S)
-        finally:
-            self._sleeping = False
-        self._soon = None  # successes from here on schedule the next write
-        try:
-            await self._write()
-        except Exception as exc:  # a DB blip: the next write (or `close`) catches up
-            log.warning("progress not written: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        self._soon = None  # begun: successes from here on schedule the next write
+        await self._write()
 
     async def _write(self) -> None:
-        done = self.done
-        if done != self.written:
-            await set_progress(self.sessions, self.parent_id, done, self.total)
+        async with self._writing:
+            done = self.done
+            if done == self.written:
+                return
+            try:
+                await set_progress(self.sessions, self.parent_id, done, self.total)
+            except Exception as exc:  # a DB blip: the next write (or `close`) catches up
+                log.warning("progress not written: %s: %s", type(exc).__name__, exc)
+                return
             self.written = done
 
     async def close(self) -> None:
-        """Write what is not written yet (instead of a pending write that has not begun)."""
+        """Write what is not written yet (instead of a write not begun)."""
         await self.drop()
         await self._write()
 
     async def drop(self) -> None:
-        """Cancel a pending write that has not begun; wait for one that has."""
+        """Cancel a write not begun yet; wait for one under way."""
         soon, self._soon = self._soon, None
         if soon is not None:
-            if self._sleeping:
-                soon.cancel()
+            soon.cancel()
             await asyncio.wait([soon])
+        async with self._writing:
+            pass
 
 
 async def run_children(

@@ -187,8 +187,8 @@ async def _finish(
             row.progress_done = max(row.progress_total, 1)
             row.progress_total = max(row.progress_total, 1)
         follower = await repo.next_waiting(row)
-        for name in _SHOWN:
-            setattr(op, name, getattr(row, name))
+    for name in _SHOWN:  # committed: the caller's row shows the end
+        setattr(op, name, getattr(row, name))
     OPERATIONS.labels(op.kind, state.value).inc()
     seconds = max((utcnow() - (op.started_at or utcnow())).total_seconds(), 0.0)
     OPERATION_SECONDS.labels(op.kind).observe(seconds)
