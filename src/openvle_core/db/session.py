@@ -3,6 +3,7 @@
 SQLite needs two fixes to behave like a real database: the driver's own transaction
 handling is switched off so SQLAlchemy's BEGIN IMMEDIATE/SAVEPOINT work, and foreign keys plus a
 busy timeout are turned on for every connection.
+Its statements go through `sqlite_driver` (one trip each to aiosqlite's thread).
 
 SQLite has one writer at a time. The transactions of one process take turns for it in
 the order they asked (`WriteTurns`, an asyncio lock taken just before BEGIN IMMEDIATE and

@@ -64,10 +64,9 @@ if TYPE_CHECKING:
 
 
 async def _reserve_ip(runtime: Runtime, vm_id: str) -> None:
-    """Cloud-init on: claim the VM's address before cloning (idempotent)."""
-    if runtime.settings.cloudinit.enabled:
-        address = await allocate_address(runtime, vm_id)
-        await update_vm(runtime.sessions, vm_id, ipv4=str(address))
+    """Claim the VM's cloud-init address before cloning (idempotent; cloud-init on)."""
+    address = await allocate_address(runtime, vm_id)
+    await update_vm(runtime.sessions, vm_id, ipv4=str(address))
 
 
 @dataclass(frozen=True, slots=True)
