@@ -113,11 +113,17 @@ class ProxmoxClient(VmOperations):
         times the JSON decoding, and the decoding into dicts four times this). A body that
         is not a list of objects with a string `id` and `type` is `ProxmoxBadResponse`.
         The pool membership is not refreshed here: hand the parsed pool guests to
-        `remember_pool`."""
+        `remember_pool` (or their vmids and nodes to `remember_members`)."""
         entries: list[ResourceEntry] = await self._api.get_decoded(
             "/cluster/resources", decode_entries
         )
         return entries
+
+    def remember_members(self, pool: str, members: dict[int, str | None]) -> None:
+        """Refresh the pool membership from the guests /cluster/resources shows in `pool`
+        (vmid -> node; ignored unless `pool` is ours): one dict, no pass over every
+        entry again."""
+        self._guard.replace_members(pool, members)
 
     def remember_pool(self, guests: Iterable[pools.PoolEntry]) -> None:
         """Refresh the pool membership from /cluster/resources guests (as

@@ -124,6 +124,12 @@ class PoolGuard:
             return
         self._set({r.vmid: r.node for r in guests if r.pool == self.poolid and r.vmid})
 
+    def replace_members(self, pool: str, members: dict[int, str | None]) -> None:
+        """Take `members` (vmid -> node) as the new membership, if `pool` is ours: the
+        guests a caller found carrying `pool` in /cluster/resources (the dict is kept)."""
+        if pool == self.poolid:
+            self._set(members)
+
     def add(self, vmid: int, node: str | None) -> None:
         """Record a VM PVE put into our pool (clone/create with `pool=`, or a move)."""
         self._members[vmid] = node

@@ -29,12 +29,14 @@ from openvle_core.proxmox.errors import (
     ProxmoxUnavailable,
     translate_response,
 )
+from openvle_core.proxmox.http.message import Reply
 from openvle_core.proxmox.http.pool import KeepAliveTransport
 from openvle_core.proxmox.observe import NullObserver, ProxmoxObserver
 from openvle_core.proxmox.retry import RetryPolicy, call_with_retry
 from openvle_core.settings import ProxmoxSettings
 
 Params = Mapping[str, object]
+Answer = httpx.Response | Reply  # the client's response, or the direct path's
 # Where httpx.AsyncClient (trust_env) would send through a proxy: not sent directly then.
 _PROXY_VARIABLES = tuple(
     name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower())
@@ -215,7 +217,7 @@ class ApiCaller:
 
     async def _exchange(
         self, method: str, url: str, query: dict[str, str] | None, form: dict[str, str] | None
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send through the direct path when nothing of httpx's client layers would act
         now (no event hooks, httpx's logger not at INFO; see `direct_transport`), else
         through the client."""
@@ -239,7 +241,7 @@ class ApiCaller:
         )
 
 
-def _envelope(response: httpx.Response, *, method: str, path: str) -> dict[str, Any]:
+def _envelope(response: Answer, *, method: str, path: str) -> dict[str, Any]:
     """Decode a 2xx envelope, or raise the translated PVE error for any other status."""
     body = _json_or_none(response.content)
     if response.is_success:
@@ -262,9 +264,7 @@ def _envelope(response: httpx.Response, *, method: str, path: str) -> dict[str, 
     raise translate_response(response.status_code, message, errors, method=method, path=path)
 
 
-def _decoded(
-    response: httpx.Response, decode: Callable[[bytes], Any], *, method: str, path: str
-) -> Any:
+def _decoded(response: Answer, decode: Callable[[bytes], Any], *, method: str, path: str) -> Any:
     """`decode` of a 2xx body; its `ValueError` as `ProxmoxBadResponse`."""
     try:
         return decode(response.content)

@@ -140,18 +140,19 @@ async def fetch_cluster(proxmox: ProxmoxClient, pool: str) -> ClusterView:
     entries = await proxmox.cluster_resource_entries()
     # one pass over every entry (`pool` first: it rules out the other pools' guests)
     ours = [e for e in entries if e.pool == pool and e.type in GUEST_TYPES and e.vmid is not None]
-    if not ours and not any(
-        e.pool is not None and e.type in GUEST_TYPES for e in entries
-    ):  # no guest carries its pool (no Pool.Audit): the pool's member list says
+    by_pool_field = bool(ours) or any(e.pool is not None and e.type in GUEST_TYPES for e in entries)
+    if not by_pool_field:  # no guest carries its pool (no Pool.Audit): the pool's member list says
         members = {m.vmid for m in (await proxmox.get_pool()).members if m.vmid is not None}
         ours = [
             e for e in entries if e.type in GUEST_TYPES and e.vmid is not None and e.vmid in members
         ]
     taken = guest_memo(proxmox).take(ours)
-    proxmox.remember_pool(guest for guest, _document in taken)
+    guests = {guest.vmid: guest for guest, _document in taken if guest.vmid is not None}
+    if by_pool_field:
+        proxmox.remember_members(pool, {vmid: guest.node for vmid, guest in guests.items()})
     others = [parse(ClusterResource, as_dict(e)) for e in entries if e.type in {"node", "storage"}]
     return ClusterView(
-        guests={guest.vmid: guest for guest, _document in taken if guest.vmid is not None},
+        guests=guests,
         nodes=[r for r in others if r.type == "node" and r.node],
         total=len(entries),
         storages=[r for r in others if r.type == "storage" and r.node and r.storage],

@@ -32,6 +32,11 @@ _LENGTH = re.compile(rb"[0-9]{1,18}")
 _STATUS = re.compile(rb"[1-5][0-9][0-9]")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Header lines that need no unfolding or closer look: name, colon, a value without CR
+# (but the line's end), LF or NUL, each line ended by (CR)LF but the last.
+_PLAIN_FIELDS = re.compile(
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*\r?\n)*[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*\r?"
+)
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -72,7 +77,7 @@ def request_head(request: httpx.Request, body_length: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_head(raw: bytes, request: httpx.Request) -> Head:
+def parse_head(raw: bytes, request: httpx.Request | None) -> Head:
     """Parse a status line and header fields; raise RemoteProtocolError if malformed.
 
     Lenient where RFC 9112 asks a client to be (bare LF line ends, folded header lines
@@ -83,7 +88,12 @@ def parse_head(raw: bytes, request: httpx.Request) -> Head:
     code, _, reason = rest.partition(b" ")
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or not _STATUS.fullmatch(code):
         raise httpx.RemoteProtocolError(f"malformed status line {lines[0][:80]!r}", request=request)
-    headers: list[tuple[bytes, bytes]] = []
+    fields = raw.partition(b"\n")[2]
+    if not fields or _PLAIN_FIELDS.fullmatch(fields):  # the usual head: one check for all
+        split = [line.partition(b":") for line in lines[1:]]
+        headers = [(name, value.strip(b" \t")) for name, _, value in split]
+        return _framing(version, int(code), reason, headers, request)
+    headers = []
     for line in lines[1:]:
         if line[:1] in (b" ", b"\t") and headers:  # obs-fold: continues the previous value
             name, value = headers[-1]
@@ -101,7 +111,7 @@ def _framing(
     status: int,
     reason: bytes,
     headers: list[tuple[bytes, bytes]],
-    request: httpx.Request,
+    request: httpx.Request | None,
 ) -> Head:
     """How the body is delimited and whether the connection stays open (RFC 9112 6.3)."""
     lengths: set[bytes] = set()
@@ -192,11 +202,32 @@ class Connection(asyncio.Protocol):
         self, request: httpx.Request, body: bytes, read_timeout: float | None
     ) -> tuple[httpx.Response, bool]:
         """Send `request` and read its response; also say whether the connection is reusable."""
+        head, content, reusable = await self.roundtrip(
+            request_head(request, len(body)) + body, request.method == "HEAD", read_timeout, request
+        )
+        response = httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=httpx.ByteStream(content),
+            extensions={"http_version": head.version, "reason_phrase": head.reason},
+        )
+        return response, reusable
+
+    async def roundtrip(
+        self,
+        message: bytes,
+        head_only: bool,
+        read_timeout: float | None,
+        request: httpx.Request | None = None,
+    ) -> tuple[Head, bytes, bool]:
+        """Write `message` (a checked request head and its body), read the response: its
+        head, its body (as sent: not content-decoded) and whether the connection is
+        reusable. `request` only names the exchange in the httpx errors raised."""
         assert self._transport is not None
         self._request, self._read_timeout = request, read_timeout
-        self._transport.write(request_head(request, len(body)) + body)
+        self._transport.write(message)
         while True:
-            head = parse_head(await self._read_head(), request)
+            head = parse_head(await self._read_head(), self._request)
             if head.status >= 200:
                 break
             if head.status == 101:
@@ -204,7 +235,7 @@ class Connection(asyncio.Protocol):
                     "unexpected 101 Switching Protocols", request=self._request
                 )
         framed = True
-        if request.method == "HEAD" or head.status in _NO_BODY_STATUS:
+        if head_only or head.status in _NO_BODY_STATUS:
             content = b""
         elif head.chunked:
             content = await self._read_chunked()
@@ -212,13 +243,7 @@ class Connection(asyncio.Protocol):
             content = await self._read_exactly(head.length)
         else:
             content, framed = await self._read_to_eof(), False
-        response = httpx.Response(
-            head.status,
-            headers=head.headers,
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": head.version, "reason_phrase": head.reason},
-        )
-        return response, framed and not head.close and self.reusable
+        return head, content, framed and not head.close and self.reusable
 
     async def _more(self, *, started: bool, part: str = "message body") -> None:
         """Wait for more bytes; raise if the peer closed or the read timed out."""

@@ -34,14 +34,21 @@ from collections.abc import Mapping
 
 import httpx
 
-from openvle_core.proxmox.http.connection import Connection
+from openvle_core.proxmox.http.connection import Connection, Head
 from openvle_core.proxmox.http.dial import open_tcp
+from openvle_core.proxmox.http.message import (
+    FieldsCache,
+    Origin,
+    Prepared,
+    Reply,
+    prepare,
+    prepared_by_httpx,
+    reply_of,
+)
 
-Origin = tuple[str, str, int]
 KEEPALIVE_EXPIRY = 3.0
 """Seconds an idle connection is kept: pveproxy drops one idle for 5 s (AnyEvent.pm
 `timeout`), and a request sent as it does so fails without proof it was not processed."""
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
@@ -70,6 +77,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._expiry = keepalive_expiry
         self._idle: dict[Origin, list[Connection]] = {}
         self._closed = False
+        self._fields = FieldsCache()  # the header lines of `request`, checked once
         self.connections_opened = 0
         """Connections made so far (keep-alive working means this stays small)."""
 
@@ -87,17 +95,31 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, request: httpx.Request, timeouts: dict[str, float | None]
     ) -> httpx.Response:
-        url = request.url
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-        body = await request.aread()
+        prepared = await prepared_by_httpx(request)
+        head, content = await self._roundtrip(prepared, timeouts, request)
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=httpx.ByteStream(content),
+            extensions={"http_version": head.version, "reason_phrase": head.reason},
+        )
+
+    async def _roundtrip(
+        self,
+        prepared: Prepared,
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None,
+    ) -> tuple[Head, bytes]:
+        """Send a prepared request on an idle or new connection of its origin; the
+        response's head and body (not content-decoded). The connection is kept if reusable."""
+        origin = prepared.origin
         connection = self._take_idle(origin) or await self._connect(
             origin, request, timeouts.get("connect")
         )
         try:
-            response, reusable = await connection.exchange(request, body, timeouts.get("read"))
+            head, content, reusable = await connection.roundtrip(
+                prepared.message, prepared.head_only, timeouts.get("read"), request
+            )
         except BaseException:
             connection.close()
             raise
@@ -105,7 +127,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             self._put_idle(origin, connection)
         else:
             connection.close()
-        return response
+        return head, content
 
     async def request(
         self,
@@ -116,25 +138,39 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         timeouts: Mapping[str, float | None],
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send one request and read its whole response (content-decoded on access),
-        without `httpx.AsyncClient`: `headers` must hold the client's defaults. Raises
-        httpx's exceptions as `handle_async_request` does; `RuntimeError` once closed,
-        as the client does."""
+    ) -> Reply:
+        """Send one request and read its whole response, content-decoded, without
+        `httpx.AsyncClient` and, for the requests the Proxmox client makes (a plain URL,
+        string parameters), without `httpx.Request` and `httpx.Response` either: the same
+        bytes leave as the client would send (`prepare`). `headers` must hold the
+        client's defaults. Raises httpx's exceptions as `handle_async_request` does;
+        `RuntimeError` once closed, as the client does."""
         if self._closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        request = httpx.Request(
-            method, url, params=params, data=data, headers=headers, extensions={"timeout": timeouts}
-        )
-        response = await self.handle_async_request(request)
-        response.request = request
+        prepared, request = prepare(method, url, headers, params, data, self._fields), None
+        if prepared is None:  # beyond the plain case: httpx makes the bytes
+            request = httpx.Request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                extensions={"timeout": timeouts},
+            )
+            prepared = await prepared_by_httpx(request)
+        if self._slots.locked():
+            await self._wait_for_slot(request, timeouts.get("pool"))
+        else:
+            await self._slots.acquire()
         try:
-            await response.aread()
+            head, content = await self._roundtrip(prepared, timeouts, request)
         finally:
-            await response.aclose()
-        return response
+            self._slots.release()
+        return await reply_of(head, content)
 
-    async def _wait_for_slot(self, request: httpx.Request, pool_timeout: float | None) -> None:
+    async def _wait_for_slot(
+        self, request: httpx.Request | None, pool_timeout: float | None
+    ) -> None:
         try:
             async with asyncio.timeout(pool_timeout):
                 await self._slots.acquire()
@@ -142,7 +178,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             raise httpx.PoolTimeout("no free connection slot in time", request=request) from None
 
     async def _connect(
-        self, origin: Origin, request: httpx.Request, connect_timeout: float | None
+        self, origin: Origin, request: httpx.Request | None, connect_timeout: float | None
     ) -> Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
