@@ -71,6 +71,29 @@ async def test_unchanged_vms_cause_no_row_writes(harness: Harness, db_engine: As
     assert rows == [1]  # the one row that changed, nothing for the others
 
 
+async def test_the_collector_does_not_run_during_a_sync(harness: Harness) -> None:
+    """A sync's rows and refs are short-lived and acyclic: the cyclic collector is paused
+    while it runs (`collector.paused`) and resumes after."""
+    await known(harness)
+    assert (await harness.sync()).ok
+    runs: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        move(harness, 10001)
+        result = await harness.sync()
+    finally:
+        gc.callbacks.remove(seen)
+    assert result.ok
+    assert result.vms_updated == 1
+    assert runs == []
+    assert gc.isenabled()
+
+
 async def test_changed_syncs_of_any_size_add_nothing_to_the_statement_cache(
     harness: Harness, db_engine: AsyncEngine
 ) -> None:
