@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from openvle_core import collector
+from tests.support.collections import collections_seen
 
 
 @pytest.fixture(autouse=True)
@@ -18,14 +19,7 @@ def enabled() -> Iterator[None]:
 
 
 def test_no_collection_runs_inside_and_it_resumes_after() -> None:
-    runs: list[int] = []
-
-    def seen(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            runs.append(info["generation"])
-
-    gc.callbacks.append(seen)
-    try:
+    with collections_seen() as runs:
         with collector.paused():
             assert not gc.isenabled()
             junk = [[i] for i in range(20_000)]  # far past the young generation's 700
@@ -35,8 +29,6 @@ def test_no_collection_runs_inside_and_it_resumes_after() -> None:
         junk = [[i] for i in range(20_000)]
         assert runs  # collecting again
         del junk
-    finally:
-        gc.callbacks.remove(seen)
 
 
 def failing_sync() -> None:

@@ -19,6 +19,7 @@ from openvle_core.proxmox.models import ClusterResource
 from openvle_core.proxmox.resources import ResourceEntry
 from openvle_core.sync.cluster import GUEST_FIELDS, GUEST_USAGE, GuestMemo, guest_memo
 from openvle_pvesim.seeds import start_now
+from tests.support.collections import collections_seen
 from tests.sync.kit import POOL_VMS, Harness, evidence_of
 
 TEMPLATES = 3  # the demo templates in the pool
@@ -76,18 +77,9 @@ async def test_the_collector_does_not_run_during_a_sync(harness: Harness) -> Non
     while it runs (`collector.paused`) and resumes after."""
     await known(harness)
     assert (await harness.sync()).ok
-    runs: list[int] = []
-
-    def seen(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            runs.append(info["generation"])
-
-    gc.callbacks.append(seen)
-    try:
+    with collections_seen() as runs:
         move(harness, 10001)
         result = await harness.sync()
-    finally:
-        gc.callbacks.remove(seen)
     assert result.ok
     assert result.vms_updated == 1
     assert runs == []
