@@ -124,6 +124,11 @@ def test_two_workers_scrape_the_sum_of_both_processes(tmp_path: Path, redis_url:
                 live += 1
             served = live_requests_by_process(directory)
         assert len([n for n in served.values() if n]) == 2, served  # both answered some
+        for _ in range(100):  # a request is counted as its response ends: maybe just after
+            if sum(served.values()) == live:
+                break
+            time.sleep(0.05)
+            served = live_requests_by_process(directory)
         assert sum(served.values()) == live
         scrapes = []
         for _ in range(6):
