@@ -141,7 +141,7 @@ def _framing(
 
 
 class Connection(asyncio.Protocol):
-    """A client connection; `exchange()` sends one request and returns its response."""
+    """A client connection; `roundtrip()` sends one request and returns its response."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -197,21 +197,6 @@ class Connection(asyncio.Protocol):
         """
         if self._transport is not None and not self._transport.is_closing():
             self._transport.abort()
-
-    async def exchange(
-        self, request: httpx.Request, body: bytes, read_timeout: float | None
-    ) -> tuple[httpx.Response, bool]:
-        """Send `request` and read its response; also say whether the connection is reusable."""
-        head, content, reusable = await self.roundtrip(
-            request_head(request, len(body)) + body, request.method == "HEAD", read_timeout, request
-        )
-        response = httpx.Response(
-            head.status,
-            headers=head.headers,
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": head.version, "reason_phrase": head.reason},
-        )
-        return response, reusable
 
     async def roundtrip(
         self,
