@@ -112,8 +112,8 @@ class ProxmoxClient(VmOperations):
         entries it uses (the sync, at 10,000 guests: `parse` on each entry costs four
         times the JSON decoding, and the decoding into dicts four times this). A body that
         is not a list of objects with a string `id` and `type` is `ProxmoxBadResponse`.
-        The pool membership is not refreshed here: hand the parsed pool guests to
-        `remember_pool` (or their vmids and nodes to `remember_members`)."""
+        The pool membership is not refreshed here: hand the pool guests' vmids and
+        nodes to `remember_members`."""
         entries: list[ResourceEntry] = await self._api.get_decoded(
             "/cluster/resources", decode_entries
         )
@@ -124,11 +124,6 @@ class ProxmoxClient(VmOperations):
         (vmid -> node; ignored unless `pool` is ours): one dict, no pass over every
         entry again."""
         self._guard.replace_members(pool, members)
-
-    def remember_pool(self, guests: Iterable[pools.PoolEntry]) -> None:
-        """Refresh the pool membership from /cluster/resources guests (as
-        `cluster_resources` does; those of other pools are ignored)."""
-        self._guard.replace_from_resources(guests)
 
     async def pool_vms(self) -> list[ClusterResource]:
         """Cluster-resource entries of the guests in our pool, and only those."""

@@ -53,18 +53,29 @@ class Head:
     close: bool  # the server closes after this response (or it is HTTP/1.0)
 
 
+def field_ok(name: bytes, value: bytes) -> bool:
+    """A request header that can be written as it is: a token name, and a value without
+    CR, LF or NUL (nothing can be smuggled into the head)."""
+    return bool(_TOKEN.fullmatch(name)) and not (b"\r" in value or b"\n" in value or b"\0" in value)
+
+
+def token_ok(method: bytes) -> bool:
+    """A method that can be written in a request line."""
+    return bool(_TOKEN.fullmatch(method))
+
+
 def request_head(request: httpx.Request, body_length: int) -> bytes:
     """The request line and headers, checked so nothing can be smuggled into them."""
     method = request.method.encode("ascii")
     target = request.url.raw_path
-    if not _TOKEN.fullmatch(method) or any(c in target for c in b" \r\n\0"):
+    if not token_ok(method) or any(c in target for c in b" \r\n\0"):
         raise httpx.LocalProtocolError(
             f"cannot write request line for {request.method} {target!r}", request=request
         )
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     chunked = False
     for name, value in request.headers.raw:
-        if not _TOKEN.fullmatch(name) or b"\r" in value or b"\n" in value or b"\0" in value:
+        if not field_ok(name, value):
             raise httpx.LocalProtocolError(f"invalid request header {name!r}", request=request)
         lowered = name.lower()
         if lowered == b"transfer-encoding":

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from openvle_core.proxmox.http.connection import Head, request_head
+from openvle_core.proxmox.http.connection import Head, field_ok, request_head, token_ok
 
 Origin = tuple[str, str, int]
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -33,7 +33,6 @@ _PLAIN_URL = re.compile(
     r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?"
     r"((?:/(?:[A-Za-z0-9_~-]|%[0-9A-F]{2})(?:[A-Za-z0-9._~-]|%[0-9A-F]{2})*)*/?)"
 )
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _OWN_HEADERS = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding"})
 _FORM_TYPE = b"Content-Type: application/x-www-form-urlencoded\r\n"
@@ -79,7 +78,7 @@ def prepare(
     for a plain URL, string parameters and headers httpx adds nothing before; else None.
     `checked` keeps the header lines once checked."""
     match = _PLAIN_URL.fullmatch(url)
-    if match is None or not _TOKEN.fullmatch(method.encode("ascii", "replace")):
+    if match is None or not token_ok(method.encode("ascii", "replace")):
         return None
     scheme, host, port_text, path = match.groups()
     if not path:
@@ -124,9 +123,7 @@ def _fields(raw: tuple[tuple[bytes, bytes], ...]) -> bytes | None:
     """Header lines, checked; None when httpx would add or replace one of them."""
     lines: list[bytes] = []
     for name, value in raw:
-        if name.lower() in _OWN_HEADERS or not _TOKEN.fullmatch(name):
-            return None
-        if b"\r" in value or b"\n" in value or b"\0" in value:
+        if name.lower() in _OWN_HEADERS or not field_ok(name, value):
             return None
         lines += (name, b": ", value, b"\r\n")
     return b"".join(lines)
